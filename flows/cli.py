@@ -1,0 +1,137 @@
+"""The `newsflow` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import tasks.settings  # noqa: F401  (turns telemetry off before Prefect is imported)
+
+EXIT_OK, EXIT_USAGE, EXIT_SOURCES, EXIT_WAREHOUSE, EXIT_QUALITY, EXIT_FAILED = 0, 2, 3, 4, 5, 1
+
+
+def _inline_sources(args: argparse.Namespace) -> list[dict[str, Any]]:
+    sources: list[dict[str, Any]] = []
+    common = {"allow_private_network": True} if args.allow_private_network else {}
+    for number, pattern in enumerate(args.files or [], start=1):
+        sources.append({"name": f"files-{number}", "kind": "files", "path": pattern, **common})
+    for number, url in enumerate(args.feed or [], start=1):
+        sources.append({"name": f"feed-{number}", "kind": "rss", "url": url, **common})
+    if args.url:
+        sources.append({"name": "urls", "kind": "urls", "urls": list(args.url), **common})
+    return sources
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    by_stage = summary.get("quarantined_by_stage", {})
+    print(f"\nrun {summary['run_id']}")
+    print(f"{'stage':<10}{'in':>8}{'out':>8}{'quarantined':>13}{'duplicates':>12}")
+    for stage in ("fetch", "clean", "dedupe", "validate", "load"):
+        dropped = summary.get("duplicates", 0) if stage == "dedupe" else 0
+        if stage == "dedupe":
+            dropped = summary.get("dedupe_in", 0) - summary.get("dedupe_out", 0)
+        print(f"{stage:<10}{summary.get(stage + '_in', 0):>8}{summary.get(stage + '_out', 0):>8}"
+              f"{by_stage.get(stage, 0):>13}{dropped:>12}")
+
+
+def run_ingest(sources_file: str | None, sources: list[dict[str, Any]] | None, warehouse: str | None) -> int:
+    """Run the flow and print its summary; exit codes say what went wrong, with a one-line reason."""
+    from flows.ingest import ingest_news
+    from tasks.sources import SourcesError
+    from tasks.validate import StageFailed
+    from tasks.warehouse import WarehouseError
+
+    try:
+        summary = ingest_news(sources_file=sources_file, sources=sources, warehouse_url=warehouse)
+    except SourcesError as exc:
+        print(f"newsflow: bad sources: {exc}", file=sys.stderr)
+        return EXIT_SOURCES
+    except WarehouseError as exc:
+        print(f"newsflow: {exc}", file=sys.stderr)
+        return EXIT_WAREHOUSE
+    except StageFailed as exc:
+        print(f"newsflow: run failed: {exc}", file=sys.stderr)
+        return EXIT_QUALITY
+    except Exception as exc:
+        print(f"newsflow: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print_summary(summary)
+    return EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    inline = _inline_sources(args)
+    if not args.sources and not inline:
+        print("newsflow: nothing to ingest: give --sources FILE, --files GLOB, --feed URL or --url URL",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return run_ingest(args.sources, inline or None, args.warehouse)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the bundled sample site on 127.0.0.1, ingest it, and show what landed in the warehouse."""
+    from flows.sample_site import SampleSite
+    from tasks.settings import PROJECT_ROOT, get_settings
+
+    warehouse = args.warehouse or get_settings().warehouse_url
+    with SampleSite() as site:
+        os.environ["NEWSFLOW_SAMPLE_BASE_URL"] = site.base_url
+        print(f"serving the sample news site at {site.base_url}")
+        status = run_ingest(str(PROJECT_ROOT / "samples" / "sources.yaml"), None, warehouse)
+    if status == EXIT_OK:
+        show_warehouse(warehouse)
+    return status
+
+
+def show_warehouse(url: str) -> None:
+    from sqlalchemy import text
+
+    from tasks.warehouse import get_engine
+
+    queries = {
+        "articles": "SELECT id, source, substr(title, 1, 60) AS title, word_count FROM articles ORDER BY id",
+        "duplicates": "SELECT d.kind, d.similarity, d.url, a.canonical_url AS duplicate_of "
+                      "FROM duplicates d JOIN articles a ON a.id = d.article_id ORDER BY d.id",
+        "quarantine": "SELECT stage, url, reasons FROM quarantine "
+                      "WHERE run_id = (SELECT run_id FROM pipeline_runs ORDER BY started_at DESC LIMIT 1)",
+    }
+    with get_engine(url).connect() as conn:
+        for name, query in queries.items():
+            rows = conn.execute(text(query)).all()
+            print(f"\n{name} ({len(rows)} rows): {query}")
+            for row in rows:
+                print("  " + " | ".join(str(v)[:90] for v in row))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsflow", description="Fetch, clean, deduplicate, validate and "
+                                     "load news text into a warehouse.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="run the ingest-news flow once")
+    ingest.add_argument("--sources", metavar="FILE", help="YAML sources file")
+    ingest.add_argument("--files", metavar="GLOB", action="append", help="local .txt/.html/.json/.jsonl files")
+    ingest.add_argument("--feed", metavar="URL", action="append", help="an RSS/Atom feed")
+    ingest.add_argument("--url", metavar="URL", action="append", help="an article page")
+    ingest.add_argument("--allow-private-network", action="store_true",
+                        help="let --feed/--url sources reach loopback and private addresses")
+    ingest.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    demo = commands.add_parser("demo", help="ingest the bundled sample site into the warehouse")
+    demo.add_argument("--warehouse", metavar="URL")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,152 @@
+"""The `ingest-news` flow: fetch -> clean -> deduplicate -> validate -> load, with quality checks
+after every stage. Thin orchestration only: the work is in `tasks/`."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from flows.stages import (
+    clean_task,
+    dedupe_task,
+    fetch_task,
+    load_task,
+    orphan_rejections,
+    quarantine_rows,
+    record_task,
+    validate_task,
+)
+from tasks.frames import articles_frame, documents_frame, loaded_frame
+from tasks.records import Document
+from tasks.settings import Settings, get_settings
+from tasks.sources import resolve_sources
+from tasks.validate import StageFailed, Verdict
+from tasks.warehouse import finish_run, get_engine, start_run
+
+
+class RunReport:
+    """Counts of what each stage took in and passed on, kept as the run goes."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.quarantined_by_stage: Counter[str] = Counter()
+        self.verdicts: list[Verdict] = []
+
+    def stage(self, name: str, taken_in: int, passed_on: int) -> None:
+        self.counts[f"{name}_in"] += taken_in
+        self.counts[f"{name}_out"] += passed_on
+
+    def quarantined(self, stage: str, n: int) -> None:
+        self.quarantined_by_stage[stage] += n
+        self.counts["quarantined"] += n
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dict(self.counts), "quarantined_by_stage": dict(self.quarantined_by_stage)}
+
+
+def _batches(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), max(1, size))] or [[]]
+
+
+def _gate(stage: str, records: list[Any], frame: Any, settings: Settings, run_id: str, label: str,
+          report: RunReport) -> list[Any]:
+    """Run the stage's suite; quarantine rows failing critical checks; fail on batch-level failures."""
+    verdict = validate_task(stage, frame, settings, label)
+    report.verdicts.append(verdict)
+    passed, rejected = quarantine_rows(stage, records, verdict)
+    record_task(settings, run_id, f"{stage} quality {label}", rejections=rejected, dq_results=verdict.results)
+    report.quarantined(stage, len(rejected))
+    if verdict.batch_failures:
+        raise StageFailed(f"{stage} stage failed critical checks for {label}: {'; '.join(verdict.batch_failures)}")
+    if records and not passed:
+        raise StageFailed(f"{stage} stage: every record of {label} failed critical checks "
+                          f"({'; '.join(sorted({r for rs in verdict.failed_rows.values() for r in rs})[:3])})")
+    return passed
+
+
+def _publish(report: RunReport, run_id: str) -> None:
+    table = [{"stage": v.stage, "expectation": r["expectation"], "severity": r["severity"],
+              "result": "pass" if r["success"] else "FAIL", "unexpected": r["unexpected_count"]}
+             for v in report.verdicts for r in v.results]
+    if table:
+        create_table_artifact(key="data-quality", table=table, description=f"Expectations of run {run_id}")
+    counts = report.counts
+    lines = ["| stage | in | out |", "|---|---|---|"]
+    lines += [f"| {s} | {counts[s + '_in']} | {counts[s + '_out']} |"
+              for s in ("fetch", "clean", "dedupe", "validate", "load")]
+    create_markdown_artifact(
+        key="run-summary",
+        markdown=f"# Run {run_id}\n\n" + "\n".join(lines)
+        + f"\n\nQuarantined: {counts['quarantined']} · duplicates dropped: {counts['duplicates']}\n",
+        description="What each stage took in and passed on",
+    )
+
+
+@flow(name="ingest-news", log_prints=True)
+def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] | None = None,
+                warehouse_url: str | None = None) -> dict[str, Any]:
+    """Ingest news from the given sources into the warehouse."""
+    logger = get_run_logger()
+    settings = get_settings()
+    if warehouse_url:
+        settings = settings.model_copy(update={"warehouse_url": warehouse_url})
+    specs = resolve_sources(sources_file, sources)  # a wrong file fails here, before any fetch
+    engine = get_engine(settings.warehouse_url)
+    run_id = str(flow_run.id or uuid.uuid4())
+    start_run(engine, run_id, flow_run.id)
+    report = RunReport()
+    try:
+        # Fetch: every source in parallel (I/O bound), every attempt recorded.
+        documents: list[Document] = []
+        for outcome in [future.result() for future in [fetch_task.submit(s, settings) for s in specs]]:
+            record_task(settings, run_id, f"fetch {outcome.source}", attempts=outcome.attempts,
+                        rejections=outcome.rejections)
+            report.stage("fetch", outcome.stats.taken_in, len(outcome.documents))
+            report.quarantined("fetch", len(outcome.rejections))
+            logger.info("%s: fetched %d documents, %d attempts, %d rejected", outcome.source,
+                        len(outcome.documents), len(outcome.attempts), len(outcome.rejections))
+            documents.extend(_gate("fetch", outcome.documents, documents_frame(outcome.documents),
+                                   settings, run_id, outcome.source, report)
+                             if outcome.documents else [])
+        report.counts["fetch_out"] = len(documents)
+
+        # Clean -> dedupe -> validate -> load, batch by batch: later batches see earlier ones loaded.
+        for number, batch in enumerate(_batches(documents, settings.batch_size), start=1):
+            label = f"batch {number}"
+            cleaned = clean_task(batch, label)
+            record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
+            report.quarantined("clean", len(cleaned.rejections))
+            articles = _gate("clean", cleaned.articles, articles_frame(cleaned.articles), settings, run_id,
+                             label, report) if cleaned.articles else []
+            report.stage("clean", len(batch), len(articles))
+
+            deduped = dedupe_task(articles, settings, label)
+            report.stage("dedupe", len(articles), len(deduped.kept))
+            valid = _gate("dedupe", deduped.kept, articles_frame(deduped.kept), settings, run_id, label,
+                          report) if deduped.kept else []
+            report.stage("validate", len(deduped.kept), len(valid))
+
+            loaded = load_task(valid, deduped, settings, run_id, label)
+            report.stage("load", len(valid), loaded.stats.passed_on)
+            report.counts["duplicates"] += loaded.stats.counts["duplicates"]
+            if loaded.orphans:
+                rejected = orphan_rejections(loaded.orphans)
+                record_task(settings, run_id, f"load {label}", rejections=rejected)
+                report.quarantined("load", len(rejected))
+            logger.info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", label,
+                        len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
+
+        frame = loaded_frame(engine, run_id)
+        _gate("load", [], frame, settings, run_id, "warehouse", report)
+    except Exception as exc:
+        finish_run(engine, run_id, "failed", report.counts, f"{type(exc).__name__}: {exc}")
+        raise
+    finish_run(engine, run_id, "completed", report.counts)
+    _publish(report, run_id)
+    logger.info("run %s completed: %s", run_id, dict(report.counts))
+    return {"run_id": run_id, **report.as_dict()}

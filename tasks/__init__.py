@@ -1,0 +1,1 @@
+"""newsflow stage logic: plain functions over typed records, testable without Prefect."""

@@ -1,0 +1,124 @@
+"""Typed records that flow between the stages.
+
+One `Document` is created per fetched or read item and becomes one `Article` after cleaning.
+Everything that is not passed on is kept as a `Rejection` (quarantine) or `Duplicate`, never dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+STAGES = ("fetch", "clean", "dedupe", "validate", "load")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Document:
+    """A raw item as fetched or read, before cleaning. `html` or `text` carries the body."""
+
+    source: str
+    url: str
+    html: str | None = None
+    text: str | None = None
+    content_type: str = "text/html"
+    fetched_at: datetime = field(default_factory=utcnow)
+    status_code: int | None = None
+    # Metadata known before cleaning (feed item, JSON record): title, published_at, authors, summary, ...
+    hints: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Article:
+    """A cleaned article, the unit that is deduplicated, validated and loaded."""
+
+    source: str
+    url: str
+    canonical_url: str
+    text: str
+    title: str | None = None
+    authors: list[str] = field(default_factory=list)
+    published_at: datetime | None = None
+    language: str | None = None
+    description: str | None = None
+    site_name: str | None = None
+    fetched_at: datetime = field(default_factory=utcnow)
+    content_hash: str = ""  # sha256 of the normalised text, set by the dedupe stage
+    word_count: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.word_count:
+            self.word_count = len(self.text.split())
+
+    def as_row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(slots=True)
+class FetchAttempt:
+    """One fetch attempt, good or bad: a row of `fetches`."""
+
+    source: str
+    url: str
+    status_code: int | None = None
+    error: str | None = None
+    bytes: int = 0
+    elapsed_ms: int = 0
+    content_type: str | None = None
+    fetched_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(slots=True)
+class Rejection:
+    """A record held back by a stage: a row of `quarantine`."""
+
+    stage: str
+    source: str
+    url: str | None
+    reasons: list[str]
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Duplicate:
+    """A record dropped as a copy of another article: a row of `duplicates`.
+
+    `kept_url` is the canonical URL of the article kept; its id is resolved when loading.
+    """
+
+    url: str
+    source: str
+    kept_url: str
+    kind: str  # "url", "exact" or "near"
+    similarity: float = 1.0
+    kept_article_id: int | None = None
+    canonical_url: str = ""  # the dropped copy's own canonical URL
+
+
+@dataclass(slots=True)
+class StageStats:
+    """Counters a stage keeps about what it took in and what became of it."""
+
+    stage: str
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+
+    @property
+    def taken_in(self) -> int:
+        return self.counts["in"]
+
+    @property
+    def passed_on(self) -> int:
+        return self.counts["out"]
+
+    def merge(self, other: StageStats) -> StageStats:
+        self.counts.update(other.counts)
+        return self

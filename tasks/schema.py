@@ -1,0 +1,133 @@
+"""The warehouse schema, defined once. Users query these tables: keep the names, add columns freely."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+articles = Table(
+    "articles", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("canonical_url", Text, nullable=False, unique=True),
+    Column("source", String(200), nullable=False, index=True),
+    Column("title", Text),
+    Column("authors", Json, nullable=False, default=list),
+    Column("published_at", Timestamp, index=True),
+    Column("language", String(16)),
+    Column("text", Text, nullable=False),
+    Column("word_count", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False, index=True),
+    Column("description", Text),
+    Column("site_name", Text),
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("last_run_id", String(64)),
+)
+
+# MinHash signature of each article, and its LSH band keys (indexed) for near-duplicate candidates.
+article_signatures = Table(
+    "article_signatures", metadata,
+    Column("article_id", Id, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("signature", LargeBinary, nullable=False),
+)
+
+article_band_keys = Table(
+    "article_band_keys", metadata,
+    Column("band_key", String(24), primary_key=True),
+    Column("article_id", Id, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+duplicates = Table(
+    "duplicates", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False, unique=True),
+    Column("canonical_url", Text),
+    Column("source", String(200)),
+    Column("article_id", Id, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("similarity", Float, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("detected_at", Timestamp, nullable=False),
+)
+
+fetches = Table(
+    "fetches", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("source", String(200)),
+    Column("url", Text, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("elapsed_ms", Integer, nullable=False, default=0),
+    Column("content_type", Text),
+    Column("fetched_at", Timestamp, nullable=False),
+)
+
+quarantine = Table(
+    "quarantine", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("stage", String(32), nullable=False),
+    Column("source", String(200)),
+    Column("url", Text),
+    Column("reasons", Json, nullable=False),
+    Column("payload", Json),
+    Column("quarantined_at", Timestamp, nullable=False),
+)
+
+dq_results = Table(
+    "dq_results", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("stage", String(32), nullable=False),
+    Column("suite", String(100), nullable=False),
+    Column("expectation", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("unexpected_count", Integer),
+    Column("unexpected_percent", Float),
+    Column("observed_value", Text),
+    Column("checked_at", Timestamp, nullable=False),
+)
+
+STAGE_COUNT_COLUMNS = [f"{stage}_{side}" for stage in ("fetch", "clean", "dedupe", "validate", "load")
+                       for side in ("in", "out")]
+
+pipeline_runs = Table(
+    "pipeline_runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("flow_run_id", String(64)),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Column("status", String(16), nullable=False),
+    Column("message", Text),
+    *[Column(name, Integer, nullable=False, default=0) for name in STAGE_COUNT_COLUMNS],
+    Column("quarantined", Integer, nullable=False, default=0),
+    Column("duplicates", Integer, nullable=False, default=0),
+)
+
+Index("ix_duplicates_run", duplicates.c.run_id)

@@ -1,0 +1,65 @@
+"""All tunable defaults in one place, overridable with NEWSFLOW_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Telemetry off before Prefect or Great Expectations are imported anywhere in the process.
+for _name, _value in {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    # The first start of Prefect's ephemeral API server migrates its database: give it time.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Every field can be set as NEWSFLOW_<FIELD> (e.g. NEWSFLOW_WAREHOUSE_URL)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", extra="ignore")
+
+    # Warehouse
+    warehouse_url: str = "sqlite:///data/warehouse.db"
+    data_dir: Path = Path("data")
+    expectations_dir: Path = PROJECT_ROOT / "expectations"
+
+    # Fetch
+    user_agent: str = "newsflow/0.1 (+https://github.com/newsflow/newsflow; news ingestion bot)"
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    request_timeout: float = 30.0
+    max_response_bytes: int = 5_000_000
+    max_redirects: int = 5
+    fetch_concurrency: int = 8
+    host_delay_seconds: float = 1.0
+    max_retries: int = 2
+    max_items_per_source: int = 500
+
+    # Clean
+    min_words: int = 40
+    allowed_languages: list[str] = Field(default_factory=list)  # empty: any language
+
+    # Deduplicate
+    shingle_size: int = 5
+    minhash_permutations: int = 128
+    lsh_bands: int = 32
+    near_jaccard_threshold: float = 0.5
+    near_containment_threshold: float = 0.7
+
+    # Orchestration
+    batch_size: int = 500
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings read once from the environment."""
+    return Settings()

@@ -1,0 +1,144 @@
+"""The sources file: which feeds, pages and files to ingest, validated before anything is fetched."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+
+
+class SourcesError(ValueError):
+    """The sources file or list is wrong; the message names the entry and the field."""
+
+
+class _SourceBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    allow_private_network: bool = False
+    max_items: int | None = Field(default=None, gt=0)
+
+
+class FilesSource(_SourceBase):
+    kind: Literal["files"]
+    path: str = Field(min_length=1)  # a path or glob of .txt, .html, .json, .jsonl files
+
+
+class HttpSource(_SourceBase):
+    @staticmethod
+    def _check_http(url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        return url
+
+
+class RssSource(HttpSource):
+    kind: Literal["rss"]
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return cls._check_http(value)
+
+
+class UrlsSource(HttpSource):
+    kind: Literal["urls"]
+    urls: list[str] = Field(min_length=1)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, values: list[str]) -> list[str]:
+        return [cls._check_http(v) for v in values]
+
+
+Source = Annotated[FilesSource | RssSource | UrlsSource, Field(discriminator="kind")]
+_SOURCE_LIST = TypeAdapter(list[Source])
+
+
+def expand_env(value: Any) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in strings, so one file serves several environments."""
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise SourcesError(f"environment variable {name} is not set (used in the sources)")
+
+        return _ENV_REFERENCE.sub(substitute, value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
+
+
+def parse_sources(entries: Any, origin: str = "sources") -> list[Source]:
+    """Validate a list of source entries; errors name the entry (index and name) and the field."""
+    if not isinstance(entries, list) or not entries:
+        raise SourcesError(f"{origin}: expected a non-empty list of sources")
+    entries = expand_env(entries)
+    try:
+        sources = _SOURCE_LIST.validate_python(entries)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = list(first["loc"])
+        index = location[0] if location and isinstance(location[0], int) else None
+        entry = entries[index] if index is not None and index < len(entries) else {}
+        name = entry.get("name", "?") if isinstance(entry, dict) else "?"
+        # Pydantic puts the discriminator tag ("rss", "files", ...) second in the location.
+        fields = [str(part) for part in location[2:]] if len(location) > 2 else []
+        field_name = ".".join(fields) or "kind"
+        raise SourcesError(
+            f"{origin}: source #{index} ({name}), field '{field_name}': {first['msg']}"
+        ) from None
+    names = [s.name for s in sources]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise SourcesError(f"{origin}: source names must be unique, repeated: {', '.join(duplicated)}")
+    return sources
+
+
+def load_sources_file(path: str | os.PathLike[str]) -> list[Source]:
+    """Read and validate a YAML sources file (`sources:` list)."""
+    file = Path(path)
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SourcesError(f"{file}: no such sources file") from None
+    except yaml.YAMLError as exc:
+        raise SourcesError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(document, dict) or "sources" not in document:
+        raise SourcesError(f"{file}: expected a mapping with a 'sources:' list")
+    sources = parse_sources(document["sources"], origin=str(file))
+    for source in sources:
+        # Paths in a sources file are relative to the file, so it works from any directory.
+        if isinstance(source, FilesSource) and not Path(source.path).is_absolute():
+            source.path = str(file.parent / source.path)
+    return sources
+
+
+def resolve_sources(
+    sources_file: str | None = None, sources: list[dict[str, Any]] | None = None
+) -> list[Source]:
+    """Sources from a file and/or an inline list (the flow's two parameters)."""
+    resolved: list[Source] = []
+    if sources_file:
+        resolved.extend(load_sources_file(sources_file))
+    if sources:
+        resolved.extend(parse_sources(sources, origin="sources parameter"))
+    if not resolved:
+        raise SourcesError("no sources given: pass a sources file or a list of sources")
+    names = [s.name for s in resolved]
+    if len(set(names)) != len(names):
+        raise SourcesError("source names must be unique across the sources file and the sources list")
+    return resolved

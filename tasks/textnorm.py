@@ -1,0 +1,51 @@
+"""Text normalisation shared by the clean and dedupe stages."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+
+import ftfy
+
+# Zero-width and other invisible characters that survive NFC but break comparisons.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_SPACES = re.compile(r"[^\S\n]+")
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+                         "\u00ab": '"', "\u00bb": '"',
+                         "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+                         "\u2015": "-", "\u2212": "-"})
+
+
+def normalize_text(text: str) -> str:
+    """Readable normalisation for stored text: mojibake repaired, NFC, no invisibles, tidy spaces.
+
+    Paragraph breaks (blank lines) are kept; runs of spaces and tabs inside a line collapse to one.
+    """
+    text = ftfy.fix_text(text, normalization="NFC", uncurl_quotes=False)
+    text = _INVISIBLE.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def fold_for_comparison(text: str) -> str:
+    """Aggressive folding for equality tests: entities, NFKC, quotes and dashes, case, all whitespace."""
+    text = html.unescape(text)
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", text).translate(_QUOTES).casefold()
+    return " ".join(text.split())
+
+
+def content_hash(text: str) -> str:
+    """Hash of the folded text: equal for copies that differ only in encoding, case or spacing."""
+    return hashlib.sha256(fold_for_comparison(text).encode("utf-8")).hexdigest()
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Paragraphs of a text: blank-line separated blocks, or lines when there are no blank lines."""
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text) if b.strip()]
+    if len(blocks) <= 1:
+        blocks = [line.strip() for line in text.split("\n") if line.strip()]
+    return blocks

@@ -1,0 +1,174 @@
+"""Connecting to the warehouse and writing the run's bookkeeping rows (runs, fetches, quarantine, DQ)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import make_url
+
+from tasks import schema
+from tasks.dedupe import KnownArticle
+from tasks.records import FetchAttempt, Rejection, utcnow
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or written; the message never contains a password."""
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | tuple):
+        return list(value)
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<invalid warehouse URL>"
+
+
+def open_warehouse(url: str, create: bool = True) -> Engine:
+    """An engine for the warehouse URL, its schema created when missing."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise WarehouseError(f"invalid warehouse URL {url!r}: {exc}") from None
+    kwargs: dict[str, Any] = {"json_serializer": dumps, "pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    engine = create_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _: Any) -> None:
+            cursor = connection.cursor()
+            # WAL lets readers work while a run writes; busy_timeout makes a second writer wait.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    if create:
+        try:
+            schema.metadata.create_all(engine)
+        except Exception as exc:
+            raise WarehouseError(f"warehouse {safe_url(url)} unavailable: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0]}") from None
+    return engine
+
+
+def pack_signature(signature: Sequence[int]) -> bytes:
+    return struct.pack(f"<{len(signature)}I", *signature)
+
+
+def unpack_signature(blob: bytes) -> list[int]:
+    return list(struct.unpack(f"<{len(blob) // 4}I", blob))
+
+
+# --- run bookkeeping -------------------------------------------------------------------------
+
+
+def start_run(engine: Engine, run_id: str, flow_run_id: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(schema.pipeline_runs).values(
+            run_id=run_id, flow_run_id=flow_run_id, started_at=utcnow(), status="running"))
+
+
+def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, int], message: str | None = None) -> None:
+    allowed = set(schema.STAGE_COUNT_COLUMNS) | {"quarantined", "duplicates"}
+    values = {k: int(v) for k, v in counts.items() if k in allowed}
+    with engine.begin() as conn:
+        conn.execute(update(schema.pipeline_runs).where(schema.pipeline_runs.c.run_id == run_id).values(
+            finished_at=utcnow(), status=status, message=message, **values))
+
+
+def record_fetches(engine: Engine, run_id: str, attempts: Iterable[FetchAttempt]) -> int:
+    rows = [{"run_id": run_id, "source": a.source, "url": a.url, "status_code": a.status_code,
+             "error": a.error, "bytes": a.bytes, "elapsed_ms": a.elapsed_ms,
+             "content_type": a.content_type, "fetched_at": a.fetched_at} for a in attempts]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(schema.fetches), rows)
+    return len(rows)
+
+
+def record_rejections(engine: Engine, run_id: str, rejections: Iterable[Rejection]) -> int:
+    now = utcnow()
+    rows = [{"run_id": run_id, "stage": r.stage, "source": r.source, "url": r.url,
+             "reasons": list(r.reasons), "payload": json.loads(dumps(r.payload)), "quarantined_at": now}
+            for r in rejections]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(schema.quarantine), rows)
+    return len(rows)
+
+
+def record_dq_results(engine: Engine, run_id: str, results: Iterable[dict[str, Any]]) -> int:
+    now = utcnow()
+    rows = [{"run_id": run_id, "checked_at": now, **r} for r in results]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(schema.dq_results), rows)
+    return len(rows)
+
+
+# --- what dedupe needs to know ---------------------------------------------------------------
+
+
+class WarehouseIndex:
+    """The dedupe stage's view of articles already loaded (implements `tasks.dedupe.DedupIndex`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _known(self, column: Any, values: Iterable[str]) -> dict[str, KnownArticle]:
+        values = list(set(values))
+        found: dict[str, KnownArticle] = {}
+        a = schema.articles
+        with self.engine.connect() as conn:
+            for start in range(0, len(values), 500):
+                rows = conn.execute(select(a.c.id, a.c.canonical_url, column)
+                                    .where(column.in_(values[start:start + 500])))
+                for row in rows:
+                    found[row[2]] = KnownArticle(row.id, row.canonical_url)
+        return found
+
+    def by_canonical_url(self, urls: Iterable[str]) -> dict[str, KnownArticle]:
+        return self._known(schema.articles.c.canonical_url, urls)
+
+    def by_content_hash(self, hashes: Iterable[str]) -> dict[str, KnownArticle]:
+        return self._known(schema.articles.c.content_hash, hashes)
+
+    def by_band_keys(self, keys: Iterable[str]) -> list[KnownArticle]:
+        a, b, s = schema.articles, schema.article_band_keys, schema.article_signatures
+        keys = list(keys)
+        query = (select(a.c.id, a.c.canonical_url, a.c.text, s.c.signature)
+                 .join(s, s.c.article_id == a.c.id)
+                 .where(a.c.id.in_(select(b.c.article_id).where(b.c.band_key.in_(keys)).distinct())))
+        with self.engine.connect() as conn:
+            return [KnownArticle(r.id, r.canonical_url, r.text, unpack_signature(r.signature))
+                    for r in conn.execute(query)]
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str) -> Engine:
+    """One engine (and connection pool) per warehouse URL per process."""
+    return open_warehouse(url)
