@@ -231,7 +231,9 @@ def fetch_files(source: FilesSource, settings: Settings, outcome: FetchOutcome) 
 # --- http ------------------------------------------------------------------------------------
 
 
-def _fetch_page(fetcher: HttpFetcher, url: str, source: str, hints: dict[str, Any]) -> tuple[HttpResult, Document | None]:
+def _fetch_page(
+    fetcher: HttpFetcher, url: str, source: str, hints: dict[str, Any]
+) -> tuple[HttpResult, Document | None]:
     result = fetcher.get(url, source)
     if result.text is None:
         return result, None

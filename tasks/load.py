@@ -64,8 +64,8 @@ def _ids_by_canonical_url(conn: Connection, urls: Sequence[str]) -> dict[str, in
     found: dict[str, int] = {}
     urls = list(set(urls))
     for start in range(0, len(urls), 500):
-        for row in conn.execute(select(a.c.canonical_url, a.c.id).where(a.c.canonical_url.in_(urls[start:start + 500]))):
-            found[row.canonical_url] = row.id
+        query = select(a.c.canonical_url, a.c.id).where(a.c.canonical_url.in_(urls[start:start + 500]))
+        found.update({row.canonical_url: row.id for row in conn.execute(query)})
     return found
 
 
