@@ -48,8 +48,10 @@ class CleanOutcome:
 def extract_text(html: str, url: str | None = None) -> str:
     """The article's main text, paragraphs separated by blank lines ('' when there is none)."""
     text = trafilatura.extract(
+        # deduplicate=False: trafilatura's dedup cache is process-wide, so it would cut paragraphs of one
+        # page because another page had them (copies must reach the dedupe stage intact).
         html, url=url, favor_precision=True, include_comments=False, include_tables=False,
-        deduplicate=True, with_metadata=False,
+        deduplicate=False, with_metadata=False,
     )
     if not text:
         return ""

@@ -143,15 +143,17 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
     """Keep one article per URL / text / near-duplicate cluster; record the others as duplicates."""
     outcome = DedupOutcome()
     outcome.stats.add("in", len(articles))
-    ordered = sorted(articles, key=_preference)
+    # An article whose URL is already in the warehouse is the same article seen again: it is kept (the
+    # load stage refreshes it) and wins over newcomers in the batch.
+    known_urls = index.by_canonical_url({a.canonical_url for a in articles})
+    ordered = sorted(articles, key=lambda a: (a.canonical_url not in known_urls, *_preference(a)))
 
     def drop(article: Article, kept_url: str, kind: str, similarity: float, kept_id: int | None) -> None:
         outcome.duplicates.append(Duplicate(article.url, article.source, kept_url, kind, similarity, kept_id,
                                             article.canonical_url))
         outcome.stats.add(f"duplicate_{kind}")
 
-    # Level 1a: canonical URL repeated inside the batch (a URL already in the warehouse is the same
-    # article seen again: it passes on and the load stage refreshes it).
+    # Level 1a: canonical URL repeated inside the batch.
     by_url: dict[str, Article] = {}
     for article in ordered:
         if article.canonical_url in by_url:
@@ -159,7 +161,6 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
         else:
             by_url[article.canonical_url] = article
     candidates = list(by_url.values())
-    known_urls = index.by_canonical_url(by_url)
 
     # Level 1b: same normalised text.
     prints = {a.canonical_url: fingerprint(a.text, settings) for a in candidates}
