@@ -106,6 +106,29 @@ def show_warehouse(url: str) -> None:
                 print("  " + " | ".join(str(v)[:90] for v in row))
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    """Migrate the warehouse schema to the newest revision, or show the revision it is at."""
+    from tasks import migrate
+    from tasks.settings import get_settings
+    from tasks.warehouse import WarehouseError, safe_url
+
+    url = args.warehouse or get_settings().warehouse_url
+    try:
+        if args.db_command == "upgrade":
+            before = migrate.current(url)
+            after = migrate.upgrade(url, args.revision)
+            print(f"{safe_url(url)}: {', '.join(before) or '(empty)'} -> {', '.join(after)}")
+        else:
+            revisions = migrate.current(url)
+            heads = migrate.heads()
+            state = "up to date" if set(revisions) == set(heads) else f"behind: head is {', '.join(heads)}"
+            print(f"{safe_url(url)}: {', '.join(revisions) or '(not migrated)'} ({state})")
+    except WarehouseError as exc:
+        print(f"newsflow: {exc}", file=sys.stderr)
+        return EXIT_WAREHOUSE
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsflow", description="Fetch, clean, deduplicate, validate and "
                                      "load news text into a warehouse.")
@@ -124,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="ingest the bundled sample site into the warehouse")
     demo.add_argument("--warehouse", metavar="URL")
     demo.set_defaults(handler=cmd_demo)
+
+    db = commands.add_parser("db", help="the warehouse schema: upgrade it, show its revision")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_commands.add_parser("upgrade", help="apply the migrations the warehouse lacks")
+    db_upgrade.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    db_current = db_commands.add_parser("current", help="show the warehouse's revision")
+    for sub in (db_upgrade, db_current):
+        sub.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
+        sub.set_defaults(handler=cmd_db)
     return parser
 
 

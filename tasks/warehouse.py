@@ -42,12 +42,12 @@ def safe_url(url: str) -> str:
         return "<invalid warehouse URL>"
 
 
-def open_warehouse(url: str, create: bool = True) -> Engine:
-    """An engine for the warehouse URL, its schema created when missing."""
+def make_engine(url: str) -> Engine:
+    """An engine for the warehouse URL (SQLite: WAL and a busy timeout), without touching its schema."""
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise WarehouseError(f"invalid warehouse URL {url!r}: {exc}") from None
+        raise WarehouseError(f"invalid warehouse URL {safe_url(url)}: {type(exc).__name__}") from None
     kwargs: dict[str, Any] = {"json_serializer": dumps, "pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -66,13 +66,16 @@ def open_warehouse(url: str, create: bool = True) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-    if create:
-        try:
-            schema.metadata.create_all(engine)
-        except Exception as exc:
-            raise WarehouseError(f"warehouse {safe_url(url)} unavailable: {type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0]}") from None
     return engine
+
+
+def open_warehouse(url: str, migrate: bool = True) -> Engine:
+    """An engine for the warehouse URL, its schema first brought to the newest migration."""
+    if migrate:
+        from tasks.migrate import upgrade  # the migrations import this module
+
+        upgrade(url)
+    return make_engine(url)
 
 
 def pack_signature(signature: Sequence[int]) -> bytes:

@@ -1,0 +1,98 @@
+"""Creating and upgrading the warehouse schema with the Alembic migrations in `tasks/migrations/`.
+
+`upgrade(url)` runs before a flow's first load and behind `newsflow db upgrade`; it is cheap when the
+warehouse is already at the head revision. Concurrent upgrades are serialised: an advisory lock on
+PostgreSQL, `BEGIN IMMEDIATE` on SQLite (whose DDL is then transactional too).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event
+
+from tasks.warehouse import WarehouseError, make_engine, safe_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Key of the PostgreSQL advisory lock held while migrating (any constant unique to this application).
+MIGRATION_LOCK_ID = 7_402_611_007
+# Revision matching the schema that warehouses created before migrations existed have (create_all).
+BASELINE_REVISION = "0001"
+
+
+def alembic_config(url: str | None = None, extra_version_locations: tuple[str, ...] = ()) -> Config:
+    """Alembic configuration for the packaged migrations (plus extra revision folders, for tests)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    locations = [str(MIGRATIONS_DIR / "versions"), *extra_version_locations]
+    config.set_main_option("version_locations", os.pathsep.join(locations))
+    if url:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migration_engine(url: str) -> Engine:
+    """An engine for migrating: on SQLite every transaction is `BEGIN IMMEDIATE` (DDL included)."""
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        # The documented pysqlite recipe: take transaction control from the driver, begin ourselves.
+        @event.listens_for(engine, "connect")
+        def _no_driver_transactions(dbapi_connection, _record) -> None:
+            dbapi_connection.isolation_level = None
+            # Batch migrations rebuild a table by copy, drop and rename: with foreign keys on, the
+            # drop would cascade to the rows referencing it.
+            dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def heads(extra_version_locations: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return tuple(ScriptDirectory.from_config(alembic_config(None, extra_version_locations)).get_heads())
+
+
+def current(url: str) -> tuple[str, ...]:
+    """The warehouse's revision(s); empty when it has never been migrated."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return tuple(MigrationContext.configure(conn).get_current_heads())
+    except WarehouseError:
+        raise
+    except Exception as exc:
+        raise WarehouseError(f"warehouse {safe_url(url)} unavailable: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head", extra_version_locations: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Bring the warehouse to `revision` (default: the newest); returns the revision(s) it is at."""
+    try:
+        if revision == "head" and set(current(url)) == set(heads(extra_version_locations)):
+            return heads(extra_version_locations)
+        engine = migration_engine(url)
+        try:
+            with engine.connect() as conn:
+                config = alembic_config(url, extra_version_locations)
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+        finally:
+            engine.dispose()
+    except WarehouseError:
+        raise
+    except Exception as exc:
+        raise WarehouseError(f"cannot migrate warehouse {safe_url(url)}: {_first_line(exc)}") from None
+    return current(url)
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"

@@ -1,0 +1,1 @@
+"""Alembic migrations of the warehouse schema (`newsflow db upgrade`; see tasks/migrate.py)."""

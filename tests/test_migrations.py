@@ -1,0 +1,131 @@
+"""The warehouse schema is created and upgraded by the packaged Alembic migrations, in place."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from flows.cli import main
+from tasks import migrate, schema
+from tasks.warehouse import make_engine, open_warehouse
+
+ADD_COLUMN_REVISION = '''
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9001_test"
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    # On SQLite, copy the table: the riskiest path for the rows referencing it.
+    sqlite = op.get_context().dialect.name == "sqlite"
+    with op.batch_alter_table("articles", recreate="always" if sqlite else "auto") as batch:
+        batch.add_column(sa.Column("reading_minutes", sa.Integer(), nullable=False, server_default="3"))
+
+
+def downgrade():
+    with op.batch_alter_table("articles") as batch:
+        batch.drop_column("reading_minutes")
+'''
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def insert_baseline_article(url: str) -> None:
+    """A row as a warehouse of the first release held it (plain SQL: the 0001 columns only)."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO articles (url, canonical_url, source, title, authors, text, word_count, content_hash, "
+            "first_seen_at, last_seen_at) VALUES ('https://a.example/1', 'https://a.example/1', 'wire', 'Old', "
+            "'[]', 'old text', 2, 'h1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO duplicates (url, article_id, kind, similarity, run_id, detected_at) "
+            "SELECT 'https://b.example/copy', id, 'exact', 1.0, 'r1', CURRENT_TIMESTAMP FROM articles"))
+    engine.dispose()
+
+
+def test_upgrade_from_empty_builds_exactly_the_schema(warehouse_url):
+    assert migrate.current(warehouse_url) == ()
+    assert migrate.upgrade(warehouse_url) == migrate.heads()
+    assert len(migrate.heads()) == 1, "every schema change chains after the single head"
+    engine = make_engine(warehouse_url)
+    with engine.connect() as conn:
+        # The migrations and tasks/schema.py describe the same tables, columns, types and indexes.
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                schema.metadata) == []
+    engine.dispose()
+    assert migrate.upgrade(warehouse_url) == migrate.heads()  # a second upgrade is a no-op
+
+
+def test_previous_version_upgrades_in_place_with_an_added_column(warehouse_url, tmp_path):
+    migrate.upgrade(warehouse_url, migrate.BASELINE_REVISION)
+    insert_baseline_article(warehouse_url)
+    (previous_head,) = migrate.heads()
+    migrate.upgrade(warehouse_url)  # the packaged revisions after the first release
+    extra = tmp_path / "versions"
+    extra.mkdir()
+    (extra / "9001_test_add_column.py").write_text(ADD_COLUMN_REVISION.format(down=previous_head))
+
+    assert migrate.upgrade(warehouse_url, extra_version_locations=(str(extra),)) == ("9001_test",)
+
+    assert query(warehouse_url, "SELECT canonical_url, title, text, reading_minutes FROM articles") == [
+        ("https://a.example/1", "Old", "old text", 3)]
+    assert query(warehouse_url, "SELECT d.url, a.title FROM duplicates d JOIN articles a ON a.id = d.article_id") \
+        == [("https://b.example/copy", "Old")]
+
+
+def test_warehouse_created_before_migrations_is_adopted(warehouse_url):
+    # The first release created its tables with create_all, without alembic_version.
+    migrate.upgrade(warehouse_url, migrate.BASELINE_REVISION)
+    insert_baseline_article(warehouse_url)
+    engine = make_engine(warehouse_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    engine.dispose()
+
+    open_warehouse(warehouse_url).dispose()  # what a flow run does before its first load
+
+    assert migrate.current(warehouse_url) == migrate.heads()
+    assert query(warehouse_url, "SELECT title FROM articles") == [("Old",)]
+
+
+def test_two_processes_upgrading_at_once_both_succeed(warehouse_url):
+    command = [sys.executable, "-m", "flows.cli", "db", "upgrade", "--warehouse", warehouse_url]
+    root = Path(__file__).resolve().parents[1]
+    runs = [subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    assert [code for code, _ in results] == [0, 0], results
+    assert migrate.current(warehouse_url) == migrate.heads()
+    assert set(schema.metadata.tables) <= set(inspect(make_engine(warehouse_url)).get_table_names())
+
+
+def test_db_commands(warehouse_url, capsys):
+    assert main(["db", "current", "--warehouse", warehouse_url]) == 0
+    assert "(not migrated)" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--warehouse", warehouse_url]) == 0
+    assert main(["db", "current", "--warehouse", warehouse_url]) == 0
+    assert f"{migrate.heads()[0]} (up to date)" in capsys.readouterr().out
+
+
+def test_unreachable_warehouse_is_a_clear_error_without_password(capsys):
+    url = "postgresql+psycopg://newsflow:s3cret@127.0.0.1:9/news"
+    assert main(["db", "upgrade", "--warehouse", url]) == 4
+    err = capsys.readouterr().err
+    assert "unavailable" in err and "s3cret" not in err and "***" in err
