@@ -8,7 +8,6 @@ article text is rejected with the reason, never loaded.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,13 +16,11 @@ from typing import Any
 from urllib.parse import urljoin
 
 import py3langid
-import trafilatura
 from bs4 import BeautifulSoup
 
+from tasks.extract import extract_text
 from tasks.records import Article, Document, Rejection, StageStats
 from tasks.textnorm import fold_for_comparison, normalize_text, split_paragraphs
-
-logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
 MIN_REPEAT_CHARS = 30  # shorter repeated lines are boilerplate ("ADVERTISEMENT"), not paragraphs
 MAX_TITLE_WORDS = 25
@@ -43,20 +40,6 @@ class CleanOutcome:
 
 
 # --- HTML ------------------------------------------------------------------------------------
-
-
-def extract_text(html: str, url: str | None = None) -> str:
-    """The article's main text, paragraphs separated by blank lines ('' when there is none)."""
-    text = trafilatura.extract(
-        # deduplicate=False: trafilatura's dedup cache is process-wide, so it would cut paragraphs of one
-        # page because another page had them (copies must reach the dedupe stage intact).
-        html, url=url, favor_precision=True, include_comments=False, include_tables=False,
-        deduplicate=False, with_metadata=False,
-    )
-    if not text:
-        return ""
-    # trafilatura separates blocks with single newlines: make each block a paragraph.
-    return "\n\n".join(line.strip() for line in text.split("\n") if line.strip())
 
 
 def _json_ld_articles(soup: BeautifulSoup) -> Iterator[dict[str, Any]]:
