@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import tasks.settings  # noqa: F401  (turns telemetry off before Prefect is imported)
+import tasks.settings  # first: turns telemetry off before Prefect is imported
 
 EXIT_OK, EXIT_USAGE, EXIT_SOURCES, EXIT_WAREHOUSE, EXIT_QUALITY, EXIT_FAILED = 0, 2, 3, 4, 5, 1
 
@@ -39,12 +39,16 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def run_ingest(sources_file: str | None, sources: list[dict[str, Any]] | None, warehouse: str | None) -> int:
     """Run the flow and print its summary; exit codes say what went wrong, with a one-line reason."""
-    from flows.ingest import ingest_news
-    from tasks.sources import SourcesError
+    from tasks.sources import SourcesError, resolve_sources
     from tasks.validate import StageFailed
-    from tasks.warehouse import WarehouseError
+    from tasks.warehouse import WarehouseError, get_engine
 
     try:
+        # Fail fast, before Prefect starts: a wrong sources file or an unreachable warehouse.
+        resolve_sources(sources_file, sources)
+        get_engine(warehouse or tasks.settings.get_settings().warehouse_url)
+        from flows.ingest import ingest_news
+
         summary = ingest_news(sources_file=sources_file, sources=sources, warehouse_url=warehouse)
     except SourcesError as exc:
         print(f"newsflow: bad sources: {exc}", file=sys.stderr)

@@ -87,7 +87,7 @@ def _publish(report: RunReport, run_id: str) -> None:
     )
 
 
-@flow(name="ingest-news", log_prints=True)
+@flow(name="ingest-news")
 def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] | None = None,
                 warehouse_url: str | None = None) -> dict[str, Any]:
     """Ingest news from the given sources into the warehouse."""

@@ -14,6 +14,12 @@ import tasks.settings  # noqa: F401  (telemetry off before Prefect is imported)
 POSTGRES_URL = os.environ.get("NEWSFLOW_TEST_POSTGRES_URL")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Prefect binds its console log handler to sys.stderr when first imported: import it now, while that
+    # is pytest's session-long stream, not the stream of a test's capsys, closed after that test.
+    import prefect  # noqa: F401
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """A real, temporary Prefect API server (its own database) for the whole session."""

@@ -1,0 +1,98 @@
+"""`newsflow ingest`: what it loads from text files, its summary, and its exit codes."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from flows.cli import EXIT_OK, EXIT_QUALITY, EXIT_SOURCES, EXIT_USAGE, EXIT_WAREHOUSE, main
+from tasks.settings import PROJECT_ROOT
+from tasks.textnorm import split_paragraphs
+
+NO_TITLE = (
+    "In a rare show of unity, the three harbour boards agreed on Monday to pool their dredging budgets, "
+    "a move that officials said would save almost a million pounds over five years and keep the channel "
+    "open to the larger ferries that now serve the islands.\n\n"
+    "The agreement still needs the approval of the regional transport authority, which meets next month. "
+    "Board members said they expected no objections, since the plan had been drawn up with the "
+    "authority's own engineers during a year of talks.\n"
+)
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_text_files_are_loaded_once_with_titles_and_paragraphs_once(tmp_path, sqlite_url, capsys):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(PROJECT_ROOT / "samples" / "texts" / "council-budget.txt", inbox / "council.txt")
+    (inbox / "untitled.txt").write_text(NO_TITLE, encoding="utf-8")
+
+    assert main(["ingest", "--files", str(inbox / "*.txt"), "--warehouse", sqlite_url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "fetch" in out and "load" in out
+
+    articles = dict(query(sqlite_url, "SELECT url, title FROM articles"))
+    assert len(articles) == 2
+    titled = next(url for url in articles if url.endswith("council.txt"))
+    assert articles[titled] == "Council signs £31m bin contract with food-waste rounds"
+    (body,) = query(sqlite_url, f"SELECT text FROM articles WHERE url = '{titled}'")[0]
+    paragraphs = split_paragraphs(body)
+    assert len(paragraphs) == len(set(paragraphs)) == 5  # the two repeated paragraphs appear once
+    assert articles[titled] not in body  # the repeated title line is gone from the body
+
+    untitled = next(url for url in articles if url.endswith("untitled.txt"))
+    assert articles[untitled] is None  # loaded without a title, not quarantined...
+    warnings = query(sqlite_url, "SELECT severity, unexpected_count FROM dq_results "
+                                 "WHERE suite = 'cleaned' AND expectation LIKE '%not_be_null(title)%'")
+    assert warnings == [("warning", 1)]  # ...with a warning-level quality result
+    assert query(sqlite_url, "SELECT count(*) FROM quarantine") == [(0,)]
+
+    before = query(sqlite_url, "SELECT id, canonical_url, text, content_hash FROM articles ORDER BY id")
+    assert main(["ingest", "--files", str(inbox / "*.txt"), "--warehouse", sqlite_url]) == EXIT_OK
+    assert query(sqlite_url, "SELECT id, canonical_url, text, content_hash FROM articles ORDER BY id") == before
+    assert query(sqlite_url, "SELECT count(*) FROM duplicates") == [(0,)]
+
+
+def test_bad_sources_file_fails_before_fetching(tmp_path, sqlite_url, capsys):
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("sources:\n  - {name: wire, kind: rss}\n")
+    assert main(["ingest", "--sources", str(sources), "--warehouse", sqlite_url]) == EXIT_SOURCES
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "source #0 (wire), field 'url'" in err
+    assert not (tmp_path / "warehouse.db").exists()  # nothing was started
+
+
+def test_unreachable_warehouse_fails_with_one_line_and_no_password(tmp_path, capsys):
+    url = "postgresql+psycopg://newsflow:s3cret-pw@127.0.0.1:9/news"  # port 9: nothing listens
+    assert main(["ingest", "--files", str(tmp_path / "*.txt"), "--warehouse", url]) == EXIT_WAREHOUSE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unavailable" in err
+    assert "s3cret-pw" not in err
+
+
+def test_nothing_to_ingest_is_a_usage_error(capsys):
+    assert main(["ingest"]) == EXIT_USAGE
+    assert "nothing to ingest" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_batch_failing_every_critical_check_fails_the_run(tmp_path, sqlite_url, capsys):
+    for number in range(3):
+        (tmp_path / f"stub{number}.txt").write_text(f"Breaking news\n\nMore soon on story {number}.\n")
+    assert main(["ingest", "--files", str(tmp_path / "*.txt"), "--warehouse", sqlite_url]) == EXIT_QUALITY
+    reason = capsys.readouterr().err.strip().splitlines()[-1]  # after Prefect's own log lines
+    assert reason.startswith("newsflow: run failed:") and "every record" in reason and "word_count" in reason
+    assert query(sqlite_url, "SELECT status FROM pipeline_runs") == [("failed",)]
+    assert query(sqlite_url, "SELECT count(*) FROM quarantine WHERE stage = 'clean'") == [(3,)]
+    assert query(sqlite_url, "SELECT count(*) FROM articles") == [(0,)]
