@@ -1,7 +1,12 @@
 """Load stage: upsert articles, their dedup signatures and the duplicates found, idempotently.
 
-A batch is one transaction. Keys are de-duplicated before each statement (PostgreSQL rejects a key
-twice in one INSERT ... ON CONFLICT; SQLite would silently keep the last and hide the bug).
+A batch is one transaction holding the warehouse's load lock (tasks.warehouse.write_transaction):
+concurrent runs take turns, so an article re-fetched with a changed text keeps its id and gets its
+previous text stored in `article_versions`, and an article whose exact text another run loaded
+meanwhile under another URL is recorded as a duplicate instead of loaded twice.
+Keys are de-duplicated and sorted before each statement (PostgreSQL rejects a key twice in one
+INSERT ... ON CONFLICT, SQLite would silently keep the last and hide the bug; one key order avoids
+deadlocks).
 """
 
 from __future__ import annotations
@@ -10,17 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tasks import schema
 from tasks.dedupe import Fingerprint
 from tasks.records import Article, Duplicate, StageStats, utcnow
-from tasks.warehouse import pack_signature
+from tasks.warehouse import pack_signature, write_transaction
 
 ARTICLE_UPDATE_COLUMNS = ("url", "source", "title", "authors", "published_at", "language", "text",
                           "word_count", "content_hash", "description", "site_name", "last_seen_at",
-                          "last_run_id")
+                          "last_run_id", "version")
 
 
 @dataclass(slots=True)
@@ -38,6 +43,7 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
         unique[tuple(row[k] for k in keys)] = row
     if not unique:
         return
+    unique = dict(sorted(unique.items()))
     dialect = conn.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table)
@@ -49,13 +55,14 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     conn.execute(statement, list(unique.values()))
 
 
-def article_row(article: Article, run_id: str, now: Any) -> dict[str, Any]:
+def article_row(article: Article, run_id: str, now: Any, version: int = 1) -> dict[str, Any]:
     return {
         "url": article.url, "canonical_url": article.canonical_url, "source": article.source,
         "title": article.title, "authors": article.authors, "published_at": article.published_at,
         "language": article.language, "text": article.text, "word_count": article.word_count,
         "content_hash": article.content_hash, "description": article.description,
         "site_name": article.site_name, "first_seen_at": now, "last_seen_at": now, "last_run_id": run_id,
+        "version": version,
     }
 
 
@@ -69,26 +76,80 @@ def _ids_by_canonical_url(conn: Connection, urls: Sequence[str]) -> dict[str, in
     return found
 
 
+@dataclass(slots=True, frozen=True)
+class _Current:
+    id: int
+    canonical_url: str
+    content_hash: str
+    version: int
+
+
+def _current(conn: Connection, column: Any, values: Sequence[str]) -> list[_Current]:
+    a = schema.articles
+    values = sorted(set(values))
+    found: list[_Current] = []
+    for start in range(0, len(values), 500):
+        query = (select(a.c.id, a.c.canonical_url, a.c.content_hash, a.c.version)
+                 .where(column.in_(values[start:start + 500])))
+        found.extend(_Current(*row) for row in conn.execute(query))
+    return found
+
+
+def _keep_previous_texts(conn: Connection, changed: Sequence[_Current], run_id: str, now: Any) -> None:
+    """Copy the current text of each changed article into `article_versions` (in the database)."""
+    if not changed:
+        return
+    a, v = schema.articles, schema.article_versions
+    ids = sorted(c.id for c in changed)
+    for start in range(0, len(ids), 500):
+        rows = select(a.c.id, a.c.version, a.c.title, a.c.text, a.c.word_count, a.c.content_hash,
+                      a.c.last_seen_at, _literal(now, v.c.replaced_at), _literal(run_id, v.c.replaced_by_run_id)
+                      ).where(a.c.id.in_(ids[start:start + 500]))
+        conn.execute(insert(v).from_select(
+            ["article_id", "version", "title", "text", "word_count", "content_hash", "seen_at", "replaced_at",
+             "replaced_by_run_id"], rows))
+
+
+def _literal(value: Any, column: Any) -> Any:
+    return literal(value, column.type)
+
+
 def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerprints: dict[str, Fingerprint],
                duplicates: Sequence[Duplicate]) -> LoadOutcome:
     """Write one batch in one transaction: all of it, or (on error) none of it."""
     outcome = LoadOutcome()
     outcome.stats.add("in", len(articles))
     now = utcnow()
-    with engine.begin() as conn:
-        upsert(conn, schema.articles, [article_row(a, run_id, now) for a in articles],
-               ["canonical_url"], ARTICLE_UPDATE_COLUMNS)
-        ids = _ids_by_canonical_url(conn, [a.canonical_url for a in articles] + [d.kept_url for d in duplicates])
-        outcome.article_ids = {a.canonical_url: ids[a.canonical_url] for a in articles}
+    by_url = {a.canonical_url: a for a in articles}  # one row per key; the last copy wins
+    a = schema.articles
+    with write_transaction(engine) as conn:
+        current = {c.canonical_url: c for c in _current(conn, a.c.canonical_url, list(by_url))}
+        # Loaded meanwhile by another run under another URL: a copy of that article, not a new one.
+        new_hashes = {art.content_hash for url, art in by_url.items() if url not in current}
+        same_text = {c.content_hash: c for c in _current(conn, a.c.content_hash, list(new_hashes))}
+        late_copies = {url: same_text[art.content_hash] for url, art in by_url.items()
+                       if url not in current and art.content_hash in same_text}
+        changed = [c for url, c in current.items() if c.content_hash != by_url[url].content_hash]
+        _keep_previous_texts(conn, changed, run_id, now)
+        changed_urls = {c.canonical_url for c in changed}
+        rows = [article_row(art, run_id, now, current[url].version + (url in changed_urls) if url in current else 1)
+                for url, art in by_url.items() if url not in late_copies]
+        upsert(conn, schema.articles, rows, ["canonical_url"], ARTICLE_UPDATE_COLUMNS)
+        ids = _ids_by_canonical_url(conn, [r["canonical_url"] for r in rows] + [d.kept_url for d in duplicates])
+        ids.update({url: c.id for url, c in late_copies.items()})  # copies of them point at the original
+        outcome.article_ids = {row["canonical_url"]: ids[row["canonical_url"]] for row in rows}
         signatures, band_keys = [], []
         for url, print_ in fingerprints.items():
-            if url in ids:
+            if url in outcome.article_ids:
                 signatures.append({"article_id": ids[url], "signature": pack_signature(print_.signature)})
                 band_keys.extend({"band_key": key, "article_id": ids[url]} for key in print_.band_keys)
         upsert(conn, schema.article_signatures, signatures, ["article_id"], ["signature"])
         upsert(conn, schema.article_band_keys, band_keys, ["band_key", "article_id"])
+        late = [Duplicate(url=art.url, source=art.source, kept_url=late_copies[url].canonical_url, kind="exact",
+                          kept_article_id=late_copies[url].id, canonical_url=url)
+                for url, art in by_url.items() if url in late_copies]
         duplicate_rows = []
-        for duplicate in duplicates:
+        for duplicate in [*duplicates, *late]:
             article_id = duplicate.kept_article_id or ids.get(duplicate.kept_url)
             if article_id is None:
                 outcome.orphans.append(duplicate)  # never an orphan row: the caller quarantines it
@@ -99,6 +160,8 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
                 "run_id": run_id, "detected_at": now})
         upsert(conn, schema.duplicates, duplicate_rows, ["url"],
                ["canonical_url", "source", "article_id", "kind", "similarity", "run_id", "detected_at"])
-    outcome.stats.add("out", len(articles))
+    outcome.stats.add("out", len(rows))
+    outcome.stats.add("versions", len(changed))
+    outcome.stats.add("late_duplicates", len(late))
     outcome.stats.add("duplicates", len(duplicate_rows))
     return outcome

@@ -38,20 +38,15 @@ def alembic_config(url: str | None = None, extra_version_locations: tuple[str, .
 
 
 def migration_engine(url: str) -> Engine:
-    """An engine for migrating: on SQLite every transaction is `BEGIN IMMEDIATE` (DDL included)."""
-    engine = make_engine(url)
+    """An engine for migrating: SQLite transactions are `BEGIN IMMEDIATE` (DDL included), no statement timeout."""
+    engine = make_engine(url, immediate=True, statement_timeout=0)
     if engine.dialect.name == "sqlite":
-        # The documented pysqlite recipe: take transaction control from the driver, begin ourselves.
+
         @event.listens_for(engine, "connect")
-        def _no_driver_transactions(dbapi_connection, _record) -> None:
-            dbapi_connection.isolation_level = None
+        def _foreign_keys_off(dbapi_connection, _record) -> None:
             # Batch migrations rebuild a table by copy, drop and rename: with foreign keys on, the
             # drop would cascade to the rows referencing it.
             dbapi_connection.execute("PRAGMA foreign_keys=OFF")
-
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -17,6 +20,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -25,7 +30,31 @@ metadata = MetaData()
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
-Timestamp = DateTime(timezone=True)
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware timestamps on both databases: stored in UTC, read back aware (UTC).
+
+    PostgreSQL has `timestamptz`; SQLite has no time zones, so values are stored as naive UTC
+    (naive input is taken as UTC) and given their zone back when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = UtcDateTime
 
 articles = Table(
     "articles", metadata,
@@ -45,6 +74,24 @@ articles = Table(
     Column("first_seen_at", Timestamp, nullable=False),
     Column("last_seen_at", Timestamp, nullable=False),
     Column("last_run_id", String(64)),
+    # Number of the current text: 1 when first loaded, +1 each time a fetch brings a changed text.
+    Column("version", Integer, nullable=False, default=1, server_default="1"),
+)
+
+# Earlier texts of articles whose text changed (a correction, an update); the current one is in `articles`.
+article_versions = Table(
+    "article_versions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("article_id", Id, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("title", Text),
+    Column("text", Text, nullable=False),
+    Column("word_count", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("seen_at", Timestamp, nullable=False),  # last time this text was fetched
+    Column("replaced_at", Timestamp, nullable=False),
+    Column("replaced_by_run_id", String(64)),
+    UniqueConstraint("article_id", "version", name="uq_article_versions_article_version"),
 )
 
 # MinHash signature of each article, and its LSH band keys (indexed) for near-duplicate candidates.
@@ -131,3 +178,7 @@ pipeline_runs = Table(
 )
 
 Index("ix_duplicates_run", duplicates.c.run_id)
+# For `source_health` and finding the latest runs.
+Index("ix_fetches_source_fetched_at", fetches.c.source, fetches.c.fetched_at)
+Index("ix_quarantine_source", quarantine.c.source)
+Index("ix_pipeline_runs_started_at", pipeline_runs.c.started_at)

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
 
     # Warehouse
     warehouse_url: str = "sqlite:///data/warehouse.db"
+    warehouse_pool_size: int = 5
+    warehouse_connect_timeout: float = 10.0  # PostgreSQL: seconds to wait for a connection
+    warehouse_statement_timeout: float = 300.0  # PostgreSQL: seconds per statement, 0 for none
+    warehouse_busy_timeout: float = 60.0  # SQLite: seconds a writer waits for another one
     data_dir: Path = Path("data")
     expectations_dir: Path = PROJECT_ROOT / "expectations"
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from tasks import schema
@@ -42,31 +43,78 @@ def safe_url(url: str) -> str:
         return "<invalid warehouse URL>"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for the warehouse URL (SQLite: WAL and a busy timeout), without touching its schema."""
+# Key of the PostgreSQL advisory lock a load transaction holds: loads into one warehouse take turns,
+# so versions and late duplicates are decided against everything committed before them.
+LOAD_LOCK_ID = 7_402_611_001
+
+
+def make_engine(url: str, *, immediate: bool = False, statement_timeout: float | None = None) -> Engine:
+    """An engine for the warehouse URL, without touching its schema.
+
+    Pool size, connect and statement timeouts come from settings. SQLite gets WAL and a busy timeout,
+    and its transactions are begun by SQLAlchemy (the pysqlite recipe), `BEGIN IMMEDIATE` when
+    `immediate` (every transaction) or on connections with the `sqlite_immediate` execution option.
+    """
+    from tasks.settings import get_settings
+
+    settings = get_settings()
     try:
         parsed = make_url(url)
     except Exception as exc:
         raise WarehouseError(f"invalid warehouse URL {safe_url(url)}: {type(exc).__name__}") from None
-    kwargs: dict[str, Any] = {"json_serializer": dumps, "pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
+    if statement_timeout is None:
+        statement_timeout = settings.warehouse_statement_timeout
+    kwargs: dict[str, Any] = {"json_serializer": dumps, "pool_pre_ping": True,
+                              "pool_size": settings.warehouse_pool_size}
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
-    engine = create_engine(parsed, **kwargs)
-    if parsed.get_backend_name() == "sqlite":
+        else:
+            kwargs.pop("pool_size")  # in-memory databases use a single-connection pool
+        kwargs["connect_args"] = {"timeout": settings.warehouse_busy_timeout}
+    elif backend == "postgresql":
+        options = f"-c statement_timeout={int(statement_timeout * 1000)}" if statement_timeout else ""
+        kwargs["connect_args"] = {"connect_timeout": max(1, int(settings.warehouse_connect_timeout)),
+                                  "application_name": "newsflow", **({"options": options} if options else {})}
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except Exception as exc:
+        raise WarehouseError(f"cannot use warehouse {safe_url(url)}: {type(exc).__name__}: "
+                             f"{(str(exc).splitlines() or [''])[0]}") from None
+    if backend == "sqlite":
+        busy_ms = int(settings.warehouse_busy_timeout * 1000)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection: Any, _: Any) -> None:
+            connection.isolation_level = None  # SQLAlchemy begins transactions (see _sqlite_begin)
             cursor = connection.cursor()
             # WAL lets readers work while a run writes; busy_timeout makes a second writer wait.
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            # IMMEDIATE takes the write lock up front: a writer that read first could otherwise fail
+            # with SQLITE_BUSY instead of waiting when another process committed in between.
+            take_lock = immediate or connection.get_execution_options().get("sqlite_immediate", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if take_lock else "BEGIN")
+
     return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction that holds the warehouse's load lock (PostgreSQL advisory lock, SQLite write lock)."""
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOAD_LOCK_ID})
+            yield conn
 
 
 def open_warehouse(url: str, migrate: bool = True) -> Engine:
