@@ -1,0 +1,218 @@
+"""End-to-end benchmark of the `ingest-news` flow on a generated corpus served over real HTTP.
+
+    .venv/bin/python benchmarks/pipeline.py                  # N = 1,000, 5,000, 20,000 (about an hour)
+    .venv/bin/python benchmarks/pipeline.py --pages 1000     # one size
+
+For each N it writes the corpus (benchmarks/corpus.py: several site templates, 20% syndicated
+near-copies, 2% broken pages, RSS feeds on 20 loopback hosts), serves it from a separate process, starts a
+Prefect server, and runs `newsflow ingest` into a fresh SQLite warehouse twice: a first run, and a re-run
+with nothing changed. It reports pages/s, seconds per stage (from the Prefect task runs), peak RSS of the
+whole process tree, Prefect task runs per flow run and the warehouse size; and, on the same pages read
+from disk, two references: the extraction library alone in one process, and lxml parsing alone. Results go
+to benchmarks/results/pipeline/ (report.md, results.json, pipeline.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from corpus import write_corpus  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up in {timeout} s")
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """Run a command; (seconds, peak RSS of its process tree in bytes, exit code)."""
+    started = time.perf_counter()
+    process = psutil.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [process, *process.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    elapsed = time.perf_counter() - started
+    if process.returncode != 0:
+        print(process.stderr.read()[-3000:], file=sys.stderr)
+    return elapsed, peak, process.returncode
+
+
+def task_runs(api_url: str, flow_run_id: str) -> tuple[int, dict[str, float]]:
+    """Number of task runs of a flow run and the seconds spent per task name (stage)."""
+    os.environ["PREFECT_API_URL"] = api_url
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200)
+        offset, found = len(runs), list(runs)
+        while len(runs) == 200:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200, offset=offset)
+            found.extend(runs)
+            offset += len(runs)
+    seconds: dict[str, float] = defaultdict(float)
+    for run in found:
+        stage = run.name.split()[0].split("-")[0]
+        seconds[stage] += run.total_run_time.total_seconds()
+    return len(found), dict(seconds)
+
+
+def references(corpus: Path) -> dict[str, float]:
+    """Pages/s of the extraction library alone and of lxml parsing alone, one process, pages from disk."""
+    import lxml.html
+    import trafilatura
+
+    pages = [p.read_text(encoding="utf-8") for p in sorted(corpus.glob("*/articles/*.html"))]
+    started = time.perf_counter()
+    for html in pages:
+        lxml.html.fromstring(html)
+    lxml_rate = len(pages) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for html in pages:
+        trafilatura.extract(html, favor_precision=True)
+    return {"lxml_pages_per_s": lxml_rate, "extraction_pages_per_s": len(pages) / (time.perf_counter() - started)}
+
+
+def bench_size(pages: int, workdir: Path, api_url: str) -> list[dict]:
+    corpus = workdir / f"corpus-{pages}"
+    port = free_port()
+    manifest = write_corpus(pages, corpus, hosts=20, port=port)
+    sources = {"sources": [{"name": f"feed-{i}", "kind": "rss", "url": url, "allow_private_network": True,
+                            "max_items": 100_000} for i, url in enumerate(manifest["feeds"])]}
+    (corpus / "sources.json").write_text(json.dumps(sources))
+    import yaml
+
+    (corpus / "sources.yaml").write_text(yaml.safe_dump(sources))
+    server = subprocess.Popen([sys.executable, str(HERE / "corpus.py"), "--serve", str(corpus)])
+    warehouse = workdir / f"warehouse-{pages}.db"
+    env = {**os.environ, "PREFECT_API_URL": api_url, "NEWSFLOW_HOST_DELAY_SECONDS": "0",
+           "NEWSFLOW_MAX_ITEMS_PER_SOURCE": "100000"}
+    results = []
+    try:
+        wait_for(manifest["feeds"][0])
+        for label in ("first run", "unchanged re-run"):
+            seconds, peak, code = run_measured(
+                [str(Path(sys.executable).parent / "newsflow"), "ingest", "--sources", str(corpus / "sources.yaml"),
+                 "--warehouse", f"sqlite:///{warehouse}"], env)
+            import sqlite3
+
+            with sqlite3.connect(warehouse) as conn:
+                flow_run_id, articles = conn.execute(
+                    "SELECT flow_run_id, load_out FROM pipeline_runs ORDER BY started_at DESC LIMIT 1").fetchone()
+            count, stages = task_runs(api_url, flow_run_id)
+            results.append({
+                "pages": pages, "run": label, "exit": code, "seconds": round(seconds, 1),
+                "pages_per_s": round(pages / seconds, 1), "seconds_per_page_ms": round(1000 * seconds / pages, 2),
+                "peak_rss_mb": round(peak / 2**20), "task_runs": count, "articles_loaded": articles,
+                "warehouse_mb": round(sum(f.stat().st_size for f in workdir.glob(f"warehouse-{pages}.db*")) / 2**20, 1),
+                "stage_seconds": {k: round(v, 1) for k, v in sorted(stages.items())},
+            })
+            print(json.dumps(results[-1]), flush=True)
+        results[0].update(references(corpus))
+    finally:
+        server.terminate()
+    return results
+
+
+def report(results: list[dict], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    lines = ["# Pipeline benchmark", "", "| pages | run | s | pages/s | ms/page | peak RSS MB | task runs | "
+             "warehouse MB | stage seconds | extraction alone pages/s | lxml alone pages/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        extraction, parsing = r.get("extraction_pages_per_s"), r.get("lxml_pages_per_s")
+        lines.append(f"| {r['pages']} | {r['run']} | {r['seconds']} | {r['pages_per_s']} | {r['seconds_per_page_ms']} "
+                     f"| {r['peak_rss_mb']} | {r['task_runs']} | {r['warehouse_mb']} | {r['stage_seconds']} | "
+                     f"{f'{extraction:.1f}' if extraction else ''} | {f'{parsing:.1f}' if parsing else ''} |")
+    firsts = [r for r in results if r["run"] == "first run"]
+    for first in firsts:
+        rerun = next(r for r in results if r["pages"] == first["pages"] and r["run"] != "first run")
+        lines.append(f"\nN={first['pages']}: end to end / extraction alone = "
+                     f"{first['pages_per_s'] / first['extraction_pages_per_s']:.2f}; "
+                     f"re-run cost = {100 * rerun['seconds'] / first['seconds']:.1f}% of the first run")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    sizes = [r["pages"] for r in firsts]
+    left.plot(sizes, [r["pages_per_s"] for r in firsts], marker="o", label="end to end")
+    left.plot(sizes, [r["extraction_pages_per_s"] for r in firsts], marker="x", label="extraction alone")
+    left.set_xscale("log"), left.set_xlabel("pages (N)"), left.set_ylabel("pages/s"), left.legend()
+    for stage in sorted({s for r in firsts for s in r["stage_seconds"]}):
+        right.plot(sizes, [1000 * r["stage_seconds"].get(stage, 0) / r["pages"] for r in firsts], marker="o",
+                   label=stage)
+    right.set_xscale("log"), right.set_xlabel("pages (N)"), right.set_ylabel("ms per page"), right.legend()
+    fig.tight_layout()
+    fig.savefig(out / "pipeline.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pages", type=int, action="append", help="corpus sizes (default 1000, 5000, 20000)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline")
+    args = parser.parse_args()
+    sizes = args.pages or [1000, 5000, 20000]
+    with tempfile.TemporaryDirectory(prefix="newsflow-bench-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        api_url = f"http://127.0.0.1:{port}/api"
+        env = {**os.environ, "PREFECT_HOME": str(workdir / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+               "DO_NOT_TRACK": "1"}
+        server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host",
+                                   "127.0.0.1", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            wait_for(f"{api_url}/health")
+            results = [r for size in sizes for r in bench_size(size, workdir, api_url)]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    report(results, args.out)
+
+
+if __name__ == "__main__":
+    main()
