@@ -1,91 +1,320 @@
 """Deduplicate stage: drop copies (same canonical URL, same normalised text, verified near-duplicates),
 inside the batch and against what the warehouse already holds. Every copy dropped is recorded.
 
-Near-duplicates: MinHash (rensa) over word shingles, LSH band keys for candidates, and every candidate
-verified (estimated Jaccard, or containment so that a truncated copy is caught) before joining.
+Near-duplicates: two MinHash sketches per text (rensa), one over word shingles of the whole body, one over
+the lead (its first sentences, which wire copies keep even when they cut the end and add their own
+headline, byline and footer). LSH band keys of both give candidates; every candidate is verified on the
+sketches (estimated Jaccard of the bodies, containment of the smaller body, Jaccard of the leads) before
+two texts are joined, and clusters are the connected components of verified pairs.
+
+Normalising and shingling run vectorised over a whole batch: the folded texts are tokenised as one byte
+buffer with numpy, tokens and shingles are hashed to 64-bit integers there, and rensa sketches the flat
+hash buffer in one call. The benchmarked `cluster_ids` runs the same `deduplicate` as the pipeline.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-import struct
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import numpy as np
 from rensa import RMinHash
 
 from tasks.records import Article, Duplicate, StageStats
 from tasks.settings import Settings
-from tasks.textnorm import content_hash, fold_for_comparison
+from tasks.textnorm import fold_lines
 
 MINHASH_SEED = 1_337
-_WORD = re.compile(r"\w+")
+LEDE_MIN_LINE_WORDS = 8  # shorter lines (headline, byline, "ADVERTISEMENT") are not part of the lead
+MAX_BUCKET = 200  # a bucket shared by more texts is boilerplate-like; its pairs are sampled, not all taken
+
+# --- hashing text to integers, vectorised ------------------------------------------------------
+
+_U64 = np.uint64
+_WORD_BYTE = np.zeros(256, dtype=bool)
+_WORD_BYTE[[*b"0123456789_", *range(ord("a"), ord("z") + 1), *range(ord("A"), ord("Z") + 1)]] = True
+_WORD_BYTE[0x80:] = True  # bytes of non-ASCII characters are word characters (letters of any script)
+_BLANKED = np.arange(256, dtype=np.uint8)
+_BLANKED[[9, 10, 11, 12, 13, 28, 29, 30, 31]] = 32  # what str.split() splits on, in ASCII, as a space
+_SENTENCE_END = np.zeros(256, dtype=bool)
+_SENTENCE_END[list(b".!?\"')")] = True
+_PUNCTUATION = ~_WORD_BYTE & ~np.isin(np.arange(256), [0, 9, 10, 11, 12, 13, 32])
+_BASE = 0x100000001B3  # odd, so invertible modulo 2**64
+_BASE_INVERSE = pow(_BASE, -1, 2**64)
+_SHINGLE_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                                 0x27D4EB2F165667C5, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53,
+                                 0x85EBCA77C2B2AE63, 0xD6E8FEB86659FD93], dtype=_U64)
+_powers = np.ones(1, dtype=_U64)
+_inverse_powers = np.ones(1, dtype=_U64)
 
 
-# --- signatures ------------------------------------------------------------------------------
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads the bits of (weak) polynomial hashes."""
+    values = values ^ (values >> _U64(30))
+    values = values * _U64(0xBF58476D1CE4E5B9)
+    values = values ^ (values >> _U64(27))
+    values = values * _U64(0x94D049BB133111EB)
+    return values ^ (values >> _U64(31))
 
 
-def shingles(text: str, size: int) -> set[str]:
-    """Word n-grams of the folded text (the whole text when it is shorter than one shingle)."""
-    words = _WORD.findall(fold_for_comparison(text))
-    if len(words) < size:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
-
-
-def minhash(shingle_set: Iterable[str], permutations: int) -> list[int]:
-    signature = RMinHash(num_perm=permutations, seed=MINHASH_SEED)
-    signature.update(list(shingle_set))
-    return signature.digest()
-
-
-def band_keys(signature: Sequence[int], bands: int) -> list[str]:
-    """One key per LSH band: documents sharing any key are candidates (then verified)."""
-    rows = len(signature) // bands
-    keys = []
-    for band in range(bands):
-        chunk = struct.pack(f"<{rows}I", *signature[band * rows : (band + 1) * rows])
-        keys.append(f"{band:02d}:{hashlib.blake2b(chunk, digest_size=8).hexdigest()}")
-    return keys
-
-
-def estimated_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
-    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
-
-
-def containment(a: set[str], b: set[str]) -> float:
-    """Share of the smaller shingle set found in the larger one (catches truncated copies)."""
-    if not a or not b:
-        return 0.0
-    return len(a & b) / min(len(a), len(b))
+def _power_tables(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """BASE**i and BASE**-i modulo 2**64 for i < length (grown on demand, kept for the process)."""
+    global _powers, _inverse_powers
+    if len(_powers) < length:
+        size = max(length, 2 * len(_powers))
+        _powers, _inverse_powers = np.full(size, _BASE, dtype=_U64), np.full(size, _BASE_INVERSE, dtype=_U64)
+        _powers[0] = _inverse_powers[0] = 1
+        np.cumprod(_powers, out=_powers)
+        np.cumprod(_inverse_powers, out=_inverse_powers)
+    return _powers[:length], _inverse_powers[:length]
 
 
 @dataclass(slots=True)
-class Fingerprint:
-    content_hash: str
-    shingles: set[str]
-    signature: list[int]
-    band_keys: list[str]
+class Tokens:
+    """Token hashes of several texts as one flat array; text i owns hashes[offsets[i]:offsets[i + 1]].
+
+    `prose` marks tokens of lines of at least LEDE_MIN_LINE_WORDS words (not a headline, byline, ad
+    label or list item) and `sentences` those of such lines that end like a sentence.
+    """
+
+    hashes: np.ndarray
+    offsets: list[int]
+    prose: np.ndarray | None = None
+    sentences: np.ndarray | None = None
+
+    def select(self, mask: np.ndarray) -> Tokens:
+        """The masked tokens of each text; all of a text's tokens when the mask leaves it none."""
+        counts = np.diff(self.offsets)
+        cumulative = np.r_[0, np.cumsum(mask)]
+        empty = (cumulative[self.offsets[1:]] - cumulative[self.offsets[:-1]]) == 0
+        mask = mask | np.repeat(empty & (counts > 0), counts)
+        kept = np.r_[0, np.cumsum(mask)]
+        return Tokens(self.hashes[mask], kept[self.offsets].tolist())
 
 
-def fingerprint(text: str, settings: Settings) -> Fingerprint:
-    shingle_set = shingles(text, settings.shingle_size)
-    signature = minhash(shingle_set, settings.minhash_permutations)
-    return Fingerprint(content_hash(text), shingle_set, signature, band_keys(signature, settings.lsh_bands))
+def tokenize(folded: Sequence[bytes], chunk_bytes: int = 1 << 20) -> tuple[Tokens, list[str]]:
+    """Hash every word (run of letters, digits, '_' or non-ASCII) of each folded UTF-8 text, and give
+    each text's content hash (sha256 with whitespace runs as one space, as `textnorm.content_hash`).
+
+    A word's hash depends only on its bytes: sum(byte[k] * BASE**k) modulo 2**64 from prefix sums over
+    the buffer, shifted back by the inverse power of the word's start, then mixed. Texts are processed
+    in chunks of about `chunk_bytes` so that the arrays stay in the CPU cache.
+    """
+    chunks, offsets, digests, group, size = [], [0], [], [], 0
+    for position, text in enumerate(folded):
+        group.append(text)
+        size += len(text) + 1
+        if size >= chunk_bytes or position == len(folded) - 1:
+            chunk = _tokenize_chunk(group, digests)
+            chunks.append(chunk)
+            offsets.extend((offsets[-1] + np.asarray(chunk.offsets[1:])).tolist())
+            group, size = [], 0
+    if not chunks:
+        return Tokens(np.zeros(0, dtype=_U64), offsets, np.zeros(0, bool), np.zeros(0, bool)), digests
+    return Tokens(np.concatenate([c.hashes for c in chunks]), offsets,
+                  np.concatenate([c.prose for c in chunks]), np.concatenate([c.sentences for c in chunks])), digests
 
 
-def verified_similarity(a: Fingerprint, b: Fingerprint, settings: Settings) -> float | None:
-    """Similarity of a verified near-duplicate pair, or None when the candidate is not one."""
-    jaccard = estimated_jaccard(a.signature, b.signature)
-    if jaccard >= settings.near_jaccard_threshold:
-        return round(jaccard, 4)
-    contained = containment(a.shingles, b.shingles)
-    if contained >= settings.near_containment_threshold:
-        return round(contained, 4)
-    return None
+def _tokenize_chunk(folded: list[bytes], digests: list[str]) -> Tokens:
+    starts = np.zeros(len(folded) + 1, dtype=np.int64)
+    np.cumsum([len(text) + 1 for text in folded], out=starts[1:])
+    buffer = np.frombuffer(b"\x00".join(folded) + b"\x00", dtype=np.uint8)
+    powers, inverse_powers = _power_tables(len(buffer) + 1)
+    prefix = np.zeros(len(buffer) + 1, dtype=_U64)
+    np.cumsum(buffer * powers[:-1], out=prefix[1:])
+    edges = np.diff(np.take(_WORD_BYTE, buffer).view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    word_starts, word_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    hashes = _mix((prefix[word_ends] - prefix[word_starts]) * inverse_powers[word_starts])
+    # Lines: how many words each has, and whether its last word is followed by a sentence end.
+    line = np.searchsorted(np.flatnonzero((buffer == 10) | (buffer == 0)), word_starts)
+    words_in_line = np.bincount(line)
+    last = np.flatnonzero(np.r_[line[1:] != line[:-1], True]) if len(line) else np.zeros(0, dtype=np.int64)
+    after = buffer[word_ends[last]]
+    after_next = buffer[np.minimum(word_ends[last] + 1, len(buffer) - 1)]
+    sentence_line = np.zeros(len(words_in_line), dtype=bool)
+    sentence_line[line[last]] = np.take(_SENTENCE_END, after) | (np.take(_PUNCTUATION, after)
+                                                                  & np.take(_SENTENCE_END, after_next))
+    prose = words_in_line[line] >= LEDE_MIN_LINE_WORDS
+    # Content hashes: every whitespace run becomes one space (the separators count as whitespace).
+    blanked = np.take(_BLANKED, buffer)
+    blanked[starts[1:] - 1] = 32
+    keep = blanked != 32
+    keep[1:] |= keep[:-1]  # a space is kept after a non-space
+    collapsed = blanked[keep].tobytes()
+    ends = np.cumsum(np.add.reduceat(keep, starts[:-1], dtype=np.int64)).tolist()
+    for begin, end in zip([0, *ends[:-1]], ends, strict=True):
+        digests.append(hashlib.sha256(collapsed[begin:end].strip(b" ")).hexdigest())
+    return Tokens(hashes, np.searchsorted(word_starts, starts).tolist(), prose, prose & sentence_line[line])
+
+
+def shingle_hashes(tokens: Tokens, size: int, max_tokens: int | None = None) -> Tokens:
+    """Hashes of the word n-grams of each text (the whole text when it is shorter than one n-gram).
+
+    `max_tokens` keeps only each text's first tokens (the lead). A text without words gets one
+    shingle of its own, so that empty texts never look alike.
+    """
+    offsets = np.asarray(tokens.offsets, dtype=np.int64)
+    counts = np.diff(offsets)
+    if max_tokens is not None:
+        counts = np.minimum(counts, max_tokens)
+    flat = tokens.hashes
+    combined = np.zeros(max(len(flat) - size + 1, 0), dtype=_U64)
+    for k in range(size):
+        combined += flat[k:len(flat) - size + 1 + k] * _SHINGLE_MULTIPLIERS[k]
+    combined = _mix(combined)
+    pieces, new_offsets = [], [0]
+    for text, (start, count) in enumerate(zip(offsets[:-1].tolist(), counts.tolist(), strict=True)):
+        if count >= size:
+            piece = combined[start:start + count - size + 1]
+        elif count:
+            piece = _mix(np.array([int((flat[start:start + count] * _SHINGLE_MULTIPLIERS[:count]).sum())],
+                                  dtype=_U64))
+        else:
+            piece = np.array([0xE3_7000_0000 + text], dtype=_U64) * _SHINGLE_MULTIPLIERS[0]
+        pieces.append(piece)
+        new_offsets.append(new_offsets[-1] + len(piece))
+    return Tokens(np.concatenate(pieces) if pieces else np.zeros(0, dtype=_U64), new_offsets)
+
+
+def distinct_counts(shingles: Tokens) -> np.ndarray:
+    """Number of distinct shingles per text (sorted within each text, then runs counted)."""
+    texts = len(shingles.offsets) - 1
+    owner = np.repeat(np.arange(texts, dtype=_U64), np.diff(shingles.offsets))
+    keys = np.sort((owner << _U64(40)) | (shingles.hashes >> _U64(24)))
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return np.bincount((keys[first] >> _U64(40)).astype(np.int64), minlength=texts)
+
+
+def minhash_matrix(shingles: Tokens, permutations: int) -> np.ndarray:
+    """One MinHash signature (uint32) per text, all computed by rensa in one call."""
+    if len(shingles.offsets) <= 1:
+        return np.zeros((0, permutations), dtype=np.uint32)
+    matrix = RMinHash.digest_matrix_from_flat_token_hashes(
+        shingles.hashes, np.asarray(shingles.offsets, dtype=_U64), permutations, MINHASH_SEED)
+    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(-1, permutations)
+
+
+def band_hashes(signatures: np.ndarray, bands: int, first_band: int = 0) -> np.ndarray:
+    """(texts, bands) LSH keys: texts sharing a key in any band are candidates, then verified.
+
+    Band numbers are mixed into the keys (`first_band` keeps the lead's bands apart from the body's).
+    """
+    rows = signatures.shape[1] // bands
+    grouped = signatures[:, :bands * rows].reshape(len(signatures), bands, rows).astype(_U64)
+    keys = np.zeros(grouped.shape[:2], dtype=_U64)
+    for row in range(rows):
+        keys = _mix(keys ^ grouped[:, :, row] ^ (_U64(row) << _U64(32)))
+    return _mix(keys + np.arange(first_band, first_band + bands, dtype=_U64) * _SHINGLE_MULTIPLIERS[1])
+
+
+def key_strings(keys: np.ndarray) -> list[list[str]]:
+    """Band keys as the 16-hex-digit strings stored in `article_band_keys`, one list per text."""
+    digits = keys.astype(">u8").tobytes().hex()
+    width = 16 * keys.shape[1]
+    return [[row[k:k + 16] for k in range(0, width, 16)] for row in
+            (digits[start:start + width] for start in range(0, len(digits), width))]
+
+
+# --- sketches of a batch ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Sketches:
+    """What deduplication knows of each text of a batch (row i is text i)."""
+
+    content_hashes: list[str]
+    sizes: np.ndarray  # distinct body shingles
+    body: np.ndarray  # (texts, permutations) MinHash of the body shingles
+    lede: np.ndarray  # (texts, lede permutations) MinHash of the lead shingles
+
+    def __len__(self) -> int:
+        return len(self.content_hashes)
+
+    def extend(self, other: Sketches) -> Sketches:
+        return Sketches(self.content_hashes + other.content_hashes, np.concatenate([self.sizes, other.sizes]),
+                        np.concatenate([self.body, other.body]), np.concatenate([self.lede, other.lede]))
+
+    def pack(self, row: int) -> bytes:
+        """One text's sketch for the warehouse: shingle count, body signature, lead signature."""
+        return (np.array([self.sizes[row]], dtype="<u4").tobytes() + self.body[row].astype("<u4").tobytes()
+                + self.lede[row].astype("<u4").tobytes())
+
+    @staticmethod
+    def unpack(blobs: Sequence[bytes], settings: Settings) -> Sketches:
+        """Sketches of stored rows (the caller drops blobs of another shape, e.g. older settings)."""
+        width = 1 + settings.minhash_permutations + settings.lede_permutations
+        data = np.frombuffer(b"".join(blobs), dtype="<u4").reshape(len(blobs), width).astype(np.uint32)
+        return Sketches([""] * len(blobs), data[:, 0].astype(np.int64),
+                        data[:, 1:1 + settings.minhash_permutations], data[:, 1 + settings.minhash_permutations:])
+
+    @staticmethod
+    def packed_size(settings: Settings) -> int:
+        return 4 * (1 + settings.minhash_permutations + settings.lede_permutations)
+
+    def lsh_keys(self, settings: Settings) -> np.ndarray:
+        """(texts, body bands + lead bands) LSH keys."""
+        return np.concatenate([band_hashes(self.body, settings.lsh_bands),
+                               band_hashes(self.lede, settings.lede_bands, settings.lsh_bands)], axis=1)
+
+
+def sketch(texts: Sequence[str], settings: Settings) -> Sketches:
+    """Content hashes and MinHash sketches of a batch of texts."""
+    folded = [fold_lines(text) for text in texts]
+    encoded = [text.encode("utf-8") for text in folded]
+    tokens, digests = tokenize(encoded)
+    body = shingle_hashes(tokens.select(tokens.prose), settings.shingle_size)
+    lede = shingle_hashes(tokens.select(tokens.sentences), settings.lede_shingle_size, max_tokens=settings.lede_words)
+    return Sketches(digests, distinct_counts(body), minhash_matrix(body, settings.minhash_permutations),
+                    minhash_matrix(lede, settings.lede_permutations))
+
+
+def verify(left: Sketches, i: np.ndarray, right: Sketches, j: np.ndarray, settings: Settings) -> np.ndarray:
+    """Similarity of each candidate pair (left[i], right[j]) when verified as near-duplicates, else 0.
+
+    Verified when the bodies' estimated Jaccard, the estimated containment of the smaller body in the
+    larger, or the leads' estimated Jaccard reaches its threshold (the first high enough is reported).
+    """
+    if len(i) == 0:
+        return np.zeros(0)
+    jaccard = (left.body[i] == right.body[j]).mean(axis=1)
+    small = np.minimum(left.sizes[i], right.sizes[j]).clip(min=1)
+    containment = np.minimum(jaccard * (left.sizes[i] + right.sizes[j]) / ((1 + jaccard) * small), 1.0)
+    lede = (left.lede[i] == right.lede[j]).mean(axis=1)
+    return np.where(jaccard >= settings.near_jaccard_threshold, jaccard,
+                    np.where(containment >= settings.near_containment_threshold, containment,
+                             np.where(lede >= settings.near_lede_threshold, lede, 0.0))).round(4)
+
+
+def candidate_pairs(keys: np.ndarray) -> np.ndarray:
+    """(pairs, 2) row pairs i < j sharing at least one LSH key (keys: (texts, bands)).
+
+    Buckets are grouped by size so that all pairs of all buckets of one size come from one numpy
+    operation. A bucket of more than MAX_BUCKET texts (boilerplate-like) yields only neighbour pairs.
+    """
+    if keys.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    flat = keys.ravel()
+    owner = np.repeat(np.arange(keys.shape[0], dtype=np.int64), keys.shape[1])
+    order = np.argsort(flat, kind="stable")
+    flat, owner = flat[order], owner[order]
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    sizes = np.diff(np.r_[starts, len(flat)])
+    pairs = [np.zeros((0, 2), dtype=np.int64)]
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        members = owner[starts[sizes == size][:, None] + np.arange(size)]  # (buckets, size)
+        if size > MAX_BUCKET:
+            left, right = np.arange(size - 1), np.arange(1, size)
+        else:
+            left, right = np.triu_indices(size, k=1)
+        pairs.append(np.column_stack([members[:, left].ravel(), members[:, right].ravel()]))
+    found = np.concatenate(pairs)
+    found = np.sort(found[found[:, 0] != found[:, 1]], axis=1)
+    return np.unique(found, axis=0)
 
 
 # --- the warehouse side ----------------------------------------------------------------------
@@ -95,8 +324,7 @@ def verified_similarity(a: Fingerprint, b: Fingerprint, settings: Settings) -> f
 class KnownArticle:
     id: int
     canonical_url: str
-    text: str | None = None
-    signature: list[int] | None = None
+    sketch: bytes | None = None
 
 
 class DedupIndex(Protocol):
@@ -106,7 +334,9 @@ class DedupIndex(Protocol):
 
     def by_content_hash(self, hashes: Iterable[str]) -> dict[str, KnownArticle]: ...
 
-    def by_band_keys(self, keys: Iterable[str]) -> list[KnownArticle]: ...
+    def by_band_keys(self, keys: Iterable[str], since: datetime | None = None) -> list[KnownArticle]:
+        """Articles (first seen since `since`) sharing a band key, with their packed sketches."""
+        ...
 
 
 class EmptyIndex:
@@ -118,11 +348,20 @@ class EmptyIndex:
     def by_content_hash(self, hashes: Iterable[str]) -> dict[str, KnownArticle]:
         return {}
 
-    def by_band_keys(self, keys: Iterable[str]) -> list[KnownArticle]:
+    def by_band_keys(self, keys: Iterable[str], since: datetime | None = None) -> list[KnownArticle]:
         return []
 
 
 # --- the stage -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Fingerprint:
+    """What the load stage stores for a kept article: its packed sketch and LSH band keys."""
+
+    content_hash: str
+    sketch: bytes
+    band_keys: list[str]
 
 
 @dataclass(slots=True)
@@ -133,10 +372,26 @@ class DedupOutcome:
     stats: StageStats = field(default_factory=lambda: StageStats("dedupe"))
 
 
-def _preference(article: Article) -> tuple[datetime, int]:
-    """Kept first: the earliest published, then the longest."""
+def _preference(article: Article) -> tuple[datetime, int, str]:
+    """Kept first: the earliest published, then the longest (then the URL, for a stable choice)."""
     published = article.published_at or datetime.max.replace(tzinfo=UTC)
-    return (published, -article.word_count)
+    return (published, -article.word_count, article.canonical_url)
+
+
+class _Components:
+    """Union-find over integer nodes."""
+
+    def __init__(self, size: int) -> None:
+        self.parent = list(range(size))
+
+    def find(self, node: int) -> int:
+        while self.parent[node] != node:
+            self.parent[node] = self.parent[self.parent[node]]
+            node = self.parent[node]
+        return node
+
+    def union(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
 
 
 def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settings) -> DedupOutcome:
@@ -149,8 +404,8 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
     ordered = sorted(articles, key=lambda a: (a.canonical_url not in known_urls, *_preference(a)))
 
     def drop(article: Article, kept_url: str, kind: str, similarity: float, kept_id: int | None) -> None:
-        outcome.duplicates.append(Duplicate(article.url, article.source, kept_url, kind, similarity, kept_id,
-                                            article.canonical_url))
+        outcome.duplicates.append(Duplicate(article.url, article.source, kept_url, kind, float(similarity),
+                                            kept_id, article.canonical_url))
         outcome.stats.add(f"duplicate_{kind}")
 
     # Level 1a: canonical URL repeated inside the batch.
@@ -162,57 +417,84 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
             by_url[article.canonical_url] = article
     candidates = list(by_url.values())
 
-    # Level 1b: same normalised text.
-    prints = {a.canonical_url: fingerprint(a.text, settings) for a in candidates}
-    for article in candidates:
-        article.content_hash = prints[article.canonical_url].content_hash
-    known_hashes = index.by_content_hash({p.content_hash for p in prints.values()})
-    by_hash: dict[str, Article] = {}
-    unique: list[Article] = []
-    for article in candidates:
-        digest = article.content_hash
+    # Level 1b: same normalised text, in the warehouse (forever) or earlier in the batch.
+    sketches = sketch([a.text for a in candidates], settings)
+    for article, digest in zip(candidates, sketches.content_hashes, strict=True):
+        article.content_hash = digest
+    known_hashes = index.by_content_hash(set(sketches.content_hashes))
+    first_with_hash: dict[str, int] = {}
+    rows: list[int] = []  # rows of `sketches` still in play
+    for row, article in enumerate(candidates):
+        digest, is_known = article.content_hash, article.canonical_url in known_urls
         known = known_hashes.get(digest)
-        if known and known.canonical_url != article.canonical_url and article.canonical_url not in known_urls:
+        if known and known.canonical_url != article.canonical_url and not is_known:
             drop(article, known.canonical_url, "exact", 1.0, known.id)
-        elif digest in by_hash:
-            drop(article, by_hash[digest].canonical_url, "exact", 1.0, None)
+        elif digest in first_with_hash and not is_known:
+            drop(article, candidates[first_with_hash[digest]].canonical_url, "exact", 1.0, None)
         else:
-            by_hash[digest] = article
-            unique.append(article)
+            first_with_hash.setdefault(digest, row)
+            rows.append(row)
 
-    # Level 2: near-duplicates, against the warehouse first, then inside the batch.
-    kept_prints: dict[str, list[str]] = {}  # band key -> canonical URLs kept in this batch
-    for article in unique:
-        own = prints[article.canonical_url]
-        match = None
-        if article.canonical_url not in known_urls:
-            for known in index.by_band_keys(own.band_keys):
-                if known.canonical_url == article.canonical_url or not known.text:
-                    continue
-                other = fingerprint(known.text, settings)
-                similarity = verified_similarity(own, other, settings)
-                if similarity is not None:
-                    match = (known.canonical_url, similarity, known.id)
-                    break
-        if match is None:
-            for key in own.band_keys:
-                for url in kept_prints.get(key, ()):
-                    similarity = verified_similarity(own, prints[url], settings)
-                    if similarity is not None:
-                        match = (url, similarity, None)
-                        break
-                if match:
-                    break
-        if match:
-            drop(article, match[0], "near", match[1], match[2])
-            continue
+    # Level 2: verified near-duplicates among the rest and the warehouse's recent articles.
+    lsh_keys = sketches.lsh_keys(settings)
+    keys = key_strings(lsh_keys[rows])
+    since = datetime.now(UTC) - timedelta(days=settings.dedupe_window_days)
+    known = [k for k in index.by_band_keys({key for row_keys in keys for key in row_keys}, since)
+             if k.sketch is not None and len(k.sketch) == Sketches.packed_size(settings)
+             and k.canonical_url not in by_url]
+    known.sort(key=lambda k: k.id)  # the first loaded is the one copies point at
+    # Nodes: the batch's rows, then the known articles.
+    nodes = sketches.extend(Sketches.unpack([k.sketch for k in known], settings)) if known else sketches
+    live = np.asarray([*rows, *range(len(candidates), len(nodes))], dtype=np.int64)
+    all_keys = np.concatenate([lsh_keys[rows], nodes.lsh_keys(settings)[len(candidates):]]) if known \
+        else lsh_keys[rows]
+    links = verified_links(nodes, live, all_keys, settings)
+
+    # Clusters: connected components of verified pairs.
+    components = _Components(len(nodes))
+    for a, b, _ in links:
+        components.union(a, b)
+    clusters: dict[int, list[int]] = defaultdict(list)
+    for node in live.tolist():
+        clusters[components.find(node)].append(node)
+    dropped: list[tuple[int, int]] = []  # (copy, the node it is a copy of)
+    survivors: list[int] = []
+    for members in clusters.values():
+        batch = [n for n in members if n < len(candidates)]  # in preference order, as `candidates`
+        stored = [n for n in members if n >= len(candidates)]
+        seen_again = [n for n in batch if candidates[n].canonical_url in known_urls]
+        # Articles already stored stay; newcomers point at the first stored one, else at the preferred.
+        keep = seen_again if stored or seen_again else batch[:1]
+        target = stored[0] if stored else keep[0]
+        survivors += keep
+        dropped += [(n, target) for n in batch if n not in keep]
+    pairs = np.asarray(dropped, dtype=np.int64).reshape(-1, 2)
+    direct = verify(nodes, pairs[:, 0], nodes, pairs[:, 1], settings)
+    # Joined through other copies: report the bodies' Jaccard.
+    body = (nodes.body[pairs[:, 0]] == nodes.body[pairs[:, 1]]).mean(axis=1).round(4)
+    for (node, target), score in zip(dropped, np.where(direct > 0, direct, body).tolist(), strict=True):
+        if target >= len(candidates):
+            stored_article = known[target - len(candidates)]
+            drop(candidates[node], stored_article.canonical_url, "near", score, stored_article.id)
+        else:
+            drop(candidates[node], candidates[target].canonical_url, "near", score, None)
+    position = {row: p for p, row in enumerate(rows)}
+    for node in sorted(survivors):
+        article = candidates[node]
         outcome.kept.append(article)
-        outcome.fingerprints[article.canonical_url] = own
-        for key in own.band_keys:
-            kept_prints.setdefault(key, []).append(article.canonical_url)
+        outcome.fingerprints[article.canonical_url] = Fingerprint(
+            article.content_hash, sketches.pack(node), keys[position[node]])
     _point_at_survivors(outcome.duplicates)
     outcome.stats.add("out", len(outcome.kept))
     return outcome
+
+
+def verified_links(nodes: Sketches, live: np.ndarray, keys: np.ndarray,
+                   settings: Settings) -> list[tuple[int, int, float]]:
+    """Verified near-duplicate pairs (row, row, similarity) among the `live` rows of `nodes` (keys: theirs)."""
+    pairs = live[candidate_pairs(keys)]
+    scores = verify(nodes, pairs[:, 0], nodes, pairs[:, 1], settings)
+    return [(int(a), int(b), float(s)) for (a, b), s in zip(pairs, scores, strict=True) if s > 0]
 
 
 def _point_at_survivors(duplicates: list[Duplicate]) -> None:
@@ -229,11 +511,12 @@ def _point_at_survivors(duplicates: list[Duplicate]) -> None:
 def cluster_ids(texts: list[str], settings: Settings | None = None) -> list[int]:
     """Cluster label per text (exact and near-duplicates share a label): the function benchmarks score."""
     settings = settings or Settings()
-    articles = [Article(source="bench", url=f"doc:{i}", canonical_url=f"doc:{i}", text=t)
+    articles = [Article(source="bench", url=f"doc:{i}", canonical_url=f"doc:{i}", text=t, word_count=1)
                 for i, t in enumerate(texts)]
+    for article, text in zip(articles, texts, strict=True):
+        article.word_count = len(text)  # the longest is kept; characters are cheaper to count than words
     outcome = deduplicate(articles, EmptyIndex(), settings)
     label = {a.canonical_url: i for i, a in enumerate(outcome.kept)}
-    # A duplicate points at a kept article directly (kept ones are never dropped later).
     for duplicate in outcome.duplicates:
         label[duplicate.url] = label[duplicate.kept_url]
     return [label[f"doc:{i}"] for i in range(len(texts))]

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, literal, select
+from sqlalchemy import Connection, Engine, Table, delete, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tasks import schema
 from tasks.dedupe import Fingerprint
 from tasks.records import Article, Duplicate, StageStats, utcnow
-from tasks.warehouse import pack_signature, write_transaction
+from tasks.warehouse import write_transaction
 
 ARTICLE_UPDATE_COLUMNS = ("url", "source", "title", "authors", "published_at", "language", "text",
                           "word_count", "content_hash", "description", "site_name", "last_seen_at",
@@ -141,9 +141,14 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
         signatures, band_keys = [], []
         for url, print_ in fingerprints.items():
             if url in outcome.article_ids:
-                signatures.append({"article_id": ids[url], "signature": pack_signature(print_.signature)})
+                signatures.append({"article_id": ids[url], "signature": print_.sketch})
                 band_keys.extend({"band_key": key, "article_id": ids[url]} for key in print_.band_keys)
         upsert(conn, schema.article_signatures, signatures, ["article_id"], ["signature"])
+        # A refreshed article's text may have changed: its old band keys go.
+        stale = [row["article_id"] for row in signatures]
+        for start in range(0, len(stale), 500):
+            conn.execute(delete(schema.article_band_keys)
+                         .where(schema.article_band_keys.c.article_id.in_(stale[start:start + 500])))
         upsert(conn, schema.article_band_keys, band_keys, ["band_key", "article_id"])
         late = [Duplicate(url=art.url, source=art.source, kept_url=late_copies[url].canonical_url, kind="exact",
                           kept_article_id=late_copies[url].id, canonical_url=url)

@@ -56,8 +56,15 @@ class Settings(BaseSettings):
     shingle_size: int = 5
     minhash_permutations: int = 128
     lsh_bands: int = 32
-    near_jaccard_threshold: float = 0.5
-    near_containment_threshold: float = 0.7
+    near_jaccard_threshold: float = 0.55
+    near_containment_threshold: float = 0.8
+    # The lead (first sentences) has its own MinHash: wire copies keep it when they cut and re-dress the rest.
+    lede_words: int = 60
+    lede_shingle_size: int = 3
+    lede_permutations: int = 96
+    lede_bands: int = 32
+    near_lede_threshold: float = 0.6
+    dedupe_window_days: int = 30  # near-duplicates and stories are looked up this far back; exact forever
 
     # Orchestration
     batch_size: int = 500

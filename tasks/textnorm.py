@@ -17,6 +17,14 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": 
                          "\u00ab": '"', "\u00bb": '"',
                          "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
                          "\u2015": "-", "\u2212": "-"})
+# Unicode line breaks (and the one space NFKC keeps) become ASCII: byte-level tokenisers see only ASCII whitespace.
+_FOLD_CHARS = {**{chr(c): v for c, v in _QUOTES.items()}, "\x85": "\n", "\u2028": "\n", "\u2029": "\n",
+               "\u1680": " "}
+_INVISIBLE_OR_FOLDED = re.compile(f"{_INVISIBLE.pattern}|[{''.join(_FOLD_CHARS)}]")
+
+
+def _fold_char(match: re.Match[str]) -> str:
+    return _FOLD_CHARS.get(match.group(), "")
 
 
 def normalize_text(text: str) -> str:
@@ -30,12 +38,23 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def fold_lines(text: str) -> str:
+    """Aggressive folding (entities, NFKC, no invisibles, quotes and dashes, case) keeping line breaks.
+
+    Hot path of deduplication: the Unicode steps are skipped for ASCII text, where they change nothing,
+    and quotes and dashes are folded by a regex (str.translate with a dict is slow on non-ASCII text).
+    """
+    if "&" in text:
+        text = html.unescape(text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        text = _INVISIBLE_OR_FOLDED.sub(_fold_char, text)
+    return text.casefold()
+
+
 def fold_for_comparison(text: str) -> str:
     """Aggressive folding for equality tests: entities, NFKC, quotes and dashes, case, all whitespace."""
-    text = html.unescape(text)
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text).translate(_QUOTES).casefold()
-    return " ".join(text.split())
+    return " ".join(fold_lines(text).split())
 
 
 def content_hash(text: str) -> str:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
@@ -126,14 +125,6 @@ def open_warehouse(url: str, migrate: bool = True) -> Engine:
     return make_engine(url)
 
 
-def pack_signature(signature: Sequence[int]) -> bytes:
-    return struct.pack(f"<{len(signature)}I", *signature)
-
-
-def unpack_signature(blob: bytes) -> list[int]:
-    return list(struct.unpack(f"<{len(blob) // 4}I", blob))
-
-
 # --- run bookkeeping -------------------------------------------------------------------------
 
 
@@ -185,16 +176,27 @@ def record_dq_results(engine: Engine, run_id: str, results: Iterable[dict[str, A
 
 
 class WarehouseIndex:
-    """The dedupe stage's view of articles already loaded (implements `tasks.dedupe.DedupIndex`)."""
+    """The dedupe stage's view of articles already loaded (implements `tasks.dedupe.DedupIndex`).
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    Works on an engine, or on a connection inside a transaction (the load stage's last check).
+    """
+
+    def __init__(self, bind: Engine | Connection) -> None:
+        self.bind = bind
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        if isinstance(self.bind, Connection):
+            yield self.bind
+        else:
+            with self.bind.connect() as conn:
+                yield conn
 
     def _known(self, column: Any, values: Iterable[str]) -> dict[str, KnownArticle]:
         values = list(set(values))
         found: dict[str, KnownArticle] = {}
         a = schema.articles
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             for start in range(0, len(values), 500):
                 rows = conn.execute(select(a.c.id, a.c.canonical_url, column)
                                     .where(column.in_(values[start:start + 500])))
@@ -208,15 +210,20 @@ class WarehouseIndex:
     def by_content_hash(self, hashes: Iterable[str]) -> dict[str, KnownArticle]:
         return self._known(schema.articles.c.content_hash, hashes)
 
-    def by_band_keys(self, keys: Iterable[str]) -> list[KnownArticle]:
+    def by_band_keys(self, keys: Iterable[str], since: datetime | None = None) -> list[KnownArticle]:
+        """Articles first seen since `since` sharing a band key: one indexed lookup per key, so the cost
+        follows the batch, not the size of the warehouse."""
         a, b, s = schema.articles, schema.article_band_keys, schema.article_signatures
-        keys = list(keys)
-        query = (select(a.c.id, a.c.canonical_url, a.c.text, s.c.signature)
-                 .join(s, s.c.article_id == a.c.id)
-                 .where(a.c.id.in_(select(b.c.article_id).where(b.c.band_key.in_(keys)).distinct())))
-        with self.engine.connect() as conn:
-            return [KnownArticle(r.id, r.canonical_url, r.text, unpack_signature(r.signature))
-                    for r in conn.execute(query)]
+        keys, found = sorted(set(keys)), {}
+        with self._connect() as conn:
+            for start in range(0, len(keys), 2000):
+                matching = select(b.c.article_id).where(b.c.band_key.in_(keys[start:start + 2000])).distinct()
+                query = (select(a.c.id, a.c.canonical_url, s.c.signature)
+                         .join(s, s.c.article_id == a.c.id).where(a.c.id.in_(matching)))
+                if since is not None:
+                    query = query.where(a.c.first_seen_at >= since)
+                found.update({r.id: KnownArticle(r.id, r.canonical_url, r.signature) for r in conn.execute(query)})
+        return list(found.values())
 
 
 @lru_cache(maxsize=8)

@@ -1,0 +1,126 @@
+"""Deduplication on small hand-written cases: exact and near copies dropped, different stories kept,
+across runs through the warehouse."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from tasks import schema
+from tasks.dedupe import EmptyIndex, cluster_ids, deduplicate, sketch
+from tasks.load import load_batch
+from tasks.records import Article
+from tasks.settings import Settings
+from tasks.textnorm import content_hash
+from tasks.warehouse import WarehouseIndex, get_engine
+from tests.dedup_texts import (
+    FOLLOW_UP,
+    OUTLET_STORY_A,
+    TRUNCATED_COPY,
+    WIRE_COPY,
+    WIRE_STORY,
+    normalised_copy,
+)
+
+SETTINGS = Settings()
+
+
+def article(url: str, text: str, published: str | None = None, source: str = "test") -> Article:
+    return Article(source=source, url=url, canonical_url=url, text=text, title=text.split("\n")[0],
+                   published_at=datetime.fromisoformat(published).replace(tzinfo=UTC) if published else None)
+
+
+def test_content_hash_is_the_text_normalisations_hash():
+    texts = [WIRE_STORY, normalised_copy(WIRE_STORY), "", "  a \t b\u1680c\u2028", "x\x00y"]
+    assert sketch(texts, SETTINGS).content_hashes == [content_hash(t) for t in texts]
+    assert content_hash(normalised_copy(WIRE_STORY)) == content_hash(WIRE_STORY)
+
+
+def test_copies_share_a_cluster_and_different_stories_do_not():
+    labels = cluster_ids([WIRE_STORY, normalised_copy(WIRE_STORY), WIRE_COPY, TRUNCATED_COPY, FOLLOW_UP])
+    assert labels[0] == labels[1] == labels[2] == labels[3]  # exact, re-dressed and truncated copies
+    assert labels[4] != labels[0]  # the follow-up is another story
+
+
+def test_the_earliest_published_is_kept_and_the_copies_say_how_they_matched():
+    outcome = deduplicate([
+        article("https://b.example/copy", WIRE_COPY, "2024-05-02T09:00:00"),
+        article("https://a.example/story", WIRE_STORY, "2024-05-01T18:00:00"),
+        article("https://c.example/short", TRUNCATED_COPY, "2024-05-02T07:00:00"),
+        article("https://d.example/same", normalised_copy(WIRE_STORY), "2024-05-03T07:00:00"),
+        article("https://a.example/story", WIRE_STORY, "2024-05-01T18:00:00"),  # the same URL twice
+        article("https://e.example/follow-up", FOLLOW_UP, "2024-05-04T07:00:00"),
+    ], EmptyIndex(), SETTINGS)
+    assert [a.canonical_url for a in outcome.kept] == ["https://a.example/story", "https://e.example/follow-up"]
+    dropped = {d.url: (d.kind, d.kept_url) for d in outcome.duplicates}
+    assert dropped == {"https://a.example/story": ("url", "https://a.example/story"),
+                       "https://d.example/same": ("exact", "https://a.example/story"),
+                       "https://b.example/copy": ("near", "https://a.example/story"),
+                       "https://c.example/short": ("near", "https://a.example/story")}
+    near = [d for d in outcome.duplicates if d.kind == "near"]
+    assert all(0.5 <= d.similarity <= 1.0 for d in near)
+    assert set(outcome.fingerprints) == {"https://a.example/story", "https://e.example/follow-up"}
+    assert outcome.stats.counts["duplicate_near"] == 2
+
+
+def test_when_nothing_is_published_the_longest_is_kept():
+    outcome = deduplicate([article("https://c.example/short", TRUNCATED_COPY),
+                           article("https://a.example/story", WIRE_STORY)], EmptyIndex(), SETTINGS)
+    assert [a.canonical_url for a in outcome.kept] == ["https://a.example/story"]
+
+
+def _load(url: str, articles: list[Article], run_id: str) -> tuple[list[str], list[tuple[str, str, int | None]]]:
+    engine = get_engine(url)
+    outcome = deduplicate(articles, WarehouseIndex(engine), SETTINGS)
+    load_batch(engine, run_id, outcome.kept, outcome.fingerprints, outcome.duplicates)
+    return ([a.canonical_url for a in outcome.kept],
+            [(d.url, d.kind, d.kept_article_id) for d in outcome.duplicates])
+
+
+def test_a_copy_arriving_in_a_later_run_is_caught_through_the_warehouse(warehouse_url):
+    kept, _ = _load(warehouse_url, [article("https://a.example/story", WIRE_STORY),
+                                    article("https://e.example/follow-up", FOLLOW_UP)], "run-1")
+    assert len(kept) == 2
+    engine = get_engine(warehouse_url)
+    with engine.connect() as conn:
+        story_id = conn.execute(select(schema.articles.c.id)
+                                .where(schema.articles.c.canonical_url == "https://a.example/story")).scalar_one()
+        keys = conn.execute(select(schema.article_band_keys.c.band_key)
+                            .where(schema.article_band_keys.c.article_id == story_id)).scalars().all()
+    assert len(keys) == SETTINGS.lsh_bands + SETTINGS.lede_bands
+
+    kept, dropped = _load(warehouse_url, [article("https://b.example/copy", WIRE_COPY),
+                                          article("https://c.example/short", TRUNCATED_COPY),
+                                          article("https://d.example/same", normalised_copy(WIRE_STORY)),
+                                          article("https://f.example/library", OUTLET_STORY_A)], "run-2")
+    assert kept == ["https://f.example/library"]
+    assert sorted(dropped) == [("https://b.example/copy", "near", story_id),
+                               ("https://c.example/short", "near", story_id),
+                               ("https://d.example/same", "exact", story_id)]
+
+    # Seen again, an article already stored is kept (and refreshed), never dropped as its own copy.
+    kept, dropped = _load(warehouse_url, [article("https://a.example/story", WIRE_STORY)], "run-3")
+    assert (kept, dropped) == (["https://a.example/story"], [])
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.duplicates.c.url, schema.duplicates.c.article_id)).all()
+    assert sorted(rows) == [("https://b.example/copy", story_id), ("https://c.example/short", story_id),
+                            ("https://d.example/same", story_id)]
+
+
+def test_near_copies_are_looked_for_within_the_window_and_exact_ones_forever(sqlite_url):
+    _load(sqlite_url, [article("https://a.example/story", WIRE_STORY)], "run-1")
+    engine = get_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(update(schema.articles).values(
+            first_seen_at=datetime.now(UTC) - timedelta(days=SETTINGS.dedupe_window_days + 1)))
+    kept, dropped = _load(sqlite_url, [article("https://b.example/copy", WIRE_COPY),
+                                       article("https://d.example/same", normalised_copy(WIRE_STORY))], "run-2")
+    assert kept == ["https://b.example/copy"]
+    assert [(url, kind) for url, kind, _ in dropped] == [("https://d.example/same", "exact")]
+
+
+@pytest.mark.parametrize("text", ["", "!!!", "short"])
+def test_texts_without_enough_words_never_look_alike(text):
+    assert len(set(cluster_ids([text, "???", "other"]))) == 3
