@@ -364,6 +364,12 @@ class Fingerprint:
     band_keys: list[str]
 
 
+def fingerprint(text: str, settings: Settings) -> Fingerprint:
+    """The stored fingerprint of one text (the stage computes them a batch at a time)."""
+    sketches = sketch([text], settings)
+    return Fingerprint(sketches.content_hashes[0], sketches.pack(0), key_strings(sketches.lsh_keys(settings))[0])
+
+
 @dataclass(slots=True)
 class DedupOutcome:
     kept: list[Article] = field(default_factory=list)
