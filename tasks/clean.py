@@ -1,35 +1,64 @@
-"""Clean stage: raw `Document` -> `Article` (title, main text, authors, dates, canonical URL, language).
+"""Clean stage: raw `Document` -> `Article` (title, main text, authors, dates, image, tags, language).
 
-HTML main text comes from trafilatura; metadata from JSON-LD, OpenGraph and meta tags (beautifulsoup4).
-Plain text gets a title found by shape, repeated titles and paragraphs removed. A document with no
-article text is rejected with the reason, never loaded.
+HTML main text comes from `tasks.extract.extract_text` (the function the extraction benchmark scores),
+metadata from `tasks.metadata`. Plain text and JSON records get a title found by shape. Every text then
+goes through the same normalisation: Unicode repaired (ftfy, NFC, no invisibles, tidy whitespace), title
+repeats removed, repeated paragraphs kept once, boilerplate lines dropped.
+
+Nothing is lost silently: bad input (binary files posing as HTML, script-only pages, oversized markup),
+pages without an article (index pages, paywall stubs, error pages served with 200) and documents that
+take longer than the time limit become `Rejection`s with the reason, and the batch goes on.
 """
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import re
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from multiprocessing.pool import Pool
 from typing import Any
-from urllib.parse import urljoin
 
 import py3langid
-from bs4 import BeautifulSoup
+from charset_normalizer import from_bytes
 
-from tasks.extract import extract_text
+from tasks.extract import BOILERPLATE_LINE, extract_text
+from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection, StageStats
+from tasks.settings import Settings, get_settings
 from tasks.textnorm import fold_for_comparison, normalize_text, split_paragraphs
 
+__all__ = ["CleanOutcome", "clean_document", "clean_documents", "extract_text"]
+
 MIN_REPEAT_CHARS = 30  # shorter repeated lines are boilerplate ("ADVERTISEMENT"), not paragraphs
+MAX_BOILERPLATE_LINE_CHARS = 200
 MAX_TITLE_WORDS = 25
-_BOILERPLATE_LINE = re.compile(
-    r"^(advertisement|sponsored|read more\b.*|sign up for\b.*|subscribe\b.*|share this\b.*|"
-    r"related:?.*|click here\b.*)$",
+# Plain-text boilerplate, on top of what HTML extraction already drops.
+_TEXT_BOILERPLATE = re.compile(
+    r"^(subscribe\b.*|related:.*|share this\b.*|click here\b.*|read more:.*|advertisement\W*|"
+    r"sponsored\W*|sign up for\b.*|follow us\b.*|image:.*|photo:.*|\[?embedded content\]?)$",
     re.IGNORECASE,
 )
-_BYLINE = re.compile(r"^\s*by\s+", re.IGNORECASE)
+_BINARY_SIGNATURES = (
+    (re.compile(r"^%PDF-"), "a PDF document"),
+    (re.compile(r"^.{0,3}PNG\r?\n"), "a PNG image"),
+    (re.compile(r"^GIF8[79]a"), "a GIF image"),
+    (re.compile(r"^.{1,6}(JFIF|Exif)"), "a JPEG image"),
+    (re.compile(r"^RIFF.{4}WEBP", re.DOTALL), "a WebP image"),
+    (re.compile(r"^PK\x03\x04"), "a ZIP archive (office document?)"),
+    (re.compile(r"^.{4}ftyp(avif|heic|mp4|isom)", re.DOTALL), "an image or video file"),
+)
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
+_NON_TEXT_BLOCKS = re.compile(r"<(script|style|noscript|svg|template|title)\b.*?</\1\s*>|<!--.*?-->",
+                              re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+_ERROR_PAGE = re.compile(r"\b(404|410|page not found|not found|no longer (available|exists)|"
+                         r"does(n't| not) exist|error occurred)\b", re.IGNORECASE)
+_PAYWALL = re.compile(r"\b(subscribe|subscribers?|subscription|sign in to (read|continue)|log in to (read|continue)|"
+                      r"premium (content|article)|to continue reading)\b", re.IGNORECASE)
+_LINK = re.compile(r"<a\s[^>]*href", re.IGNORECASE)
+INDEX_PAGE_MIN_LINKS = 30
 
 
 @dataclass(slots=True)
@@ -39,112 +68,69 @@ class CleanOutcome:
     stats: StageStats = field(default_factory=lambda: StageStats("clean"))
 
 
-# --- HTML ------------------------------------------------------------------------------------
+# --- input checks ----------------------------------------------------------------------------
 
 
-def _json_ld_articles(soup: BeautifulSoup) -> Iterator[dict[str, Any]]:
-    for script in soup.find_all("script", type="application/ld+json"):
-        try:
-            data = json.loads(script.string or "")
-        except (json.JSONDecodeError, TypeError):
-            continue
-        stack = data if isinstance(data, list) else [data]
-        while stack:
-            item = stack.pop()
-            if not isinstance(item, dict):
-                continue
-            stack.extend(item.get("@graph", []) if isinstance(item.get("@graph"), list) else [])
-            kind = item.get("@type")
-            kinds = kind if isinstance(kind, list) else [kind]
-            if any(isinstance(k, str) and k.endswith("Article") for k in kinds):
-                yield item
-
-
-def _names(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return _names(value.get("name"))
-    if isinstance(value, list):
-        return [name for v in value for name in _names(v)]
-    return []
-
-
-def clean_authors(raw: Iterable[str]) -> list[str]:
-    """Author names without 'By', split on 'and'/commas, no URLs or e-mail addresses, each once."""
-    authors: list[str] = []
-    for value in raw:
-        value = _BYLINE.sub("", value or "")
-        for part in re.split(r",|\band\b|&", value):
-            name = " ".join(part.split()).strip(" .;:")
-            if not name or "@" in name or "://" in name or len(name) > 80:
-                continue
-            if name.casefold() not in (a.casefold() for a in authors):
-                authors.append(name)
-    return authors
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    """An ISO 8601 or RFC 822 date with its time zone (UTC assumed when none is given)."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
+def decode_html(raw: bytes | str) -> str:
+    """Text of a page given as bytes: UTF-8 when it is, else the best-guessed charset (never fails)."""
+    if isinstance(raw, str):
+        return raw
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        best = from_bytes(raw[:200_000]).best()
+        return raw.decode(best.encoding if best else "latin-1", errors="replace")
 
 
-def extract_metadata(html: str, url: str | None = None) -> dict[str, Any]:
-    """Title, authors, dates, canonical URL, description, site name and language declared by the page."""
-    soup = BeautifulSoup(html, "lxml")
+def bad_input_reason(html: str, max_chars: int) -> str | None:
+    """Why this 'HTML' cannot be cleaned at all (a file of another kind, binary data, too much markup)."""
+    head = html[:64].lstrip("\ufeff \t\r\n")
+    for signature, kind in _BINARY_SIGNATURES:
+        if signature.match(head):
+            return f"not HTML: {kind} served as HTML"
+    sample = html[:8192]
+    if sample and len(_CONTROL.findall(sample)) > 0.05 * len(sample):
+        return "not HTML: binary data (control characters) served as HTML"
+    if len(html) > max_chars:
+        markup = _NON_TEXT_BLOCKS.sub("", html)
+        if len(markup) > max_chars:
+            return (f"page too large to clean: {len(markup) / 1e6:.1f} MB of markup without scripts and styles "
+                    f"(limit {max_chars / 1e6:.1f} MB)")
+    return None
 
-    def meta(*keys: str) -> str | None:
-        for key in keys:
-            tag = soup.find("meta", attrs={"property": key}) or soup.find("meta", attrs={"name": key})
-            if tag and tag.get("content", "").strip():
-                return tag["content"].strip()
+
+def _visible_text(html: str) -> str:
+    return " ".join(_TAG.sub(" ", _NON_TEXT_BLOCKS.sub(" ", html)).split())
+
+
+def no_text_reason(html: str) -> str | None:
+    """Why a page yielded no text at all, when its markup says (None: ask `no_article_reason`)."""
+    lowered = html.lower()
+    if not _visible_text(html):
+        if "<script" in lowered:
+            return "script-only page: no text outside scripts"
+        if "<body" not in lowered:
+            return "no <body> and no text"
+        return "page has no text"
+    if lowered.count("<div") > 255 and lowered.count("<div") > 10 * max(1, lowered.count("</p>")):
+        return "no article text found (markup nested deeper than the parser's 255-level limit?)"
+    return None
+
+
+def no_article_reason(text: str, title: str | None, html: str | None, min_words: int,
+                      before_cleaning: str = "") -> str | None:
+    """An (almost) empty text: what the page most likely is instead of an article."""
+    words = len(text.split())
+    if words >= min_words:
         return None
-
-    found: dict[str, Any] = {}
-    for item in _json_ld_articles(soup):
-        found.setdefault("title", item.get("headline"))
-        found.setdefault("authors", _names(item.get("author")))
-        found.setdefault("published_at", item.get("datePublished"))
-        found.setdefault("modified_at", item.get("dateModified"))
-        found.setdefault("description", item.get("description"))
-        break
-    title_tag = soup.find("title")
-    h1 = soup.find("h1")
-    found["title"] = (found.get("title") or meta("og:title", "twitter:title")
-                      or (h1.get_text(" ", strip=True) if h1 else None)
-                      or (title_tag.get_text(" ", strip=True) if title_tag else None))
-    if not found.get("authors"):
-        found["authors"] = [m["content"] for m in soup.find_all("meta", attrs={"name": "author"})
-                            if m.get("content")]
-    found["authors"] = clean_authors(found.get("authors") or [])
-    time_tag = soup.find("time", attrs={"datetime": True})
-    found["published_at"] = parse_datetime(
-        found.get("published_at") or meta("article:published_time", "og:published_time", "date")
-        or (time_tag["datetime"] if time_tag else None)
-    )
-    found["description"] = found.get("description") or meta("og:description", "description")
-    found["site_name"] = meta("og:site_name")
-    canonical = soup.find("link", rel="canonical")
-    canonical_href = canonical.get("href") if canonical else None
-    canonical_href = canonical_href or meta("og:url")
-    found["canonical_url"] = urljoin(url or "", canonical_href) if canonical_href else None
-    html_tag = soup.find("html")
-    found["declared_language"] = (html_tag.get("lang") or "").split("-")[0].lower() or None if html_tag else None
-    return found
+    counted = f"{words} words, fewer than {min_words}"
+    if _ERROR_PAGE.search(f"{title or ''} {text[:300]}"):
+        return f"no article: error page served as a normal page ({counted})"
+    if _PAYWALL.search(f"{text} {before_cleaning[:2000]}"):
+        return f"no article: paywall or subscription stub ({counted})"
+    if html and len(_LINK.findall(html)) >= INDEX_PAGE_MIN_LINKS:
+        return f"no article: index or list page, links without body text ({counted})"
+    return f"no article: near-empty text ({counted})"
 
 
 # --- plain text ------------------------------------------------------------------------------
@@ -168,24 +154,36 @@ def split_title(text: str) -> tuple[str | None, str | None, str]:
     return None, None, text
 
 
+def is_boilerplate_line(line: str) -> bool:
+    line = line.strip()
+    return len(line) <= MAX_BOILERPLATE_LINE_CHARS and bool(BOILERPLATE_LINE.match(line)
+                                                             or _TEXT_BOILERPLATE.match(line))
+
+
 def dedupe_paragraphs(paragraphs: Iterable[str], title: str | None = None) -> list[str]:
-    """Keep each paragraph once (folded comparison); drop title repeats and boilerplate lines."""
+    """Paragraphs once each (folded comparison), without title repeats and boilerplate lines.
+
+    A repeated paragraph of at least MIN_REPEAT_CHARS is kept at its first place; a shorter line that
+    repeats ("ADVERTISEMENT", "Share") is page furniture and dropped everywhere.
+    """
+    paragraphs = list(paragraphs)
+    folded = [fold_for_comparison(p) for p in paragraphs]
+    counts = Counter(folded)
+    folded_title = fold_for_comparison(title) if title else None
     kept: list[str] = []
     seen: set[str] = set()
-    folded_title = fold_for_comparison(title) if title else None
-    for paragraph in paragraphs:
-        folded = fold_for_comparison(paragraph)
-        if not folded or folded == folded_title or _BOILERPLATE_LINE.match(paragraph.strip()):
+    for paragraph, key in zip(paragraphs, folded, strict=True):
+        if not key or key == folded_title or key in seen or is_boilerplate_line(paragraph):
             continue
-        if folded in seen:
+        if len(key) < MIN_REPEAT_CHARS and counts[key] > 1:
             continue
-        if len(folded) >= MIN_REPEAT_CHARS:
-            seen.add(folded)
+        seen.add(key)
         kept.append(paragraph)
     return kept
 
 
 def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of the text's language (py3langid, offline), None for texts too short to tell."""
     if len(text) < 20:
         return None
     language, _ = py3langid.classify(text[:5000])
@@ -195,53 +193,140 @@ def detect_language(text: str) -> str | None:
 # --- stage -----------------------------------------------------------------------------------
 
 
-def clean_document(document: Document) -> Article | Rejection:
+def _reject(document: Document, reason: str, **payload: Any) -> Rejection:
+    return Rejection("clean", document.source, document.url, [reason],
+                     {"content_type": document.content_type, **payload})
+
+
+def clean_document(document: Document, settings: Settings | None = None) -> Article | Rejection:
     """One raw document -> an article, or the reason it has none."""
+    settings = settings or get_settings()
     hints = document.hints
-    if document.html is not None:
-        metadata = extract_metadata(document.html, document.url)
-        body = extract_text(document.html, document.url)
+    html = decode_html(document.html) if document.html is not None else None
+    if html is not None:
+        if reason := bad_input_reason(html, settings.clean_max_html_chars):
+            return _reject(document, reason, chars=len(html))
+        metadata = extract_metadata(html, document.url)
+        body = extract_text(html, document.url)
+        if not body.strip() and (reason := no_text_reason(html)):
+            return _reject(document, reason, title=metadata.get("title"))
         title = metadata.get("title") or hints.get("title")
     else:
         metadata = {}
         raw = normalize_text(document.text or "")
         title, summary, body = split_title(raw)
-        title = title or hints.get("title")
+        title = hints.get("title") or title
         if summary:
             metadata["description"] = summary
-    body = normalize_text(body)
-    paragraphs = dedupe_paragraphs(split_paragraphs(body), title)
+    title = normalize_text(title) if isinstance(title, str) and title.strip() else None
+    paragraphs = dedupe_paragraphs(split_paragraphs(normalize_text(body)), title)
     text = "\n\n".join(paragraphs)
-    if not text.strip():
-        return Rejection("clean", document.source, document.url, ["no article text found"],
-                         {"title": title, "content_type": document.content_type})
-    title = normalize_text(title) if title else None
-    authors = metadata.get("authors") or clean_authors(hints.get("authors") or [])
+    if reason := no_article_reason(text, title, html, settings.min_words, before_cleaning=body):
+        return _reject(document, reason, title=title, text=text[:2000])
+    site_name = metadata.get("site_name")
     return Article(
         source=document.source,
         url=document.url,
         canonical_url=metadata.get("canonical_url") or document.url,
         title=title,
         text=text,
-        authors=authors,
+        authors=metadata.get("authors") or clean_authors(_as_list(hints.get("authors")), [site_name or ""]),
         published_at=metadata.get("published_at") or parse_datetime(hints.get("published_at")),
+        modified_at=metadata.get("modified_at"),
         language=detect_language(text) or metadata.get("declared_language"),
         description=metadata.get("description") or hints.get("summary"),
-        site_name=metadata.get("site_name"),
+        site_name=site_name,
+        image=metadata.get("image"),
+        tags=metadata.get("tags") or [],
         fetched_at=document.fetched_at,
     )
 
 
-def clean_documents(documents: Iterable[Document]) -> CleanOutcome:
-    """Clean a batch; a document that fails to parse is rejected with the error, the rest go on."""
-    outcome = CleanOutcome()
-    for document in documents:
-        outcome.stats.add("in")
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def clean_safely(document: Document, settings: Settings | None = None) -> Article | Rejection:
+    """`clean_document`, with a parser failure turned into a rejection instead of an exception."""
+    try:
+        return clean_document(document, settings)
+    except RecursionError:
+        return _reject(document, "could not parse: markup nested too deeply")
+    except Exception as exc:  # a parser bug on one page must not stop the batch
+        return _reject(document, f"could not parse: {type(exc).__name__}: {exc}")
+
+
+# --- time limit ------------------------------------------------------------------------------
+
+
+def warm_up() -> None:
+    """Load what cleaning needs (parsers, the language model) in a fresh worker process."""
+    detect_language("A short English sentence to load the language model.")
+
+
+class TimeLimitedCleaner:
+    """Cleans documents one by one in a worker process, ending any that takes longer than `timeout` seconds.
+
+    A runaway parse cannot be interrupted inside a thread (lxml holds the interpreter in C code), so the
+    work happens in a spawned process that is killed and replaced when a document overruns. Works from
+    Prefect's worker threads; `spawn` keeps the child free of the parent's threads and locks.
+    """
+
+    def __init__(self, timeout: float, settings: Settings | None = None,
+                 work: Callable[[Document, Settings | None], Article | Rejection] = clean_safely) -> None:
+        self.timeout = timeout
+        self.settings = settings
+        self.work = work
+        self._pool: Pool | None = None
+
+    def __enter__(self) -> TimeLimitedCleaner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _start(self) -> Pool:
+        if self._pool is None:
+            self._pool = multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=500)
+            # Imports and model loading happen here, outside any document's time limit.
+            self._pool.apply(warm_up)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def clean(self, document: Document) -> Article | Rejection:
+        pending = self._start().apply_async(self.work, (document, self.settings))
         try:
-            result = clean_document(document)
-        except Exception as exc:  # a parser bug on one page must not stop the batch
-            result = Rejection("clean", document.source, document.url,
-                               [f"could not parse: {type(exc).__name__}: {exc}"], {})
+            return pending.get(self.timeout)
+        except multiprocessing.TimeoutError:
+            self.close()  # the worker is still busy with this page: end it, the next call starts a new one
+            return _reject(document, f"cleaning took longer than the {self.timeout:g} s limit")
+        except Exception as exc:  # the worker died (memory, crash) or the document could not be sent
+            self.close()
+            return _reject(document, f"cleaning failed in the worker process: {type(exc).__name__}: {exc}")
+
+
+def clean_documents(documents: Iterable[Document], settings: Settings | None = None) -> CleanOutcome:
+    """Clean a batch: every document becomes an article or a rejection with its reason; the batch goes on.
+
+    With `clean_timeout_seconds` > 0 each document is cleaned in a worker process under that time limit.
+    """
+    settings = settings or get_settings()
+    outcome = CleanOutcome()
+    documents = list(documents)
+    if settings.clean_timeout_seconds > 0 and documents:
+        with TimeLimitedCleaner(settings.clean_timeout_seconds, settings) as cleaner:
+            results = [cleaner.clean(document) for document in documents]
+    else:
+        results = [clean_safely(document, settings) for document in documents]
+    for result in results:
+        outcome.stats.add("in")
         if isinstance(result, Rejection):
             outcome.rejections.append(result)
             outcome.stats.add("quarantined")

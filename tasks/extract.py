@@ -47,7 +47,7 @@ _ALWAYS_PRUNED = ("figcaption", "form", "button", "noscript", "iframe", "templat
 _MEDIA = ("img", "picture", "video", "audio", "svg")
 
 # Lines that are page furniture wherever they appear.
-_BOILERPLATE_LINE = re.compile(
+BOILERPLATE_LINE = re.compile(
     r"^(advertisement|sponsored( content)?|\d*\s*comments?|comments are closed\.?|"
     r"you must (be )?log(ged)? ?in to post a comment\.?|"
     r"(tell|let) us what you think\W*|like this story\?.*|share (this|it)\b.{0,80}|"
@@ -162,7 +162,7 @@ def tidy_lines(text: str) -> list[str]:
             continue
         if _COMMENTS_HEADING.match(line) and kept_chars >= 300:
             break
-        if _BOILERPLATE_LINE.match(line):
+        if BOILERPLATE_LINE.match(line):
             continue
         kept.append(line)
         kept_chars += len(line)

@@ -24,8 +24,8 @@ from tasks.records import Article, Duplicate, StageStats, utcnow
 from tasks.warehouse import write_transaction
 
 ARTICLE_UPDATE_COLUMNS = ("url", "source", "title", "authors", "published_at", "language", "text",
-                          "word_count", "content_hash", "description", "site_name", "last_seen_at",
-                          "last_run_id", "version")
+                          "word_count", "content_hash", "description", "site_name", "modified_at", "image",
+                          "tags", "last_seen_at", "last_run_id", "version")
 
 
 @dataclass(slots=True)
@@ -61,7 +61,8 @@ def article_row(article: Article, run_id: str, now: Any, version: int = 1) -> di
         "title": article.title, "authors": article.authors, "published_at": article.published_at,
         "language": article.language, "text": article.text, "word_count": article.word_count,
         "content_hash": article.content_hash, "description": article.description,
-        "site_name": article.site_name, "first_seen_at": now, "last_seen_at": now, "last_run_id": run_id,
+        "site_name": article.site_name, "modified_at": article.modified_at, "image": article.image,
+        "tags": article.tags, "first_seen_at": now, "last_seen_at": now, "last_run_id": run_id,
         "version": version,
     }
 

@@ -49,6 +49,9 @@ class Article:
     description: str | None = None
     site_name: str | None = None
     fetched_at: datetime = field(default_factory=utcnow)
+    modified_at: datetime | None = None
+    image: str | None = None  # lead image URL
+    tags: list[str] = field(default_factory=list)
     content_hash: str = ""  # sha256 of the normalised text, set by the dedupe stage
     word_count: int = 0
 

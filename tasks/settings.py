@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     max_items_per_source: int = 500
 
     # Clean
-    min_words: int = 40
+    min_words: int = 40  # fewer words after cleaning: no article (index page, paywall stub, error page)
+    clean_timeout_seconds: float = 30.0  # per document, in a worker process; 0 cleans in-process, unbounded
+    clean_max_html_chars: int = 2_000_000  # markup left after removing scripts and styles
     allowed_languages: list[str] = Field(default_factory=list)  # empty: any language
 
     # Deduplicate
