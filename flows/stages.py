@@ -57,7 +57,7 @@ def load_task(articles: Sequence[Article], outcome: DedupOutcome, settings: Sett
     kept = {a.canonical_url for a in articles}
     fingerprints = {url: p for url, p in outcome.fingerprints.items() if url in kept}
     duplicates = [d for d in outcome.duplicates if d.kept_article_id or d.kept_url in kept]
-    return load_batch(get_engine(settings.warehouse_url), run_id, articles, fingerprints, duplicates)
+    return load_batch(get_engine(settings.warehouse_url), run_id, articles, fingerprints, duplicates, settings)
 
 
 @task(name="record", task_run_name="record {what}", retries=2, retry_delay_seconds=2, **STAGE_TASK)

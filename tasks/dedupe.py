@@ -85,6 +85,8 @@ class Tokens:
     offsets: list[int]
     prose: np.ndarray | None = None
     sentences: np.ndarray | None = None
+    lines: np.ndarray | None = None  # per token, the number of its line (lines of all texts in order)
+    line_hashes: np.ndarray | None = None  # per line, a hash of its words
 
     def select(self, mask: np.ndarray) -> Tokens:
         """The masked tokens of each text; all of a text's tokens when the mask leaves it none."""
@@ -114,9 +116,13 @@ def tokenize(folded: Sequence[bytes], chunk_bytes: int = 1 << 20) -> tuple[Token
             offsets.extend((offsets[-1] + np.asarray(chunk.offsets[1:])).tolist())
             group, size = [], 0
     if not chunks:
-        return Tokens(np.zeros(0, dtype=_U64), offsets, np.zeros(0, bool), np.zeros(0, bool)), digests
+        empty = np.zeros(0, dtype=_U64)
+        return Tokens(empty, offsets, np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, np.int64), empty), digests
+    first_line = np.cumsum([0] + [len(c.line_hashes) for c in chunks[:-1]])
     return Tokens(np.concatenate([c.hashes for c in chunks]), offsets,
-                  np.concatenate([c.prose for c in chunks]), np.concatenate([c.sentences for c in chunks])), digests
+                  np.concatenate([c.prose for c in chunks]), np.concatenate([c.sentences for c in chunks]),
+                  np.concatenate([c.lines + first for c, first in zip(chunks, first_line, strict=True)]),
+                  np.concatenate([c.line_hashes for c in chunks])), digests
 
 
 def _tokenize_chunk(folded: list[bytes], digests: list[str]) -> Tokens:
@@ -139,6 +145,10 @@ def _tokenize_chunk(folded: list[bytes], digests: list[str]) -> Tokens:
     sentence_line[line[last]] = np.take(_SENTENCE_END, after) | (np.take(_PUNCTUATION, after)
                                                                   & np.take(_SENTENCE_END, after_next))
     prose = words_in_line[line] >= LEDE_MIN_LINE_WORDS
+    # Non-empty lines numbered in order, each with the (order-blind) sum of its word hashes.
+    line_starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]]) if len(line) else np.zeros(0, np.int64)
+    line_numbers = np.cumsum(np.r_[False, line[1:] != line[:-1]]) if len(line) else np.zeros(0, np.int64)
+    line_hashes = _mix(np.add.reduceat(hashes, line_starts)) if len(line) else np.zeros(0, dtype=_U64)
     # Content hashes: every whitespace run becomes one space (the separators count as whitespace).
     blanked = np.take(_BLANKED, buffer)
     blanked[starts[1:] - 1] = 32
@@ -148,7 +158,8 @@ def _tokenize_chunk(folded: list[bytes], digests: list[str]) -> Tokens:
     ends = np.cumsum(np.add.reduceat(keep, starts[:-1], dtype=np.int64)).tolist()
     for begin, end in zip([0, *ends[:-1]], ends, strict=True):
         digests.append(hashlib.sha256(collapsed[begin:end].strip(b" ")).hexdigest())
-    return Tokens(hashes, np.searchsorted(word_starts, starts).tolist(), prose, prose & sentence_line[line])
+    return Tokens(hashes, np.searchsorted(word_starts, starts).tolist(), prose, prose & sentence_line[line],
+                  line_numbers, line_hashes)
 
 
 def shingle_hashes(tokens: Tokens, size: int, max_tokens: int | None = None) -> Tokens:
@@ -262,15 +273,39 @@ class Sketches:
                                band_hashes(self.lede, settings.lede_bands, settings.lsh_bands)], axis=1)
 
 
-def sketch(texts: Sequence[str], settings: Settings) -> Sketches:
-    """Content hashes and MinHash sketches of a batch of texts."""
+def sketch(texts: Sequence[str], settings: Settings, sources: Sequence[str] | None = None) -> Sketches:
+    """Content hashes and MinHash sketches of a batch of texts (`sources`: where each came from)."""
     folded = [fold_lines(text) for text in texts]
-    encoded = [text.encode("utf-8") for text in folded]
-    tokens, digests = tokenize(encoded)
-    body = shingle_hashes(tokens.select(tokens.prose), settings.shingle_size)
-    lede = shingle_hashes(tokens.select(tokens.sentences), settings.lede_shingle_size, max_tokens=settings.lede_words)
+    tokens, digests = tokenize([text.encode("utf-8") for text in folded])
+    content = tokens.prose & ~boilerplate(tokens, digests, sources, settings.boilerplate_min_texts)
+    body = shingle_hashes(tokens.select(content), settings.shingle_size)
+    lede = shingle_hashes(tokens.select(content & tokens.sentences), settings.lede_shingle_size,
+                          max_tokens=settings.lede_words)
     return Sketches(digests, distinct_counts(body), minhash_matrix(body, settings.minhash_permutations),
                     minhash_matrix(lede, settings.lede_permutations))
+
+
+def boilerplate(tokens: Tokens, digests: Sequence[str], sources: Sequence[str] | None, min_texts: int) -> np.ndarray:
+    """Per token: whether its line is boilerplate, i.e. found in at least `min_texts` different texts of the
+    same source in this batch (an outlet's header, footer or sign-up line).
+
+    Counted per source because a wire story's paragraphs recur across outlets while an outlet's boilerplate
+    recurs across its own stories; texts with the same content hash count once.
+    """
+    if not len(tokens.hashes) or min_texts < 2:
+        return np.zeros(len(tokens.hashes), dtype=bool)
+    first_text: dict[str, int] = {}
+    text_id = np.array([first_text.setdefault(d, i) for i, d in enumerate(digests)], dtype=_U64)
+    source_ids: dict[str, int] = {}
+    source_of = np.array([source_ids.setdefault(s, len(source_ids)) for s in sources] if sources
+                         else [0] * len(digests), dtype=_U64)
+    texts_per_token = np.repeat(np.arange(len(digests)), np.diff(tokens.offsets))
+    line_text = np.zeros(len(tokens.line_hashes), dtype=np.int64)
+    line_text[tokens.lines] = texts_per_token
+    line_keys = _mix(tokens.line_hashes ^ (source_of[line_text] * _SHINGLE_MULTIPLIERS[2]))
+    once_per_text = np.unique(_mix(line_keys ^ (text_id[line_text] * _SHINGLE_MULTIPLIERS[3])), return_index=True)[1]
+    keys, counts = np.unique(line_keys[once_per_text], return_counts=True)
+    return np.isin(line_keys, keys[counts >= min_texts])[tokens.lines]
 
 
 def verify(left: Sketches, i: np.ndarray, right: Sketches, j: np.ndarray, settings: Settings) -> np.ndarray:
@@ -424,7 +459,7 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
     candidates = list(by_url.values())
 
     # Level 1b: same normalised text, in the warehouse (forever) or earlier in the batch.
-    sketches = sketch([a.text for a in candidates], settings)
+    sketches = sketch([a.text for a in candidates], settings, [a.source for a in candidates])
     for article, digest in zip(candidates, sketches.content_hashes, strict=True):
         article.content_hash = digest
     known_hashes = index.by_content_hash(set(sketches.content_hashes))
@@ -514,11 +549,15 @@ def _point_at_survivors(duplicates: list[Duplicate]) -> None:
             duplicate.kept_url, duplicate.kept_article_id = nxt.kept_url, nxt.kept_article_id
 
 
-def cluster_ids(texts: list[str], settings: Settings | None = None) -> list[int]:
-    """Cluster label per text (exact and near-duplicates share a label): the function benchmarks score."""
+def cluster_ids(texts: list[str], settings: Settings | None = None, sources: list[str] | None = None) -> list[int]:
+    """Cluster label per text (exact and near-duplicates share a label): the function benchmarks score.
+
+    `sources` (the outlet of each text) lets boilerplate be told by outlet, as the pipeline does with
+    each article's source; without it each text is its own source (no line is taken for boilerplate).
+    """
     settings = settings or Settings()
-    articles = [Article(source="bench", url=f"doc:{i}", canonical_url=f"doc:{i}", text=t, word_count=1)
-                for i, t in enumerate(texts)]
+    articles = [Article(source=sources[i] if sources else str(i), url=f"doc:{i}", canonical_url=f"doc:{i}",
+                        text=t, word_count=1) for i, t in enumerate(texts)]
     for article, text in zip(articles, texts, strict=True):
         article.word_count = len(text)  # the longest is kept; characters are cheaper to count than words
     outcome = deduplicate(articles, EmptyIndex(), settings)

@@ -3,7 +3,8 @@
 A batch is one transaction holding the warehouse's load lock (tasks.warehouse.write_transaction):
 concurrent runs take turns, so an article re-fetched with a changed text keeps its id and gets its
 previous text stored in `article_versions`, and an article whose exact text another run loaded
-meanwhile under another URL is recorded as a duplicate instead of loaded twice.
+meanwhile under another URL is recorded as a duplicate instead of loaded twice (with the settings given,
+near copies too: the dedupe stage's check is run again under the lock).
 Keys are de-duplicated and sorted before each statement (PostgreSQL rejects a key twice in one
 INSERT ... ON CONFLICT, SQLite would silently keep the last and hide the bug; one key order avoids
 deadlocks).
@@ -19,9 +20,10 @@ from sqlalchemy import Connection, Engine, Table, delete, insert, literal, selec
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tasks import schema
-from tasks.dedupe import Fingerprint
+from tasks.dedupe import Fingerprint, deduplicate
 from tasks.records import Article, Duplicate, StageStats, utcnow
-from tasks.warehouse import write_transaction
+from tasks.settings import Settings
+from tasks.warehouse import WarehouseIndex, write_transaction
 
 ARTICLE_UPDATE_COLUMNS = ("url", "source", "title", "authors", "published_at", "language", "text",
                           "word_count", "content_hash", "description", "site_name", "modified_at", "image",
@@ -115,8 +117,16 @@ def _literal(value: Any, column: Any) -> Any:
     return literal(value, column.type)
 
 
+def _late_near_copies(conn: Connection, fresh: Sequence[Article], settings: Settings | None) -> dict[str, Duplicate]:
+    """Near copies of articles another run loaded since this batch was deduplicated, by canonical URL."""
+    if settings is None or not fresh:
+        return {}
+    recheck = deduplicate(fresh, WarehouseIndex(conn), settings)
+    return {d.canonical_url: d for d in recheck.duplicates if d.kept_article_id is not None}
+
+
 def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerprints: dict[str, Fingerprint],
-               duplicates: Sequence[Duplicate]) -> LoadOutcome:
+               duplicates: Sequence[Duplicate], settings: Settings | None = None) -> LoadOutcome:
     """Write one batch in one transaction: all of it, or (on error) none of it."""
     outcome = LoadOutcome()
     outcome.stats.add("in", len(articles))
@@ -130,14 +140,17 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
         same_text = {c.content_hash: c for c in _current(conn, a.c.content_hash, list(new_hashes))}
         late_copies = {url: same_text[art.content_hash] for url, art in by_url.items()
                        if url not in current and art.content_hash in same_text}
+        late_near = _late_near_copies(conn, [art for url, art in by_url.items()
+                                             if url not in current and url not in late_copies], settings)
         changed = [c for url, c in current.items() if c.content_hash != by_url[url].content_hash]
         _keep_previous_texts(conn, changed, run_id, now)
         changed_urls = {c.canonical_url for c in changed}
         rows = [article_row(art, run_id, now, current[url].version + (url in changed_urls) if url in current else 1)
-                for url, art in by_url.items() if url not in late_copies]
+                for url, art in by_url.items() if url not in late_copies and url not in late_near]
         upsert(conn, schema.articles, rows, ["canonical_url"], ARTICLE_UPDATE_COLUMNS)
         ids = _ids_by_canonical_url(conn, [r["canonical_url"] for r in rows] + [d.kept_url for d in duplicates])
         ids.update({url: c.id for url, c in late_copies.items()})  # copies of them point at the original
+        ids.update({url: d.kept_article_id for url, d in late_near.items()})
         outcome.article_ids = {row["canonical_url"]: ids[row["canonical_url"]] for row in rows}
         signatures, band_keys = [], []
         for url, print_ in fingerprints.items():
@@ -153,7 +166,7 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
         upsert(conn, schema.article_band_keys, band_keys, ["band_key", "article_id"])
         late = [Duplicate(url=art.url, source=art.source, kept_url=late_copies[url].canonical_url, kind="exact",
                           kept_article_id=late_copies[url].id, canonical_url=url)
-                for url, art in by_url.items() if url in late_copies]
+                for url, art in by_url.items() if url in late_copies] + list(late_near.values())
         duplicate_rows = []
         for duplicate in [*duplicates, *late]:
             article_id = duplicate.kept_article_id or ids.get(duplicate.kept_url)

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     lede_permutations: int = 96
     lede_bands: int = 32
     near_lede_threshold: float = 0.6
+    boilerplate_min_texts: int = 3  # a line in this many texts of one source in a batch is its boilerplate
     dedupe_window_days: int = 30  # near-duplicates and stories are looked up this far back; exact forever
 
     # Orchestration

@@ -82,6 +82,13 @@ By Sam Porter, Staff Writer
 Pupils from the harbour primary school have won the national junior robotics final with a machine that sorts litter.
 """ + _OUTLET_FOOTER
 
+OUTLET_STORY_C = """Lifeboat crew called out twice
+
+By Ana Duarte, Staff Writer
+
+The island lifeboat was launched twice on Saturday to help walkers cut off by the tide below the lighthouse.
+""" + _OUTLET_FOOTER
+
 # A later, different story about the same terminal: a new lead, some background repeated.
 FOLLOW_UP = """Judicial review sought over ferry terminal
 

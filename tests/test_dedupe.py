@@ -3,6 +3,7 @@ across runs through the warehouse."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,8 @@ from tasks.warehouse import WarehouseIndex, get_engine
 from tests.dedup_texts import (
     FOLLOW_UP,
     OUTLET_STORY_A,
+    OUTLET_STORY_B,
+    OUTLET_STORY_C,
     TRUNCATED_COPY,
     WIRE_COPY,
     WIRE_STORY,
@@ -27,8 +30,8 @@ from tests.dedup_texts import (
 SETTINGS = Settings()
 
 
-def article(url: str, text: str, published: str | None = None, source: str = "test") -> Article:
-    return Article(source=source, url=url, canonical_url=url, text=text, title=text.split("\n")[0],
+def article(url: str, text: str, published: str | None = None) -> Article:
+    return Article(source=url.split("/")[2], url=url, canonical_url=url, text=text, title=text.split("\n")[0],
                    published_at=datetime.fromisoformat(published).replace(tzinfo=UTC) if published else None)
 
 
@@ -39,9 +42,18 @@ def test_content_hash_is_the_text_normalisations_hash():
 
 
 def test_copies_share_a_cluster_and_different_stories_do_not():
-    labels = cluster_ids([WIRE_STORY, normalised_copy(WIRE_STORY), WIRE_COPY, TRUNCATED_COPY, FOLLOW_UP])
+    labels = cluster_ids([WIRE_STORY, normalised_copy(WIRE_STORY), WIRE_COPY, TRUNCATED_COPY, FOLLOW_UP],
+                         sources=["wire", "times", "weekly", "coast news", "wire"])
     assert labels[0] == labels[1] == labels[2] == labels[3]  # exact, re-dressed and truncated copies
     assert labels[4] != labels[0]  # the follow-up is another story
+
+
+def test_stories_of_one_outlet_are_not_joined_by_its_header_and_footer():
+    outlet = [OUTLET_STORY_A, OUTLET_STORY_B, OUTLET_STORY_C]
+    assert len(set(cluster_ids(outlet, sources=["island-weekly"] * 3))) == 3
+    # Its footer on a wire copy does not hide the copy either.
+    labels = cluster_ids([*outlet, WIRE_STORY, WIRE_COPY], sources=["island-weekly"] * 3 + ["wire", "island-weekly"])
+    assert labels[3] == labels[4] and len(set(labels)) == 4
 
 
 def test_the_earliest_published_is_kept_and_the_copies_say_how_they_matched():
@@ -69,6 +81,38 @@ def test_when_nothing_is_published_the_longest_is_kept():
     outcome = deduplicate([article("https://c.example/short", TRUNCATED_COPY),
                            article("https://a.example/story", WIRE_STORY)], EmptyIndex(), SETTINGS)
     assert [a.canonical_url for a in outcome.kept] == ["https://a.example/story"]
+
+
+def test_two_runs_loading_copies_of_each_others_articles_keep_one(warehouse_url):
+    """Both runs deduplicate before either loads; the second to load finds the other's article."""
+    engine = get_engine(warehouse_url)
+    both_deduplicated = threading.Barrier(2, timeout=60)
+    results: dict[str, object] = {}
+
+    def run(run_id: str, item: Article) -> None:
+        try:
+            outcome = deduplicate([item], WarehouseIndex(engine), SETTINGS)
+            both_deduplicated.wait()
+            results[run_id] = load_batch(engine, run_id, outcome.kept, outcome.fingerprints, outcome.duplicates,
+                                         SETTINGS)
+        except BaseException as exc:  # reported by the assertion below
+            results[run_id] = exc
+
+    threads = [threading.Thread(target=run, args=("run-a", article("https://a.example/story", WIRE_STORY))),
+               threading.Thread(target=run, args=("run-b", article("https://b.example/copy", WIRE_COPY)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(not isinstance(r, BaseException) for r in results.values()), results
+    with engine.connect() as conn:
+        kept = conn.execute(select(schema.articles.c.id, schema.articles.c.canonical_url)).all()
+        copies = conn.execute(select(schema.duplicates.c.url, schema.duplicates.c.kind,
+                                     schema.duplicates.c.article_id)).all()
+    assert len(kept) == 1 and len(copies) == 1
+    (kept_id, kept_url), (copy_url, kind, points_at) = kept[0], copies[0]
+    assert {kept_url, copy_url} == {"https://a.example/story", "https://b.example/copy"}
+    assert (kind, points_at) == ("near", kept_id)
 
 
 def _load(url: str, articles: list[Article], run_id: str) -> tuple[list[str], list[tuple[str, str, int | None]]]:
