@@ -133,6 +133,27 @@ def cmd_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    """Full-text search over the warehouse's article titles and texts, best matches first."""
+    from tasks.search import search
+    from tasks.settings import get_settings
+    from tasks.warehouse import WarehouseError, get_engine
+
+    try:
+        hits = search(get_engine(args.warehouse or get_settings().warehouse_url), args.query, args.limit)
+    except WarehouseError as exc:
+        print(f"newsflow: {exc}", file=sys.stderr)
+        return EXIT_WAREHOUSE
+    if not hits:
+        print(f"no article matches {args.query!r}")
+    for hit in hits:
+        published = hit.published_at.date().isoformat() if hit.published_at else "undated"
+        print(f"{hit.score:7.3f}  {hit.title or '(untitled)'}  [{hit.source}, {published}, id {hit.id}]")
+        print(f"         {hit.url}")
+        print(f"         {' '.join(hit.snippet.split())}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsflow", description="Fetch, clean, deduplicate, validate and "
                                      "load news text into a warehouse.")
@@ -151,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="ingest the bundled sample site into the warehouse")
     demo.add_argument("--warehouse", metavar="URL")
     demo.set_defaults(handler=cmd_demo)
+
+    search = commands.add_parser("search", help="full-text search over the articles' titles and texts")
+    search.add_argument("query", help='words (all must match), "a phrase", OR, -excluded')
+    search.add_argument("--limit", type=int, default=10, help="at most this many articles (default 10)")
+    search.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
+    search.set_defaults(handler=cmd_search)
 
     db = commands.add_parser("db", help="the warehouse schema: upgrade it, show its revision")
     db_commands = db.add_subparsers(dest="db_command", required=True)

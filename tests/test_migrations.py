@@ -12,6 +12,7 @@ from sqlalchemy import inspect, text
 
 from flows.cli import main
 from tasks import migrate, schema
+from tasks.search import search
 from tasks.warehouse import make_engine, open_warehouse
 
 ADD_COLUMN_REVISION = '''
@@ -46,14 +47,21 @@ def query(url: str, sql: str) -> list[tuple]:
         engine.dispose()
 
 
+def insert_article(conn, title: str) -> None:
+    """A row with the first release's columns only (plain SQL)."""
+    conn.execute(text(
+        "INSERT INTO articles (url, canonical_url, source, title, authors, text, word_count, content_hash, "
+        "first_seen_at, last_seen_at) VALUES (:url, :canonical, 'wire', :title, '[]', :text, 2, :hash, "
+        "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+        {"url": f"https://a.example/{title}", "canonical": f"https://a.example/{title}", "title": title,
+         "text": f"{title.lower()} text", "hash": title})
+
+
 def insert_baseline_article(url: str) -> None:
-    """A row as a warehouse of the first release held it (plain SQL: the 0001 columns only)."""
+    """A row as a warehouse of the first release held it, and a duplicate of it."""
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO articles (url, canonical_url, source, title, authors, text, word_count, content_hash, "
-            "first_seen_at, last_seen_at) VALUES ('https://a.example/1', 'https://a.example/1', 'wire', 'Old', "
-            "'[]', 'old text', 2, 'h1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        insert_article(conn, "Old")
         conn.execute(text(
             "INSERT INTO duplicates (url, article_id, kind, similarity, run_id, detected_at) "
             "SELECT 'https://b.example/copy', id, 'exact', 1.0, 'r1', CURRENT_TIMESTAMP FROM articles"))
@@ -67,7 +75,8 @@ def test_upgrade_from_empty_builds_exactly_the_schema(warehouse_url):
     engine = make_engine(warehouse_url)
     with engine.connect() as conn:
         # The migrations and tasks/schema.py describe the same tables, columns, types and indexes.
-        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+        assert compare_metadata(MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": migrate.include_object}),
                                 schema.metadata) == []
     engine.dispose()
     assert migrate.upgrade(warehouse_url) == migrate.heads()  # a second upgrade is a no-op
@@ -85,9 +94,18 @@ def test_previous_version_upgrades_in_place_with_an_added_column(warehouse_url, 
     assert migrate.upgrade(warehouse_url, extra_version_locations=(str(extra),)) == ("9001_test",)
 
     assert query(warehouse_url, "SELECT canonical_url, title, text, reading_minutes FROM articles") == [
-        ("https://a.example/1", "Old", "old text", 3)]
+        ("https://a.example/Old", "Old", "old text", 3)]
     assert query(warehouse_url, "SELECT d.url, a.title FROM duplicates d JOIN articles a ON a.id = d.article_id") \
         == [("https://b.example/copy", "Old")]
+    # The views and full-text search still work on the rebuilt table, for old rows and new ones.
+    engine = make_engine(warehouse_url)
+    with engine.begin() as conn:
+        insert_article(conn, "Fresh")
+    assert query(warehouse_url, "SELECT title, duplicate_count FROM latest_articles ORDER BY id") == [
+        ("Old", 1), ("Fresh", 0)]
+    assert [hit.title for hit in search(engine, "old")] == ["Old"]
+    assert [hit.title for hit in search(engine, "fresh")] == ["Fresh"]
+    engine.dispose()
 
 
 def test_warehouse_created_before_migrations_is_adopted(warehouse_url):

@@ -10,7 +10,8 @@ from alembic import context
 from sqlalchemy import inspect, text
 
 from tasks import schema
-from tasks.migrate import BASELINE_REVISION, MIGRATION_LOCK_ID, migration_engine
+from tasks.migrate import BASELINE_REVISION, MIGRATION_LOCK_ID, include_object, migration_engine
+from tasks.search import ensure_sqlite_fts_triggers
 from tasks.settings import get_settings
 
 config = context.config
@@ -22,6 +23,7 @@ def _run(connection) -> None:
         target_metadata=schema.metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
         compare_type=True,
+        include_object=include_object,
         # One transaction for the whole upgrade; on SQLite tasks.migrate makes DDL transactional.
         transactional_ddl=True,
     )
@@ -31,6 +33,8 @@ def _run(connection) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID})
         _adopt_unversioned(connection)
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            ensure_sqlite_fts_triggers(connection)
 
 
 def _adopt_unversioned(connection) -> None:
