@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, text
 
 from tasks.schema import UtcDateTime
 
-# Must stay identical to the expression indexed by migration 0003, or PostgreSQL scans the table.
+# Must stay identical to the expression indexed by migration 0004, or PostgreSQL scans the table.
 PG_DOCUMENT = ("(setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') || "
                "setweight(to_tsvector('english'::regconfig, text), 'B'))")
 

@@ -5,8 +5,8 @@ A later revision that rebuilds `articles` on SQLite (batch mode, recreate) drops
 puts them back after every upgrade (tasks.search.ensure_sqlite_fts_triggers). A revision changing a view
 drops and creates it again.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-21
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
