@@ -12,9 +12,11 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from tasks.clean import CleanOutcome, clean_documents
+from tasks.crawlstate import WarehouseState, store_validators
 from tasks.dedupe import DedupOutcome, deduplicate
 from tasks.fetch import FetchOutcome, fetch_source
 from tasks.load import LoadOutcome, load_batch
+from tasks.rawstore import store_raw
 from tasks.records import Article, Duplicate, FetchAttempt, Rejection
 from tasks.settings import Settings
 from tasks.sources import Source
@@ -33,7 +35,12 @@ def validator_for(expectations_dir: Path) -> Validator:
 
 @task(name="fetch", task_run_name="fetch {source.name}", **STAGE_TASK)
 def fetch_task(source: Source, settings: Settings) -> FetchOutcome:
-    return fetch_source(source, settings)
+    """Fetch one source against what the warehouse already knows; keep raw bodies and validators."""
+    engine = get_engine(settings.warehouse_url)
+    outcome = fetch_source(source, settings, WarehouseState(engine))
+    store_raw(engine, outcome.raw)
+    store_validators(engine, outcome.validators)
+    return outcome
 
 
 @task(name="clean", task_run_name="clean {label}", **STAGE_TASK)

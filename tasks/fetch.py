@@ -1,7 +1,9 @@
-"""Fetch stage: turn sources (local files, RSS/Atom feeds, URL lists) into raw `Document`s.
+"""Fetch stage: turn sources (local files, RSS/Atom/JSON feeds, sitemaps, URL lists, WARC files) into raw
+`Document`s, politely (see `tasks/http.py`) and without losing anything.
 
-Every attempt, good or bad, becomes a `FetchAttempt`; a bad item becomes a `Rejection`. Nothing raises
-out of `fetch_source` for a bad page, feed or file: the rest of the source goes on.
+Every attempt, good or bad, becomes a `FetchAttempt`; a bad item becomes a `Rejection`; every document's
+raw bytes are kept for `reprocess`. Nothing raises out of `fetch_source` for a bad page, feed or file:
+the rest of the source goes on.
 """
 
 from __future__ import annotations
@@ -9,23 +11,36 @@ from __future__ import annotations
 import glob
 import json
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain, zip_longest
 from pathlib import Path
 from typing import Any
 
-import feedparser
-import httpx
-from charset_normalizer import from_bytes
-
-from tasks.records import Document, FetchAttempt, Rejection, StageStats
+from tasks.crawlstate import FetchState, NoState
+from tasks.feeds import FeedError, Link, parse_feed
+from tasks.http import FetchResult, PoliteClient, Validators, decode_body
+from tasks.rawstore import RawDocument, from_document, to_document
+from tasks.records import Document, FetchAttempt, Rejection, StageStats, utcnow
 from tasks.settings import Settings
-from tasks.sources import FilesSource, RssSource, Source, UrlsSource
+from tasks.sitemaps import GZIP_TYPES, parse_sitemap
+from tasks.sources import FilesSource, HttpSource, RssSource, SitemapSource, Source, UrlsSource, WarcSource
+from tasks.urls import canonicalize_url, host_allowed, host_of
+from tasks.warc import read_warc
+
+__all__ = ["FetchOutcome", "decode_body", "fetch_source"]
 
 TEXTUAL_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml",
                  "application/rss+xml", "application/atom+xml", "application/json", "application/feed+json")
+FEED_TYPES = (*TEXTUAL_TYPES, "application/rdf+xml", "text/rss+xml", "text/atom+xml")
+
+
+def is_textual(media: str) -> bool:
+    """Worth downloading as a page: HTML, XML, text or JSON (a missing Content-Type is given a chance)."""
+    return not media or media in TEXTUAL_TYPES or media.startswith("text/") or media.endswith(("+xml", "+json"))
 
 
 @dataclass(slots=True)
@@ -37,86 +52,16 @@ class FetchOutcome:
     attempts: list[FetchAttempt] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     stats: StageStats = field(default_factory=lambda: StageStats("fetch"))
+    raw: list[RawDocument] = field(default_factory=list)  # bodies to keep in the raw store
+    validators: dict[str, Validators] = field(default_factory=dict)  # for the next run's conditional GETs
 
     def reject(self, url: str | None, reason: str, **payload: Any) -> None:
         self.rejections.append(Rejection("fetch", self.source, url, [reason], payload))
         self.stats.add("quarantined")
 
-
-@dataclass(slots=True)
-class HttpResult:
-    attempt: FetchAttempt
-    body: bytes | None = None
-    text: str | None = None
-    final_url: str | None = None
-
-
-def decode_body(body: bytes, header_charset: str | None) -> str:
-    """Decode with the declared charset if it works, else detect; undecodable bytes never raise."""
-    if header_charset:
-        try:
-            return body.decode(header_charset)
-        except (LookupError, UnicodeDecodeError):
-            pass
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        best = from_bytes(body).best()
-        return str(best) if best is not None else body.decode("utf-8", errors="replace")
-
-
-class HttpFetcher:
-    """One shared HTTP client: timeouts, User-Agent, redirect bound and a response size cap."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.client = httpx.Client(
-            headers={"User-Agent": settings.user_agent},
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            follow_redirects=True,
-            max_redirects=settings.max_redirects,
-        )
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> HttpFetcher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def get(self, url: str, source: str) -> HttpResult:
-        attempt = FetchAttempt(source=source, url=url)
-        started = time.perf_counter()
-        try:
-            with self.client.stream("GET", url) as response:
-                attempt.status_code = response.status_code
-                attempt.content_type = response.headers.get("content-type")
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.settings.max_response_bytes:
-                        attempt.error = f"too large: over {self.settings.max_response_bytes} bytes"
-                        break
-                    chunks.append(chunk)
-                attempt.bytes = size
-                body = b"".join(chunks)
-                if attempt.error is None and response.status_code >= 400:
-                    attempt.error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-                if attempt.error is None:
-                    return HttpResult(attempt, body, decode_body(body, response.charset_encoding),
-                                      str(response.url))
-                return HttpResult(attempt)
-        except httpx.HTTPError as exc:
-            attempt.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return HttpResult(attempt)
-        finally:
-            attempt.elapsed_ms = int((time.perf_counter() - started) * 1000)
-
-
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";")[0].strip().lower()
+    def add(self, document: Document, raw: RawDocument) -> None:
+        self.documents.append(document)
+        self.raw.append(raw)
 
 
 def _parse_date(value: Any) -> datetime | None:
@@ -225,106 +170,245 @@ def fetch_files(source: FilesSource, settings: Settings, outcome: FetchOutcome) 
             if len(outcome.documents) >= limit:
                 outcome.stats.add("over_limit")
                 continue
-            outcome.documents.append(document)
+            outcome.add(document, from_document(document))
 
 
 # --- http ------------------------------------------------------------------------------------
 
 
-def _fetch_page(
-    fetcher: HttpFetcher, url: str, source: str, hints: dict[str, Any]
-) -> tuple[HttpResult, Document | None]:
-    result = fetcher.get(url, source)
-    if result.text is None:
-        return result, None
-    media = _media_type(result.attempt.content_type)
-    if media and media not in TEXTUAL_TYPES:
-        result.attempt.error = f"unsupported content type {media}"
-        return result, None
-    document = Document(
-        source=source,
-        url=result.final_url or url,
-        html=result.text if media != "text/plain" else None,
-        text=result.text if media == "text/plain" else None,
-        content_type=media or "text/html",
-        status_code=result.attempt.status_code,
-        fetched_at=result.attempt.fetched_at,
-        hints=dict(hints),
-    )
-    return result, document
+def interleave_by_host(links: list[Link]) -> list[Link]:
+    """Round-robin over hosts, so workers are not all queued behind one host's politeness delay."""
+    by_host: dict[str, list[Link]] = defaultdict(list)
+    for link in links:
+        by_host[host_of(link[0])].append(link)
+    return [link for group in zip_longest(*by_host.values()) for link in group if link is not None]
 
 
-def fetch_pages(fetcher: HttpFetcher, items: list[tuple[str, dict[str, Any]]], source: Source,
-                settings: Settings, outcome: FetchOutcome) -> None:
-    """Fetch article pages concurrently; each failure is an attempt with its error and a rejection."""
-    limit = source.max_items or settings.max_items_per_source
-    items = items[:limit]
-    outcome.stats.add("in", len(items))
-    with ThreadPoolExecutor(max_workers=max(1, settings.fetch_concurrency)) as pool:
-        results = pool.map(lambda item: _fetch_page(fetcher, item[0], source.name, item[1]), items)
-        for (url, _), (result, document) in zip(items, results, strict=True):
-            outcome.attempts.append(result.attempt)
-            if document is None:
-                outcome.reject(url, result.attempt.error or "fetch failed",
-                               status_code=result.attempt.status_code)
-            else:
-                outcome.documents.append(document)
+@dataclass(slots=True)
+class PageResult:
+    result: FetchResult
+    robots_attempts: list[FetchAttempt]
+    document: Document | None = None
+    raw: RawDocument | None = None
 
 
-def feed_items(feed_text: str) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
-    """Article links of an RSS/Atom feed with their hints, or the reason the feed is unusable."""
-    parsed = feedparser.parse(feed_text)
-    if parsed.bozo and not parsed.entries:
-        return [], f"malformed feed: {parsed.get('bozo_exception')}"
-    items: list[tuple[str, dict[str, Any]]] = []
-    seen: set[str] = set()
-    for entry in parsed.entries:
-        link = entry.get("link")
-        if not link or link in seen:
+def fetch_page(client: PoliteClient, url: str, source: str, hints: dict[str, Any],
+               validators: Validators | None, trusted: bool) -> PageResult:
+    """One article page: a Document keyed by its canonical URL, or the attempt saying why not."""
+    robots: list[FetchAttempt] = []
+    result = client.fetch(url, source, trusted=trusted, validators=validators, accept=is_textual,
+                          extra_attempts=robots)
+    page = PageResult(result, robots)
+    if result.body is None:
+        return page
+    raw = RawDocument(source=source, url=canonicalize_url(result.final_url or url), body=result.body,
+                      content_type=result.media_type or "text/html", charset=result.charset, hints=dict(hints),
+                      fetched_at=result.attempt.fetched_at, status_code=result.attempt.status_code)
+    result.attempt.content_hash = raw.content_hash
+    page.raw, page.document = raw, to_document(raw)
+    return page
+
+
+def _refresh_due(last_seen: datetime, source: HttpSource, now: datetime) -> bool:
+    return source.refresh_interval is not None and now - last_seen >= source.refresh_interval
+
+
+def select_links(links: Iterable[Link], source: HttpSource, settings: Settings, state: FetchState,
+                 outcome: FetchOutcome) -> list[Link]:
+    """The links worth fetching: canonical, once each, on allowed hosts, not already in the warehouse
+    (unless the source's refresh interval says so), at most `max_items`."""
+    unique: dict[str, Link] = {}
+    for url, hints in links:
+        key = canonicalize_url(url)
+        if key in unique:
             continue
-        seen.add(link)
-        hints: dict[str, Any] = {}
-        if entry.get("title"):
-            hints["title"] = entry["title"]
-        if entry.get("summary"):
-            hints["summary"] = entry["summary"]
-        if entry.get("author"):
-            hints["authors"] = [entry["author"]]
-        if entry.get("published_parsed"):
-            hints["published_at"] = datetime(*entry.published_parsed[:6], tzinfo=UTC)
-        items.append((link, hints))
-    return items, None
+        if not host_allowed(url, source.allowed_hosts):
+            outcome.reject(url, f"host not in the source's allowed_hosts {source.allowed_hosts}")
+            continue
+        unique[key] = (url, hints)
+    known = state.known_urls(chain(unique, (url for url, _ in unique.values())))
+    now = utcnow()
+    selected: list[Link] = []
+    for key, (url, hints) in unique.items():
+        last_seen = known.get(key) or known.get(url)
+        if last_seen is not None and not _refresh_due(last_seen, source, now):
+            outcome.stats.add("known")
+            continue
+        selected.append((url, hints))
+    limit = source.max_items or settings.max_items_per_source
+    if len(selected) > limit:
+        outcome.stats.add("over_limit", len(selected) - limit)
+    return selected[:limit]
 
 
-def fetch_rss(source: RssSource, fetcher: HttpFetcher, settings: Settings, outcome: FetchOutcome) -> None:
-    result = fetcher.get(source.url, source.name)
+def fetch_pages(client: PoliteClient, links: list[Link], source: HttpSource, settings: Settings,
+                state: FetchState, outcome: FetchOutcome, trusted: bool = False) -> None:
+    """Fetch article pages concurrently (hosts interleaved); each failure is an attempt and a rejection."""
+    links = interleave_by_host(select_links(links, source, settings, state, outcome))
+    outcome.stats.add("in", len(links))
+    validators = state.validators(url for url, _ in links)
+    with ThreadPoolExecutor(max_workers=max(1, settings.fetch_concurrency)) as pool:
+        pages = pool.map(lambda link: fetch_page(client, link[0], source.name, link[1],
+                                                 validators.get(link[0]), trusted), links)
+        for (url, _), page in zip(links, pages, strict=True):
+            outcome.attempts.extend(page.robots_attempts)
+            attempt = page.result.attempt
+            outcome.attempts.append(attempt)
+            if attempt.not_modified:
+                outcome.stats.add("not_modified")
+            elif page.document is None or page.raw is None:
+                outcome.reject(url, attempt.error or "fetch failed", status_code=attempt.status_code,
+                               error_kind=attempt.error_kind)
+            else:
+                outcome.add(page.document, page.raw)
+                if page.result.validators:
+                    outcome.validators[url] = page.result.validators
+
+
+def _fetch_listing(client: PoliteClient, url: str, source: HttpSource, state: FetchState, outcome: FetchOutcome,
+                   kind: str, trusted: bool, accept: Any) -> tuple[FetchResult, Validators | None]:
+    """Fetch a feed or sitemap conditionally; its attempt and raw body are recorded."""
+    previous = state.validators([url]).get(url)
+    robots: list[FetchAttempt] = []
+    result = client.fetch(url, source.name, trusted=trusted, validators=previous, accept=accept,
+                          extra_attempts=robots)
+    outcome.attempts.extend(robots)
     outcome.attempts.append(result.attempt)
-    if result.text is None:
-        outcome.reject(source.url, f"feed unavailable: {result.attempt.error}")
-        return
-    items, problem = feed_items(result.text)
-    if problem:
-        result.attempt.error = problem
-        outcome.reject(source.url, problem, body=result.text[:2000])
-        return
-    fetch_pages(fetcher, items, source, settings, outcome)
+    if result.not_modified:
+        outcome.stats.add(f"{kind}_not_modified")
+    elif result.body is None:
+        outcome.reject(url, f"{kind} unavailable: {result.attempt.error}", error_kind=result.attempt.error_kind)
+    else:
+        raw = RawDocument(source=source.name, url=url, body=result.body, content_type=result.media_type,
+                          charset=result.charset, fetched_at=result.attempt.fetched_at,
+                          status_code=result.attempt.status_code, kind=kind)
+        result.attempt.content_hash = raw.content_hash
+        outcome.raw.append(raw)
+    return result, previous
 
 
-def fetch_source(source: Source, settings: Settings, fetcher: HttpFetcher | None = None) -> FetchOutcome:
-    """Fetch everything one source lists. Never raises for bad input: it is recorded instead."""
+def _listing_failed(result: FetchResult, error: FeedError, url: str, outcome: FetchOutcome) -> None:
+    result.attempt.error_kind, result.attempt.error = error.kind, str(error)
+    outcome.reject(url, str(error), error_kind=error.kind, body=decode_body(result.body or b"", None)[:2000])
+
+
+def fetch_rss(source: RssSource, client: PoliteClient, settings: Settings, state: FetchState,
+              outcome: FetchOutcome) -> None:
+    result, _ = _fetch_listing(client, source.url, source, state, outcome, "feed", True,
+                               lambda media: not media or media in FEED_TYPES or is_textual(media))
+    if result.body is None:
+        return  # unchanged (304) or unavailable (recorded)
+    try:
+        links = parse_feed(result.body, result.attempt.content_type)
+    except FeedError as error:
+        _listing_failed(result, error, source.url, outcome)
+        return
+    outcome.stats.add("feed_items", len(links))
+    fetch_pages(client, links, source, settings, state, outcome)
+    if result.validators:
+        outcome.validators[source.url] = result.validators
+
+
+def fetch_sitemaps(source: SitemapSource, client: PoliteClient, settings: Settings, state: FetchState,
+                   outcome: FetchOutcome) -> None:
+    """Walk a sitemap (index) breadth-first, bounded in depth and count; pages whose `lastmod` is older
+    than the last time their sitemap was read are not new."""
+    queue: list[tuple[str, int]] = [(source.url, 0)]
+    seen: set[str] = set()
+    links: list[Link] = []
+    read = 0
+    while queue:
+        url, depth = queue.pop(0)
+        if canonicalize_url(url) in seen:
+            continue
+        seen.add(canonicalize_url(url))
+        if read >= settings.max_sitemaps_per_source:
+            outcome.reject(url, f"more than {settings.max_sitemaps_per_source} sitemaps in one source")
+            continue
+        read += 1
+        result, previous = _fetch_listing(client, url, source, state, outcome, "sitemap", url == source.url,
+                                          lambda media: is_textual(media) or media in GZIP_TYPES)
+        if result.body is None:
+            continue
+        try:
+            sitemap = parse_sitemap(result.body, settings.max_response_bytes)
+        except FeedError as error:
+            _listing_failed(result, error, url, outcome)
+            continue
+        since = previous.fetched_at if previous else None
+        for child in sitemap.sitemaps:
+            if since and child.lastmod and child.lastmod <= since:
+                outcome.stats.add("sitemap_unchanged")
+            elif depth + 1 > settings.max_sitemap_depth:
+                outcome.reject(child.url, f"sitemap nested deeper than {settings.max_sitemap_depth} levels")
+            else:
+                queue.append((child.url, depth + 1))
+        for entry in sitemap.pages:
+            if since and entry.lastmod and entry.lastmod <= since:
+                outcome.stats.add("unchanged")
+                continue
+            hints = dict(entry.hints)
+            if entry.lastmod:
+                hints.setdefault("modified_at", entry.lastmod)
+            links.append((entry.url, hints))
+        if result.validators:
+            outcome.validators[url] = result.validators
+    outcome.stats.add("sitemap_items", len(links))
+    fetch_pages(client, links, source, settings, state, outcome)
+
+
+# --- warc ------------------------------------------------------------------------------------
+
+
+def fetch_warc(source: WarcSource, settings: Settings, outcome: FetchOutcome) -> None:
+    paths = sorted(Path(p) for p in glob.glob(source.path, recursive=True) if Path(p).is_file())
+    if not paths:
+        outcome.attempts.append(FetchAttempt(source.name, source.path, error="no file matches",
+                                             error_kind="no_file"))
+        outcome.reject(source.path, "no WARC file matches the path")
+        return
+    limit = source.max_items or settings.max_items_per_source
+    for path in paths:
+        for item in read_warc(path, source.name, settings.max_response_bytes, is_textual,
+                              lambda record_type: outcome.stats.add(f"warc_{record_type}_skipped")):
+            outcome.attempts.append(item.attempt)
+            if item.raw is None:
+                outcome.reject(item.attempt.url, item.attempt.error or "unusable record",
+                               error_kind=item.attempt.error_kind, status_code=item.attempt.status_code)
+                continue
+            outcome.stats.add("in")
+            if len(outcome.documents) >= limit:
+                outcome.stats.add("over_limit")
+                continue
+            item.raw.url = canonicalize_url(item.raw.url)
+            outcome.add(to_document(item.raw), item.raw)
+
+
+def fetch_source(source: Source, settings: Settings, state: FetchState | None = None,
+                 client: PoliteClient | None = None) -> FetchOutcome:
+    """Fetch everything one source lists. Never raises for bad input: it is recorded instead.
+
+    `state` tells what earlier runs saw (known URLs, validators); without it, everything is new.
+    """
     outcome = FetchOutcome(source=source.name)
+    state = state or NoState()
     if isinstance(source, FilesSource):
         fetch_files(source, settings, outcome)
+    elif isinstance(source, WarcSource):
+        fetch_warc(source, settings, outcome)
     else:
-        owned = fetcher is None
-        fetcher = fetcher or HttpFetcher(settings)
+        owned = client is None
+        client = client or PoliteClient(settings, allow_private_network=source.allow_private_network)
         try:
             if isinstance(source, RssSource):
-                fetch_rss(source, fetcher, settings, outcome)
+                fetch_rss(source, client, settings, state, outcome)
+            elif isinstance(source, SitemapSource):
+                fetch_sitemaps(source, client, settings, state, outcome)
             elif isinstance(source, UrlsSource):
-                fetch_pages(fetcher, [(u, {}) for u in source.urls], source, settings, outcome)
+                fetch_pages(client, [(u, {}) for u in source.urls], source, settings, state, outcome,
+                            trusted=True)
         finally:
             if owned:
-                fetcher.close()
+                client.close()
     outcome.stats.add("out", len(outcome.documents))
     return outcome

@@ -75,6 +75,11 @@ class FetchAttempt:
     elapsed_ms: int = 0
     content_type: str | None = None
     fetched_at: datetime = field(default_factory=utcnow)
+    # timeout, network, http_status, too_large, content_type, robots, private_network, scheme, ...
+    error_kind: str | None = None
+    retries: int = 0
+    not_modified: bool = False  # a 304: nothing changed since the last run, nothing passed on
+    content_hash: str | None = None  # sha256 of the body kept in the raw store
 
 
 @dataclass(slots=True)

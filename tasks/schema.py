@@ -135,6 +135,44 @@ fetches = Table(
     Column("elapsed_ms", Integer, nullable=False, default=0),
     Column("content_type", Text),
     Column("fetched_at", Timestamp, nullable=False),
+    Column("error_kind", String(32)),  # timeout, network, http_status, too_large, robots, private_network, ...
+    Column("retries", Integer, nullable=False, default=0),
+    Column("not_modified", Boolean, nullable=False, default=False),
+    Column("content_hash", String(64)),  # the body in raw_blobs
+)
+
+# Conditional GET: the validators of the last good response of every feed, sitemap and page.
+http_cache = Table(
+    "http_cache", metadata,
+    Column("url", Text, primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("fetched_at", Timestamp, nullable=False),  # of the last 200: sitemap entries older are not new
+)
+
+# Raw store: every fetched document's bytes, gzip-compressed, once per content hash ...
+raw_blobs = Table(
+    "raw_blobs", metadata,
+    Column("content_hash", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# ... and what each was: the `reprocess` flow rebuilds documents from these without fetching.
+raw_documents = Table(
+    "raw_documents", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("content_hash", String(64), ForeignKey("raw_blobs.content_hash"), nullable=False, index=True),
+    Column("source", String(200), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # page (an article candidate), feed, sitemap
+    Column("content_type", Text),
+    Column("charset", String(64)),
+    Column("status_code", Integer),
+    Column("hints", Json),
+    Column("first_fetched_at", Timestamp, nullable=False),
+    Column("last_fetched_at", Timestamp, nullable=False, index=True),
+    UniqueConstraint("url", "content_hash", name="uq_raw_documents_url_hash"),
 )
 
 quarantine = Table(

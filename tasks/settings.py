@@ -46,7 +46,12 @@ class Settings(BaseSettings):
     fetch_concurrency: int = 8
     host_delay_seconds: float = 1.0
     max_retries: int = 2
+    retry_backoff_seconds: float = 1.0  # first retry after ~1 s (plus jitter), then 2 s, 4 s, ...
+    max_retry_after_seconds: float = 120.0  # a longer Retry-After gives up (recorded) instead of stalling the run
+    robots_cache_seconds: float = 3600.0  # robots.txt is read once per host per run (and at most hourly)
     max_items_per_source: int = 500
+    max_sitemaps_per_source: int = 50  # sitemap files read per source and run, index children included
+    max_sitemap_depth: int = 3  # sitemap index -> sitemap nesting followed
 
     # Clean
     min_words: int = 40  # fewer words after cleaning: no article (index page, paywall stub, error page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,7 +31,24 @@ class FilesSource(_SourceBase):
     path: str = Field(min_length=1)  # a path or glob of .txt, .html, .json, .jsonl files
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 class HttpSource(_SourceBase):
+    # Hosts the source's links may point to (subdomains included); empty: any host.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Re-fetch articles already in the warehouse once they were last seen this long ago
+    # (seconds, or "30m", "6h", "2d"); unset: an article URL is fetched once.
+    refresh_interval: timedelta | None = None
+
+    @field_validator("refresh_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and (match := _DURATION.match(value)):
+            return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()])
+        return value
+
     @staticmethod
     def _check_http(url: str) -> str:
         if not re.match(r"^https?://[^/\s]+", url):
@@ -58,7 +76,22 @@ class UrlsSource(HttpSource):
         return [cls._check_http(v) for v in values]
 
 
-Source = Annotated[FilesSource | RssSource | UrlsSource, Field(discriminator="kind")]
+class SitemapSource(HttpSource):
+    kind: Literal["sitemap"]
+    url: str  # a sitemap, a sitemap index or a Google News sitemap, optionally gzipped
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return cls._check_http(value)
+
+
+class WarcSource(_SourceBase):
+    kind: Literal["warc"]
+    path: str = Field(min_length=1)  # a path or glob of .warc / .warc.gz files (e.g. CC-NEWS)
+
+
+Source = Annotated[FilesSource | RssSource | UrlsSource | SitemapSource | WarcSource, Field(discriminator="kind")]
 _SOURCE_LIST = TypeAdapter(list[Source])
 
 
@@ -122,7 +155,7 @@ def load_sources_file(path: str | os.PathLike[str]) -> list[Source]:
     sources = parse_sources(document["sources"], origin=str(file))
     for source in sources:
         # Paths in a sources file are relative to the file, so it works from any directory.
-        if isinstance(source, FilesSource) and not Path(source.path).is_absolute():
+        if isinstance(source, FilesSource | WarcSource) and not Path(source.path).is_absolute():
             source.path = str(file.parent / source.path)
     return sources
 

@@ -145,7 +145,9 @@ def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, int],
 def record_fetches(engine: Engine, run_id: str, attempts: Iterable[FetchAttempt]) -> int:
     rows = [{"run_id": run_id, "source": a.source, "url": a.url, "status_code": a.status_code,
              "error": a.error, "bytes": a.bytes, "elapsed_ms": a.elapsed_ms,
-             "content_type": a.content_type, "fetched_at": a.fetched_at} for a in attempts]
+             "content_type": a.content_type, "fetched_at": a.fetched_at, "error_kind": a.error_kind,
+             "retries": a.retries, "not_modified": a.not_modified, "content_hash": a.content_hash}
+            for a in attempts]
     if rows:
         with engine.begin() as conn:
             conn.execute(insert(schema.fetches), rows)

@@ -13,6 +13,10 @@ import tasks.settings  # noqa: F401  (telemetry off before Prefect is imported)
 
 POSTGRES_URL = os.environ.get("NEWSFLOW_TEST_POSTGRES_URL")
 
+# Tests serve everything from one local host: a 1 s politeness delay per request would only slow them.
+os.environ.setdefault("NEWSFLOW_HOST_DELAY_SECONDS", "0.01")
+os.environ.setdefault("NEWSFLOW_RETRY_BACKOFF_SECONDS", "0.01")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Prefect binds its console log handler to sys.stderr when first imported: import it now, while that
