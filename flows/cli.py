@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tasks.settings  # first: turns telemetry off before Prefect is imported
@@ -39,17 +39,29 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def run_ingest(sources_file: str | None, sources: list[dict[str, Any]] | None, warehouse: str | None) -> int:
     """Run the flow and print its summary; exit codes say what went wrong, with a one-line reason."""
-    from tasks.sources import SourcesError, resolve_sources
-    from tasks.validate import StageFailed
-    from tasks.warehouse import WarehouseError, get_engine
 
-    try:
+    def run() -> dict[str, Any]:
+        from tasks.sources import resolve_sources
+        from tasks.warehouse import get_engine
+
         # Fail fast, before Prefect starts: a wrong sources file or an unreachable warehouse.
         resolve_sources(sources_file, sources)
         get_engine(warehouse or tasks.settings.get_settings().warehouse_url)
         from flows.ingest import ingest_news
 
-        summary = ingest_news(sources_file=sources_file, sources=sources, warehouse_url=warehouse)
+        return ingest_news(sources_file=sources_file, sources=sources, warehouse_url=warehouse)
+
+    return run_and_summarise(run)
+
+
+def run_and_summarise(run: Callable[[], dict[str, Any]]) -> int:
+    """Run a flow and print its summary; exit codes say what went wrong, with a one-line reason."""
+    from tasks.sources import SourcesError
+    from tasks.validate import StageFailed
+    from tasks.warehouse import WarehouseError
+
+    try:
+        summary = run()
     except SourcesError as exc:
         print(f"newsflow: bad sources: {exc}", file=sys.stderr)
         return EXIT_SOURCES
@@ -90,6 +102,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if status == EXIT_OK:
         show_warehouse(warehouse)
     return status
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    """Clean -> load again from the raw store, without fetching."""
+    from datetime import datetime
+
+    from flows.reprocess import reprocess_news
+
+    try:
+        since = datetime.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        print(f"newsflow: --since {args.since!r} is not an ISO date or time", file=sys.stderr)
+        return EXIT_USAGE
+    def run() -> dict[str, Any]:
+        from tasks.warehouse import get_engine
+
+        get_engine(args.warehouse or tasks.settings.get_settings().warehouse_url)  # fail fast when unreachable
+        return reprocess_news(sources=args.source, urls=args.url, since=since, warehouse_url=args.warehouse)
+
+    return run_and_summarise(run)
 
 
 def show_warehouse(url: str) -> None:
@@ -180,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=10, help="at most this many articles (default 10)")
     search.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
     search.set_defaults(handler=cmd_search)
+
+    reprocess = commands.add_parser("reprocess", help="clean -> load again from stored raw documents, no fetch")
+    reprocess.add_argument("--source", metavar="NAME", action="append", help="only this source's documents")
+    reprocess.add_argument("--url", metavar="URL", action="append", help="only this document")
+    reprocess.add_argument("--since", metavar="ISO", help="only documents fetched since then (e.g. 2026-11-20)")
+    reprocess.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
+    reprocess.set_defaults(handler=cmd_reprocess)
 
     db = commands.add_parser("db", help="the warehouse schema: upgrade it, show its revision")
     db_commands = db.add_subparsers(dest="db_command", required=True)

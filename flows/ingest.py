@@ -87,6 +87,41 @@ def _publish(report: RunReport, run_id: str) -> None:
     )
 
 
+def process_documents(documents: list[Document], settings: Settings, run_id: str, engine: Any,
+                      report: RunReport) -> None:
+    """Clean -> dedupe -> validate -> load, with the quality gates; shared by `ingest-news` and
+    `reprocess-news` (which feeds it documents rebuilt from the raw store)."""
+    logger = get_run_logger()
+    # Clean -> dedupe -> validate -> load, batch by batch: later batches see earlier ones loaded.
+    for number, batch in enumerate(_batches(documents, settings.batch_size), start=1):
+        label = f"batch {number}"
+        cleaned = clean_task(batch, label)
+        record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
+        report.quarantined("clean", len(cleaned.rejections))
+        articles = _gate("clean", cleaned.articles, articles_frame(cleaned.articles), settings, run_id,
+                         label, report) if cleaned.articles else []
+        report.stage("clean", len(batch), len(articles))
+
+        deduped = dedupe_task(articles, settings, label)
+        report.stage("dedupe", len(articles), len(deduped.kept))
+        valid = _gate("dedupe", deduped.kept, articles_frame(deduped.kept), settings, run_id, label,
+                      report) if deduped.kept else []
+        report.stage("validate", len(deduped.kept), len(valid))
+
+        loaded = load_task(valid, deduped, settings, run_id, label)
+        report.stage("load", len(valid), loaded.stats.passed_on)
+        report.counts["duplicates"] += loaded.stats.counts["duplicates"]
+        if loaded.orphans:
+            rejected = orphan_rejections(loaded.orphans)
+            record_task(settings, run_id, f"load {label}", rejections=rejected)
+            report.quarantined("load", len(rejected))
+        logger.info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", label,
+                    len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
+
+    frame = loaded_frame(engine, run_id)
+    _gate("load", [], frame, settings, run_id, "warehouse", report)
+
+
 @flow(name="ingest-news")
 def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] | None = None,
                 warehouse_url: str | None = None) -> dict[str, Any]:
@@ -115,34 +150,7 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
                              if outcome.documents else [])
         report.counts["fetch_out"] = len(documents)
 
-        # Clean -> dedupe -> validate -> load, batch by batch: later batches see earlier ones loaded.
-        for number, batch in enumerate(_batches(documents, settings.batch_size), start=1):
-            label = f"batch {number}"
-            cleaned = clean_task(batch, label)
-            record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
-            report.quarantined("clean", len(cleaned.rejections))
-            articles = _gate("clean", cleaned.articles, articles_frame(cleaned.articles), settings, run_id,
-                             label, report) if cleaned.articles else []
-            report.stage("clean", len(batch), len(articles))
-
-            deduped = dedupe_task(articles, settings, label)
-            report.stage("dedupe", len(articles), len(deduped.kept))
-            valid = _gate("dedupe", deduped.kept, articles_frame(deduped.kept), settings, run_id, label,
-                          report) if deduped.kept else []
-            report.stage("validate", len(deduped.kept), len(valid))
-
-            loaded = load_task(valid, deduped, settings, run_id, label)
-            report.stage("load", len(valid), loaded.stats.passed_on)
-            report.counts["duplicates"] += loaded.stats.counts["duplicates"]
-            if loaded.orphans:
-                rejected = orphan_rejections(loaded.orphans)
-                record_task(settings, run_id, f"load {label}", rejections=rejected)
-                report.quarantined("load", len(rejected))
-            logger.info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", label,
-                        len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
-
-        frame = loaded_frame(engine, run_id)
-        _gate("load", [], frame, settings, run_id, "warehouse", report)
+        process_documents(documents, settings, run_id, engine, report)
     except Exception as exc:
         finish_run(engine, run_id, "failed", report.counts, f"{type(exc).__name__}: {exc}")
         raise

@@ -92,6 +92,8 @@ def _xml_feed_items(body: bytes, content_type: str | None) -> list[Link]:
         if when:
             hints["published_at"] = datetime(*when[:6], tzinfo=UTC)
         links.append((link, hints))
+    if parsed.bozo and not links:  # a broken feed that yielded nothing usable
+        raise FeedError("malformed_feed", f"malformed feed: {parsed.get('bozo_exception')}")
     return links
 
 

@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -97,6 +97,7 @@ def select_raw(engine: Engine, sources: Iterable[str] | None = None, urls: Itera
     if sources is not None:
         latest = latest.where(r.c.source.in_(list(sources)))
     if since is not None:
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
         latest = latest.where(r.c.last_fetched_at >= since)
     url_list = list(urls) if urls is not None else None
     if url_list is not None:
