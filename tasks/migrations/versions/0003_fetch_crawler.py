@@ -1,8 +1,8 @@
 """Fetch like a crawler: error kind, retries, not-modified and body hash on `fetches`; `http_cache` for
 conditional GET; the raw store (`raw_blobs`, `raw_documents`) that `reprocess` reads.
 
-Revision ID: 0002_fetch
-Revises: 0001
+Revision ID: 0003_fetch
+Revises: 0002
 Create Date: 2026-11-21
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0002_fetch"
-down_revision = "0001"
+revision = "0003_fetch"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
