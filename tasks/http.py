@@ -73,8 +73,20 @@ def decode_body(body: bytes, header_charset: str | None) -> str:
         text = _try_decode(body, charset)
         if text is not None:
             return text
-    best = from_bytes(body).best()
-    return str(best) if best is not None else body.decode("utf-8", errors="replace")
+    return _detect(body)
+
+
+def _detect(body: bytes) -> str:
+    """charset-normalizer's guess; among near-ties, windows-1252 (the web's usual unlabeled legacy
+    encoding, WHATWG's reading of "latin-1") wins over rarer code pages that decode the same bytes."""
+    matches = list(from_bytes(body))
+    if not matches:
+        return body.decode("utf-8", errors="replace")
+    best = min(matches, key=lambda m: m.chaos)
+    for match in matches:
+        if match.encoding == "cp1252" and match.chaos <= best.chaos + 0.05:
+            return str(match)
+    return str(best)
 
 
 # --- streaming with a cap --------------------------------------------------------------------

@@ -77,7 +77,8 @@ def store_raw(engine: Engine, raws: Sequence[RawDocument]) -> int:
              "content_type": r.content_type, "charset": r.charset, "status_code": r.status_code,
              "hints": _jsonable(r.hints), "first_fetched_at": r.fetched_at, "last_fetched_at": r.fetched_at}
             for r in raws]
-    with engine.begin() as conn:
+    with engine.connect() as conn, conn.execution_options(sqlite_immediate=True).begin():
+        # IMMEDIATE: this transaction reads, then writes; SQLite must not fail it on the upgrade.
         known = set(conn.scalars(select(schema.raw_blobs.c.content_hash)
                                  .where(schema.raw_blobs.c.content_hash.in_(list(blobs)))))
         upsert(conn, schema.raw_blobs, [b for h, b in blobs.items() if h not in known], ["content_hash"])

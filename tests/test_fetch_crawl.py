@@ -1,0 +1,246 @@
+"""The fetch stage as a crawler, end to end: one local server scripting every hard case the web throws,
+two runs of the real flow, then `reprocess` from the raw store. Each case: the run completes, the right
+row lands in `fetches`, every good page is loaded."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import json
+
+import pytest
+from crawl_server import CrawlServer, Reply, article_html, html
+from sqlalchemy import text
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from tasks.settings import get_settings
+from tasks.warehouse import make_engine
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>
+<rss version="2.0"><channel><title>&lol4;</title><item><title>x</title><link>http://a.example/1</link></item>
+</channel></rss>"""
+
+
+def rss(*links: str) -> bytes:
+    items = "".join(f"<item><title>Item {n}</title><link>{link}</link><guid>g{n}</guid>"
+                    f"<pubDate>Mon, 09 Nov 2026 07:30:00 +0000</pubDate></item>" for n, link in enumerate(links))
+    return (f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Test</title>'
+            f"<link>http://example.org/</link><description>d</description>{items}</channel></rss>").encode()
+
+
+def urlset(*entries: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+            'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">' + "".join(entries) + "</urlset>").encode()
+
+
+def conditional(body: bytes, content_type: str, etag: str = '"v1"'):
+    """200 with an ETag, then 304 whenever the client sends it back."""
+    def route(number: int, headers: dict[str, str]) -> Reply:
+        if headers.get("if-none-match") == etag:
+            return Reply(304, b"", {"ETag": etag})
+        return Reply(200, body, {"Content-Type": content_type, "ETag": etag})
+    return route
+
+
+def endless(number: int, headers: dict[str, str]) -> Reply:
+    return Reply(200, itertools.repeat(b"<p>" + b"more words " * 1000 + b"</p>"), {"Content-Type": "text/html"})
+
+
+def write_warc(path, base: str) -> None:
+    with path.open("wb") as stream:
+        writer = WARCWriter(stream, gzip=True)
+        writer.write_record(writer.create_warcinfo_record(path.name, {"software": "newsflow tests"}))
+        for url, status, content_type, body in [
+            ("http://warc.example/one.html", "200 OK", "text/html; charset=utf-8", article_html(14).encode()),
+            ("http://warc.example/two.html", "200 OK", "text/html", article_html(15).encode()),
+            ("http://warc.example/logo.png", "200 OK", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(200)),
+            ("http://warc.example/gone.html", "404 Not Found", "text/html", b"<p>gone</p>"),
+        ]:
+            headers = StatusAndHeaders(status, [("Content-Type", content_type)], protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
+                                                          http_headers=headers))
+        request = StatusAndHeaders("GET /one.html HTTP/1.1", [("Host", "warc.example")], is_http_request=True)
+        writer.write_record(writer.create_warc_record("http://warc.example/one.html", "request",
+                                                      http_headers=request))
+
+
+def routes(server_base: str) -> dict:
+    def url(path: str) -> str:
+        return server_base + path
+
+    return {
+        "/robots.txt": Reply(200, b"User-agent: *\nDisallow: /private/\n", {"Content-Type": "text/plain"}),
+        "/ok.html": html(article_html(1)),
+        "/redirect-1": Reply(301, b"", {"Location": "/redirect-2"}),
+        "/redirect-2": Reply(302, b"", {"Location": url("/final.html")}),
+        "/final.html": html(article_html(2)),
+        "/loop-a": Reply(301, b"", {"Location": "/loop-b"}),
+        "/loop-b": Reply(302, b"", {"Location": "/loop-a"}),
+        "/missing": Reply(404, b"no", {"Content-Type": "text/plain"}),
+        "/gone": Reply(410, b"gone", {"Content-Type": "text/plain"}),
+        "/busy": lambda n, h: Reply(429, b"slow down", {"Retry-After": "1"}) if n == 1 else html(article_html(3)),
+        "/flaky": lambda n, h: Reply(500, b"oops") if n <= 2 else html(article_html(4)),
+        "/stall.html": Reply(200, article_html(20).encode(), {"Content-Type": "text/html"}, stall_after=200),
+        "/endless.html": endless,
+        "/bomb.html": Reply(200, gzip.compress(b" " * 20_000_000),
+                            {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
+        # Declared UTF-8, really Windows-1252, no <meta>: detection must get it right.
+        "/wrong-charset.html": html(article_html(5, charset_meta=None, extra=" Café naïve façade déjà.")
+                                    .encode("cp1252"), charset="utf-8"),
+        # No charset in the header: the page's own <meta> says ISO-8859-1.
+        "/no-charset.html": html(article_html(6, charset_meta="iso-8859-1", extra=" Crème brûlée à gogo.")
+                                 .encode("iso-8859-1"), charset=None),
+        "/image.png": Reply(200, b"\x89PNG\r\n\x1a\n" + bytes(5000), {"Content-Type": "image/png"}),
+        "/private/secret.html": html(article_html(7)),
+        "/etag.html": conditional(article_html(16).encode(), "text/html; charset=utf-8", '"page-v1"'),
+        "/feed.xml": conditional(rss(url("/feed-a.html"), url("/feed-b.html?utm_source=x&utm_medium=rss")),
+                                 "application/rss+xml"),
+        "/feed-a.html": html(article_html(8)),
+        "/feed-b.html?utm_source=x&utm_medium=rss": html(article_html(9)),
+        "/feed.json": Reply(200, json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "J",
+                                             "items": [{"id": "j1", "url": url("/json-a.html"),
+                                                        "title": "JSON item", "authors": [{"name": "Ada"}]}]})
+                            .encode(), {"Content-Type": "application/feed+json"}),
+        "/json-a.html": html(article_html(10)),
+        "/malformed.xml": Reply(200, b"<rss><channel><item><title>broken \x00\xff", {"Content-Type": "text/xml"}),
+        "/bomb-feed.xml": Reply(200, BILLION_LAUGHS, {"Content-Type": "application/rss+xml"}),
+        "/ssrf-feed.xml": Reply(200, rss(url("/ok2.html"), "http://169.254.169.254/latest/meta-data/",
+                                         "ftp://127.0.0.1/etc/passwd"), {"Content-Type": "application/rss+xml"}),
+        "/ok2.html": html(article_html(17)),
+        "/sitemap_index.xml": Reply(200, (
+            '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"<sitemap><loc>{url('/sitemap-pages.xml.gz')}</loc></sitemap>"
+            f"<sitemap><loc>{url('/news-sitemap.xml')}</loc><lastmod>2026-11-09</lastmod></sitemap>"
+            "</sitemapindex>").encode(), {"Content-Type": "application/xml"}),
+        "/sitemap-pages.xml.gz": Reply(200, gzip.compress(urlset(
+            f"<url><loc>{url('/sm-a.html')}</loc><lastmod>2026-11-08T10:00:00Z</lastmod></url>",
+            f"<url><loc>{url('/sm-b.html')}</loc></url>")), {"Content-Type": "application/gzip"}),
+        "/news-sitemap.xml": Reply(200, urlset(
+            f"<url><loc>{url('/news-a.html')}</loc><news:news><news:publication><news:name>Test Gazette"
+            "</news:name><news:language>en</news:language></news:publication>"
+            "<news:publication_date>2026-11-09T07:30:00+00:00</news:publication_date>"
+            "<news:title>News sitemap headline</news:title></news:news></url>"), {"Content-Type": "text/xml"}),
+        "/sm-a.html": html(article_html(11)),
+        "/sm-b.html": html(article_html(12)),
+        "/news-a.html": html(article_html(13)),
+    }
+
+
+@pytest.fixture
+def crawl_settings(monkeypatch):
+    """Tiny timeouts and caps so the hard cases cost little."""
+    for name, value in {"READ_TIMEOUT": "1", "CONNECT_TIMEOUT": "1", "REQUEST_TIMEOUT": "5",
+                        "MAX_RESPONSE_BYTES": "300000", "MAX_RETRIES": "2"}.items():
+        monkeypatch.setenv(f"NEWSFLOW_{name}", value)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_crawl_every_hard_case_then_conditional_rerun_then_reprocess(warehouse_url, crawl_settings, tmp_path):
+    from flows.ingest import ingest_news
+    from flows.reprocess import reprocess_news
+
+    server = CrawlServer({})
+    server.routes.update(routes(server.base))
+    warc = tmp_path / "news.warc.gz"
+    write_warc(warc, server.base)
+    pages = ["/ok.html", "/redirect-1", "/loop-a", "/missing", "/gone", "/busy", "/flaky", "/stall.html",
+             "/endless.html", "/bomb.html", "/wrong-charset.html", "/no-charset.html", "/image.png",
+             "/private/secret.html"]
+    with server:
+        local = {"allow_private_network": True}
+        sources = [
+            {"name": "pages", "kind": "urls", "urls": [server.url(p) for p in pages], **local},
+            {"name": "refresh", "kind": "urls", "urls": [server.url("/etag.html")], "refresh_interval": 0},
+            {"name": "feed", "kind": "rss", "url": server.url("/feed.xml"), **local},
+            {"name": "jsonfeed", "kind": "rss", "url": server.url("/feed.json"), **local},
+            {"name": "malformed", "kind": "rss", "url": server.url("/malformed.xml")},
+            {"name": "laughs", "kind": "rss", "url": server.url("/bomb-feed.xml")},
+            {"name": "ssrf", "kind": "rss", "url": server.url("/ssrf-feed.xml")},  # no allowance
+            {"name": "maps", "kind": "sitemap", "url": server.url("/sitemap_index.xml"), **local},
+            {"name": "archive", "kind": "warc", "path": str(warc)},
+        ]
+        first = ingest_news(sources=sources, warehouse_url=warehouse_url)
+
+        rows = {r[0].removeprefix(server.base): r[1:] for r in query(
+            warehouse_url, "SELECT url, status_code, error_kind, retries, not_modified, bytes FROM fetches")}
+        assert rows["/ok.html"][:2] == (200, None)
+        assert rows["/redirect-1"][:2] == (200, None)  # followed to /final.html
+        assert rows["/loop-a"][1] == "redirect_loop"
+        assert rows["/missing"][:3] == (404, "http_status", 0)  # no retry on 4xx
+        assert rows["/gone"][:3] == (410, "http_status", 0)
+        assert rows["/busy"][:3] == (200, None, 1)
+        busy = server.times("/busy")
+        assert busy[1] - busy[0] >= 1.0  # Retry-After: 1 was honoured
+        assert rows["/flaky"][:3] == (200, None, 2) and server.hits["/flaky"] == 3
+        assert rows["/stall.html"][1:3] == ("timeout", 2)
+        assert rows["/endless.html"][1] == "too_large"
+        assert rows["/bomb.html"][1] == "too_large"
+        assert rows["/image.png"][:2] == (200, "content_type") and rows["/image.png"][4] == 0
+        assert rows["/private/secret.html"][:2] == (None, "robots")
+        assert server.hits["/private/secret.html"] == 0
+        assert server.hits["/robots.txt"] == 1  # once per host per run, for all sources on it
+        assert rows["/malformed.xml"][1] == "malformed_feed"
+        assert rows["/bomb-feed.xml"][1] == "unsafe_xml"
+        assert rows["/ok2.html"][:2] == (None, "private_network") and server.hits["/ok2.html"] == 0
+        assert rows["http://169.254.169.254/latest/meta-data/"][:2] == (None, "private_network")
+        assert rows["ftp://127.0.0.1/etc/passwd"][:2] == (None, "scheme")
+        for listing in ("/feed.xml", "/feed.json", "/sitemap_index.xml", "/sitemap-pages.xml.gz",
+                        "/news-sitemap.xml"):
+            assert rows[listing][:2] == (200, None), listing
+        assert rows["http://warc.example/one.html"][:2] == (200, None)
+        assert rows["http://warc.example/logo.png"][1] == "content_type"
+        assert rows["http://warc.example/gone.html"][:2] == (404, "http_status")
+
+        good = {"/ok.html": 1, "/final.html": 2, "/busy": 3, "/flaky": 4, "/wrong-charset.html": 5,
+                "/no-charset.html": 6, "/etag.html": 16, "/feed-a.html": 8, "/feed-b.html": 9, "/json-a.html": 10,
+                "/sm-a.html": 11, "/sm-b.html": 12, "/news-a.html": 13, "http://warc.example/one.html": 14,
+                "http://warc.example/two.html": 15}
+        articles = {r[0].removeprefix(server.base): r[1:] for r in query(
+            warehouse_url, "SELECT url, title, text FROM articles")}
+        assert set(articles) == set(good)  # tracking parameters gone from /feed-b.html
+        for url, seed in good.items():
+            assert articles[url][0].startswith(f"Story number {seed} "), url
+        assert "Café naïve façade déjà." in articles["/wrong-charset.html"][1]
+        assert "Crème brûlée à gogo." in articles["/no-charset.html"][1]
+        assert first["load_out"] == len(good)
+        hints = dict(query(warehouse_url, "SELECT url, hints FROM raw_documents WHERE kind = 'page'"))
+        news_hints = hints[server.url("/news-a.html")]
+        news_hints = json.loads(news_hints) if isinstance(news_hints, str) else news_hints
+        assert news_hints["title"] == "News sitemap headline"
+
+        # Second run: the feed and the refreshed page answer 304, known articles are not asked for again.
+        ingest_news(sources=[sources[0] | {"urls": [server.url("/ok.html")]}, sources[1], sources[2]],
+                    warehouse_url=warehouse_url)
+        second = query(warehouse_url, "SELECT url, status_code, not_modified FROM fetches WHERE run_id = "
+                                      "(SELECT run_id FROM pipeline_runs ORDER BY started_at DESC LIMIT 1)")
+        assert sorted((u.removeprefix(server.base), s, bool(m)) for u, s, m in second) == [
+            ("/etag.html", 304, True), ("/feed.xml", 304, True)]
+        assert server.hits["/ok.html"] == 1 and server.hits["/feed-a.html"] == 1
+
+    # The load is lost; the raw store brings every article back without a single request.
+    with make_engine(warehouse_url).begin() as conn:
+        for table in ("article_band_keys", "article_signatures", "duplicates", "articles"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    summary = reprocess_news(warehouse_url=warehouse_url)
+    restored = {r[0].removeprefix(server.base): r[1:] for r in query(
+        warehouse_url, "SELECT url, title, text FROM articles")}
+    assert restored == articles
+    assert summary["load_out"] == len(good)
