@@ -62,7 +62,12 @@ def _try_decode(body: bytes, charset: str | None) -> str | None:
 
 def decode_body(body: bytes, header_charset: str | None) -> str:
     """Text of a body: the header's charset, the document's own declaration, UTF-8, then detection
-    (charset-normalizer). Never raises: undecodable bytes become U+FFFD as a last resort."""
+    (charset-normalizer). Never raises: undecodable bytes become U+FFFD as a last resort. NUL characters
+    are dropped: they mean nothing in a page and PostgreSQL refuses them in text and JSON."""
+    return _decode(body, header_charset).replace("\x00", "")
+
+
+def _decode(body: bytes, header_charset: str | None) -> str:
     if header_charset and _SINGLE_BYTE.match(header_charset) and not body.isascii():
         # A legacy single-byte label on bytes that are valid UTF-8 is a mislabel (valid multi-byte
         # UTF-8 sequences practically never occur in real Latin-1 text).
