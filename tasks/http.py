@@ -174,14 +174,22 @@ class HostGate:
             return self._hosts.setdefault(host, _Host())
 
     @contextmanager
-    def slot(self, host: str, delay: float) -> Iterator[None]:
+    def slot(self, host: str, delay: float, bound: threading.BoundedSemaphore | None = None) -> Iterator[None]:
+        """Wait for the host's turn, then for a place under the global `bound`; the delay counts from
+        the moment the request really starts."""
         state = self._host(host)
         with state.lock:
             wait = state.next_start - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            state.next_start = time.monotonic() + delay
-            yield
+            if bound is not None:
+                bound.acquire()
+            try:
+                state.next_start = time.monotonic() + delay
+                yield
+            finally:
+                if bound is not None:
+                    bound.release()
 
     def defer(self, host: str, seconds: float) -> None:
         state = self._host(host)
@@ -434,7 +442,7 @@ class PoliteClient:
                   max_bytes: int, delay: float) -> FetchResult | _Retry | _Redirect:
         """One HTTP request and its outcome: a result, a reason to retry, or where it redirects."""
         settings = self.settings
-        with self.gate.slot(host_of(url), delay), self.bound:
+        with self.gate.slot(host_of(url), delay, self.bound):
             deadline = time.monotonic() + settings.request_timeout
             try:
                 with self.client.stream("GET", url, headers=headers) as response:
