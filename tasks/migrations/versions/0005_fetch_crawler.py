@@ -1,8 +1,8 @@
 """Fetch like a crawler: error kind, retries, not-modified and body hash on `fetches`; `http_cache` for
 conditional GET; the raw store (`raw_blobs`, `raw_documents`) that `reprocess` reads.
 
-Revision ID: 0003_fetch
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-21
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0003_fetch"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
