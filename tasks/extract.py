@@ -36,13 +36,40 @@ REPLACE_CONTAINMENT = 0.95
 # A named block holding more than this share of the page's paragraph text is content, not boilerplate.
 MAX_PRUNED_SHARE = 0.3
 
+# Class/id tokens (delimited by spaces, '-' or '_') that name a boilerplate block.
 _BOILERPLATE_NAME = re.compile(
-    r"(^|[\s_-])(comments?|comment-list|respond|disqus|related|recommend\w*|more-stories|most-read|"
+    r"(?:^|[ \t_-])(?:comments?|comment-list|respond|disqus|related|recommend\w*|more-stories|most-read|"
     r"popular|trending|newsletter|signup|subscribe|subscription|share|sharing|social|cookie\w*|consent|"
-    r"gdpr|advert\w*|ads?|ad-slot|promo\w*|sponsor\w*|outbrain|taboola|breadcrumbs?|author-bio|"
-    r"tags|tag-list|paywall|banner)($|[\s_-])",
-    re.IGNORECASE,
+    r"gdpr|advert\w*|ads?|promo\w*|sponsor\w*|outbrain|taboola|breadcrumbs?|author-bio|tags|tag-list|"
+    r"paywall|banner)(?=$|[ \t_-])",
+    re.IGNORECASE | re.MULTILINE,
 )
+# Plain strings (no element proxies): every distinct class/id value of the page is tested once.
+_CLASS_AND_ID_VALUES = lxml.etree.XPath("//body//@class | //body//@id", smart_strings=False)
+
+
+def is_boilerplate_name(name: str) -> bool:
+    """Whether a class/id value names a boilerplate block ('share-tools', 'cookie_banner', 'most-read')."""
+    return bool(_BOILERPLATE_NAME.search(" ".join(name.split())))
+
+
+_NAMED_AS = lxml.etree.XPath(
+    "//body//*[not(self::article or self::main)]"
+    "[contains($names, concat('\n', @class, '\n')) or contains($names, concat('\n', @id, '\n'))]")
+
+
+def _boilerplate_named(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """Elements whose class or id names boilerplate, in document order (article and main excepted).
+
+    Each distinct class/id value is tested once in Python; lxml then finds the elements carrying one
+    of the matching values (newline-delimited in one string) without a Python call per element.
+    """
+    names = [name for name in set(_CLASS_AND_ID_VALUES(tree)) if "\n" not in name and is_boilerplate_name(name)]
+    if not names:
+        return []
+    return _NAMED_AS(tree, names="\n" + "\n".join(names) + "\n")
+
+
 _ALWAYS_PRUNED = ("figcaption", "form", "button", "noscript", "iframe", "template", "dialog")
 _MEDIA = ("img", "picture", "video", "audio", "svg")
 
@@ -92,11 +119,8 @@ def prune_boilerplate(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
         if any(True for _ in figure.iter(*_MEDIA)):
             _drop(figure)
     total = _paragraph_chars(tree) or 1
-    for element in tree.xpath("//body//*[@class or @id]"):
-        if element.getparent() is None or element.tag in ("html", "body", "article", "main"):
-            continue
-        name = f"{element.get('class', '')} {element.get('id', '')}"
-        if not _BOILERPLATE_NAME.search(name):
+    for element in _boilerplate_named(tree):
+        if element.getparent() is None:
             continue
         if _paragraph_chars(element) > MAX_PRUNED_SHARE * total:
             continue
