@@ -202,6 +202,11 @@ def test_date_from_url_pattern():
     assert meta["published_at"] == datetime(2021, 6, 14, tzinfo=UTC)
 
 
+def test_htmldate_finds_a_date_only_shown_in_the_page():
+    body = "<article><h1>Quay</h1><span class='date'>12.03.2021</span><p>x</p></article>"
+    assert extract_metadata(page(body))["published_at"] == datetime(2021, 3, 12, tzinfo=UTC)
+
+
 def test_dates_in_the_future_or_before_1990_are_dropped():
     future = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     meta = extract_metadata(ld_page({**LD, "datePublished": future, "dateModified": "1985-01-01T00:00:00Z"}))
