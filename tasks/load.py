@@ -23,6 +23,7 @@ from tasks import schema
 from tasks.dedupe import Fingerprint, deduplicate
 from tasks.records import Article, Duplicate, StageStats, utcnow
 from tasks.settings import Settings
+from tasks.stories import link_stories
 from tasks.warehouse import WarehouseIndex, write_transaction
 
 ARTICLE_UPDATE_COLUMNS = ("url", "source", "title", "authors", "published_at", "language", "text",
@@ -179,6 +180,10 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
                 "run_id": run_id, "detected_at": now})
         upsert(conn, schema.duplicates, duplicate_rows, ["url"],
                ["canonical_url", "source", "article_id", "kind", "similarity", "run_id", "detected_at"])
+        if settings is not None:  # same-story links for articles new to the warehouse
+            stories = link_stories(conn, [by_url[row["canonical_url"]] for row in rows], outcome.article_ids,
+                                   now, settings)
+            outcome.stats.add("stories_linked", len(stories))
     outcome.stats.add("out", len(rows))
     outcome.stats.add("versions", len(changed))
     outcome.stats.add("late_duplicates", len(late))

@@ -79,6 +79,19 @@ articles = Table(
     Column("last_run_id", String(64)),
     # Number of the current text: 1 when first loaded, +1 each time a fetch brings a changed text.
     Column("version", Integer, nullable=False, default=1, server_default="1"),
+    # The story (event) the article is about, shared with other outlets' articles on it (tasks.stories).
+    Column("story_id", Id, ForeignKey("stories.id"), index=True),
+)
+
+# Same-story links: one row per story, its articles point at it through `articles.story_id`.
+stories = Table(
+    "stories", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("title", Text),  # of its first article
+    Column("centroid", Json, nullable=False),  # heaviest terms of its articles' summed vectors
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False, index=True),
+    Column("article_count", Integer, nullable=False, default=0),
 )
 
 # Earlier texts of articles whose text changed (a correction, an update); the current one is in `articles`.

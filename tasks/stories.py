@@ -1,0 +1,182 @@
+"""Same-story linking (deduplication level 3): articles about one event, from any outlet, share a story.
+
+Articles are linked, never dropped. Each story keeps a centroid: the summed vectors of its articles'
+title and lead. A new article joins the story whose centroid is most similar, when that similarity
+reaches the matcher's threshold, else it starts a story (single-pass clustering, as in topic detection
+and tracking). Stories seen within the window (`dedupe_window_days`) are the ones an article can join.
+
+The comparison is behind `StoryMatcher`: the baseline is lexical (the content words of title and lead);
+an embedding model can take its place by returning its own unit vectors and threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, insert, select, update
+
+from tasks import schema
+from tasks.settings import Settings
+from tasks.textnorm import fold_for_comparison
+
+Vector = Mapping[Hashable, float]
+LEDE_MIN_LINE_WORDS = 8  # as tasks.dedupe: shorter lines are headlines, bylines, labels
+CENTROID_TERMS = 48  # terms kept of a stored story centroid: bounded rows, and the heaviest terms decide
+
+_WORD = re.compile(r"\w+")
+_STOPWORDS = frozenset("""
+a about after against all also amid an and any are as at be been before but by can could did do does
+down for from had has have he her here his how i if in into is it its just may might more most new no
+not now of off on or other our out over says said say she should so some than that the their them then
+there these they this those to up us vs via was we were what when where which who whom why will with
+would yes you your
+""".split())  # noqa: SIM905  (a word list reads better as text)
+
+
+class StoryMatcher(Protocol):
+    """How articles are compared: unit vectors whose dot product is the similarity, and its threshold."""
+
+    threshold: float
+
+    def vectors(self, texts: Sequence[str]) -> list[Vector]: ...
+
+
+@dataclass(slots=True)
+class LexicalMatcher:
+    """Content words (folded, no stopwords, numbers or possessive 's) of title and lead, equally weighted.
+
+    Equal weights need no corpus statistics, so a vector means the same in every run; on the labelled
+    headlines they also beat IDF weights.
+    """
+
+    threshold: float = 0.25
+
+    def vectors(self, texts: Sequence[str]) -> list[Vector]:
+        vectors: list[Vector] = []
+        for text in texts:
+            words = {w for w in _WORD.findall(fold_for_comparison(text).replace("'s ", " "))
+                     if len(w) > 1 and not w.isdigit() and w not in _STOPWORDS}
+            weight = 1 / math.sqrt(len(words)) if words else 0.0
+            vectors.append(dict.fromkeys(words, weight))
+        return vectors
+
+
+def story_text(title: str | None, text: str, words: int) -> str:
+    """What a story is told by: the title and the first `words` words of the lead, i.e. of the text's
+    sentence-like lines (no byline, ad label or list item). Without a title, the text's first line is one."""
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    if title is None and lines:
+        title, lines = lines[0], lines[1:]
+    lead = [line for line in lines
+            if len(line.split()) >= LEDE_MIN_LINE_WORDS and line.endswith((".", "!", "?", '"', "'", ")"))]
+    return "\n".join([title or "", " ".join(" ".join(lead).split()[:words])])
+
+
+@dataclass(slots=True)
+class Story:
+    """A story's centroid (summed member vectors), as far as the clustering needs it."""
+
+    id: int | None
+    centroid: dict[Hashable, float] = field(default_factory=dict)
+    title: str | None = None
+    members: int = 0
+
+    @property
+    def norm(self) -> float:
+        return math.sqrt(sum(v * v for v in self.centroid.values())) or 1.0
+
+    def add(self, vector: Vector) -> None:
+        for term, value in vector.items():
+            self.centroid[term] = self.centroid.get(term, 0.0) + value
+        self.members += 1
+
+
+def assign(vectors: Sequence[Vector], stories: list[Story], threshold: float) -> list[int]:
+    """Index into `stories` (extended with the new stories) for each vector, in order."""
+    by_term: dict[Hashable, set[int]] = defaultdict(set)
+    norms = [story.norm for story in stories]
+    for index, story in enumerate(stories):
+        for term in story.centroid:
+            by_term[term].add(index)
+    labels = []
+    for vector in vectors:
+        best, best_score = -1, 0.0
+        for index in set().union(*(by_term.get(term, ()) for term in vector)):
+            centroid = stories[index].centroid
+            score = sum(value * centroid.get(term, 0.0) for term, value in vector.items()) / norms[index]
+            if score > best_score:
+                best, best_score = index, score
+        if best < 0 or best_score < threshold:
+            best = len(stories)
+            stories.append(Story(None))
+            norms.append(1.0)
+        stories[best].add(vector)
+        norms[best] = stories[best].norm
+        for term in vector:
+            by_term[term].add(best)
+        labels.append(best)
+    return labels
+
+
+def story_ids(texts: list[str], settings: Settings | None = None, matcher: StoryMatcher | None = None) -> list[int]:
+    """Story label per text (title and lead, or a headline): the function the benchmark scores."""
+    settings = settings or Settings()
+    matcher = matcher or LexicalMatcher(settings.story_threshold)
+    vectors = matcher.vectors([story_text(None, text, settings.story_words) for text in texts])
+    return assign(vectors, [], matcher.threshold)
+
+
+# --- the warehouse side ----------------------------------------------------------------------
+
+
+def _stored_centroid(story: Story) -> dict[str, float]:
+    """The heaviest terms of a centroid, for the `stories.centroid` column."""
+    heaviest = sorted(story.centroid.items(), key=lambda item: -item[1])[:CENTROID_TERMS]
+    return {str(term): round(value, 4) for term, value in heaviest}
+
+
+def link_stories(conn: Connection, articles: Sequence[Any], article_ids: Mapping[str, int], now: datetime,
+                 settings: Settings, matcher: StoryMatcher | None = None) -> dict[str, int]:
+    """Give each newly loaded article a story (an open one of the window, or a new one); returns the
+    story id by canonical URL. Runs inside the load transaction, so concurrent runs take turns."""
+    a, s = schema.articles, schema.stories
+    ids = [article_ids[x.canonical_url] for x in articles if x.canonical_url in article_ids]
+    unlinked = set()
+    for start in range(0, len(ids), 500):
+        unlinked.update(conn.execute(select(a.c.id).where(a.c.id.in_(ids[start:start + 500]),
+                                                          a.c.story_id.is_(None))).scalars())
+    fresh = [x for x in articles if article_ids.get(x.canonical_url) in unlinked]
+    if not fresh:
+        return {}
+    matcher = matcher or LexicalMatcher(settings.story_threshold)
+    since = now - timedelta(days=settings.dedupe_window_days)
+    stories = [Story(row.id, dict(row.centroid or {}), row.title, row.article_count)
+               for row in conn.execute(select(s.c.id, s.c.centroid, s.c.title, s.c.article_count)
+                                       .where(s.c.last_seen_at >= since))]
+    known = len(stories)
+    vectors = matcher.vectors([story_text(x.title, x.text, settings.story_words) for x in fresh])
+    labels = assign(vectors, stories, matcher.threshold)
+    first = {label: x for x, label in reversed(list(zip(fresh, labels, strict=True)))}
+    for index, story in enumerate(stories[known:], start=known):
+        article = first[index]
+        story.id = conn.execute(insert(s).values(
+            title=article.title, centroid=_stored_centroid(story), first_seen_at=now, last_seen_at=now,
+            article_count=0).returning(s.c.id)).scalar_one()
+    linked: dict[str, int] = {}
+    added: dict[int, int] = defaultdict(int)
+    for article, label in zip(fresh, labels, strict=True):
+        story = stories[label]
+        linked[article.canonical_url] = story.id
+        added[label] += 1
+        conn.execute(update(a).where(a.c.id == article_ids[article.canonical_url]).values(story_id=story.id))
+    for label, count in added.items():
+        story = stories[label]
+        conn.execute(update(s).where(s.c.id == story.id).values(
+            centroid=_stored_centroid(story), last_seen_at=now, article_count=s.c.article_count + count))
+    return linked
