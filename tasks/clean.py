@@ -12,6 +12,7 @@ take longer than the time limit become `Rejection`s with the reason, and the bat
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import re
 from collections import Counter
@@ -261,6 +262,10 @@ def clean_safely(document: Document, settings: Settings | None = None) -> Articl
 # --- time limit ------------------------------------------------------------------------------
 
 
+WORKER_START_TIMEOUT = 120  # seconds for a fresh worker to import the parsers (slow on a loaded machine)
+logger = logging.getLogger(__name__)
+
+
 def warm_up() -> None:
     """Load what cleaning needs (parsers, the language model) in a fresh worker process."""
     detect_language("A short English sentence to load the language model.")
@@ -280,6 +285,7 @@ class TimeLimitedCleaner:
         self.settings = settings
         self.work = work
         self._pool: Pool | None = None
+        self._no_workers = False
 
     def __enter__(self) -> TimeLimitedCleaner:
         return self
@@ -291,7 +297,7 @@ class TimeLimitedCleaner:
         if self._pool is None:
             self._pool = multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=500)
             # Imports and model loading happen here, outside any document's time limit.
-            self._pool.apply(warm_up)
+            self._pool.apply_async(warm_up).get(WORKER_START_TIMEOUT)
         return self._pool
 
     def close(self) -> None:
@@ -301,7 +307,17 @@ class TimeLimitedCleaner:
             self._pool = None
 
     def clean(self, document: Document) -> Article | Rejection:
-        pending = self._start().apply_async(self.work, (document, self.settings))
+        if self._no_workers:
+            return self.work(document, self.settings)
+        try:
+            pool = self._start()
+        except Exception as exc:  # no processes here (sandbox, resource limits): clean in-process, unbounded
+            logger.warning("no worker process for cleaning (%s: %s): cleaning in-process without a time limit",
+                           type(exc).__name__, exc)
+            self.close()
+            self._no_workers = True
+            return self.work(document, self.settings)
+        pending = pool.apply_async(self.work, (document, self.settings))
         try:
             return pending.get(self.timeout)
         except multiprocessing.TimeoutError:
