@@ -29,6 +29,7 @@ from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection, StageStats
 from tasks.settings import Settings, get_settings
 from tasks.textnorm import fold_for_comparison, normalize_text, split_paragraphs
+from tasks.urls import canonicalize_url
 
 __all__ = ["CleanOutcome", "clean_document", "clean_documents", "extract_text"]
 
@@ -228,7 +229,8 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
     return Article(
         source=document.source,
         url=document.url,
-        canonical_url=metadata.get("canonical_url") or document.url,
+        # The page's <link rel="canonical"> / og:url wins; either way one spelling (tasks/urls.py).
+        canonical_url=canonicalize_url(metadata.get("canonical_url") or document.url),
         title=title,
         text=text,
         authors=metadata.get("authors") or clean_authors(_as_list(hints.get("authors")), [site_name or ""]),

@@ -41,6 +41,8 @@ def read_warc(path: Path, source: str, max_bytes: int, accept: Callable[[str], b
     try:
         with path.open("rb") as stream:
             for record in ArchiveIterator(stream):
+                if record.format != "warc":  # warcio reads anything as an old ARC record; we want WARC
+                    raise ValueError(f"not a WARC file (looks like {record.format})")
                 if record.rec_type != "response" or record.http_headers is None:
                     skipped(record.rec_type or "unknown")
                     continue
