@@ -80,13 +80,17 @@ BOILERPLATE_LINE = re.compile(
     r"(tell|let) us what you think\W*|like this story\?.*|share (this|it)\b.{0,80}|"
     r"(sign up|subscribe) (for|to) (our|the)\b.{0,120}|get the latest updates\b.{0,120}|"
     r"click here\b.{0,80}|follow us on\b.{0,80}|read more\W*|related( stories| articles)?:?|"
-    r"also on \S+\.\w+\b.{0,200}|see more photos:?)$",
+    r"also on \S+\.\w+\b.{0,200}|see more photos:?|"
+    r"(©|\(c\) |copyright\b).{0,150}|"  # copyright notices
+    r"\[\w+\b[^\]]*\].{0,200}\[/\w+\])$",  # CMS shortcodes that leaked into the text
     re.IGNORECASE,
 )
-# Headings that open a comment section: everything from here on is readers' comments.
-_COMMENTS_HEADING = re.compile(
+# Headings that open the page's tail (readers' comments, tag lists, links to other stories): everything
+# from here on is not the article.
+_TAIL_HEADING = re.compile(
     r"^(\d+ (thoughts|comments|responses|replies) (on|to)\b.*|leave a (reply|comment)|"
-    r"(\d+ )?comments|join the discussion|what do you think\?)$",
+    r"(\d+ )?comments|join the discussion|what do you think\?|tags:?|topics:?|"
+    r"(related|more) (stories|articles|news):?|you (may|might) also like:?|read next:?)$",
     re.IGNORECASE,
 )
 _TOKEN = re.compile(r"\w+")
@@ -177,14 +181,14 @@ def _readability_text(tree: lxml.html.HtmlElement) -> str:
 
 
 def tidy_lines(text: str) -> list[str]:
-    """Paragraphs of an extracted text without boilerplate lines and without a trailing comment section."""
+    """Paragraphs of an extracted text without boilerplate lines and without the page's tail (comments...)."""
     lines = [" ".join(line.split()) for line in text.split("\n")]
     kept: list[str] = []
     kept_chars = 0
     for line in lines:
         if not line:
             continue
-        if _COMMENTS_HEADING.match(line) and kept_chars >= 300:
+        if _TAIL_HEADING.match(line) and kept_chars >= 300:
             break
         if BOILERPLATE_LINE.match(line):
             continue

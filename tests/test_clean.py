@@ -77,6 +77,9 @@ def test_extracts_the_story_paragraphs_without_title_nav_or_footer():
      "lighthouse on Monday morning. Photo: Herald staff</figcaption></figure>", "lighthouse"),
     ("<div class='ad-slot'><span>Advertisement</span></div><p>ADVERTISEMENT</p>", "dvertisement"),
     ("<p>Read more:</p><p>Comments are closed.</p>", "Read more"),
+    ("<p>© 2026 The Quay Herald. All rights reserved.</p>", "rights reserved"),
+    ("<p>[button link='/reviews/' type='big'] Send us your review[/button]</p>", "review"),
+    ("<p>Tags</p><p>harbour, quay, council, fishing, north quay rebuild</p>", "council, fishing"),
 ])
 def test_each_kind_of_boilerplate_is_dropped(boilerplate, marker):
     html = article_html(extra_inside=boilerplate)
