@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     near_lede_threshold: float = 0.6
     boilerplate_min_texts: int = 3  # a line in this many texts of one source in a batch is its boilerplate
     story_threshold: float = 0.25  # similarity of title and lead to a story's centroid to join it
+    story_candidates: int = 5000  # most recently active stories of the window a new article may join
     story_words: int = 20  # words of the lead (after the title) that tell the story: about its first sentence
     dedupe_window_days: int = 30  # near-duplicates and stories are looked up this far back; exact forever
 

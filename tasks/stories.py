@@ -11,15 +11,16 @@ an embedding model can take its place by returning its own unit vectors and thre
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from tasks import schema
 from tasks.settings import Settings
@@ -28,6 +29,8 @@ from tasks.textnorm import fold_for_comparison
 Vector = Mapping[Hashable, float]
 LEDE_MIN_LINE_WORDS = 8  # as tasks.dedupe: shorter lines are headlines, bylines, labels
 CENTROID_TERMS = 48  # terms kept of a stored story centroid: bounded rows, and the heaviest terms decide
+MAX_POSTINGS = 100  # a term in more stories than this makes no candidates (it still counts in the score)
+SHORTLIST = 5  # candidates scored in full
 
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset("""
@@ -106,8 +109,16 @@ def assign(vectors: Sequence[Vector], stories: list[Story], threshold: float) ->
             by_term[term].add(index)
     labels = []
     for vector in vectors:
+        # Partial scores from the rarer terms shortlist the candidates, which are then scored in full: the
+        # work per article follows its rare terms, not the number of stories.
+        partial: dict[int, float] = defaultdict(float)
+        for term, value in vector.items():
+            posting = by_term.get(term, ())
+            if len(posting) <= MAX_POSTINGS:
+                for index in posting:
+                    partial[index] += value * stories[index].centroid[term]
         best, best_score = -1, 0.0
-        for index in set().union(*(by_term.get(term, ()) for term in vector)):
+        for index in heapq.nlargest(SHORTLIST, partial, key=partial.__getitem__):
             centroid = stories[index].centroid
             score = sum(value * centroid.get(term, 0.0) for term, value in vector.items()) / norms[index]
             if score > best_score:
@@ -156,27 +167,29 @@ def link_stories(conn: Connection, articles: Sequence[Any], article_ids: Mapping
         return {}
     matcher = matcher or LexicalMatcher(settings.story_threshold)
     since = now - timedelta(days=settings.dedupe_window_days)
+    # The most recently active stories of the window, at most `story_candidates`: a flat cost per batch.
     stories = [Story(row.id, dict(row.centroid or {}), row.title, row.article_count)
                for row in conn.execute(select(s.c.id, s.c.centroid, s.c.title, s.c.article_count)
-                                       .where(s.c.last_seen_at >= since))]
+                                       .where(s.c.last_seen_at >= since)
+                                       .order_by(s.c.last_seen_at.desc(), s.c.id.desc())
+                                       .limit(settings.story_candidates))]
     known = len(stories)
     vectors = matcher.vectors([story_text(x.title, x.text, settings.story_words) for x in fresh])
     labels = assign(vectors, stories, matcher.threshold)
     first = {label: x for x, label in reversed(list(zip(fresh, labels, strict=True)))}
-    for index, story in enumerate(stories[known:], start=known):
-        article = first[index]
-        story.id = conn.execute(insert(s).values(
-            title=article.title, centroid=_stored_centroid(story), first_seen_at=now, last_seen_at=now,
-            article_count=0).returning(s.c.id)).scalar_one()
-    linked: dict[str, int] = {}
-    added: dict[int, int] = defaultdict(int)
-    for article, label in zip(fresh, labels, strict=True):
-        story = stories[label]
-        linked[article.canonical_url] = story.id
-        added[label] += 1
-        conn.execute(update(a).where(a.c.id == article_ids[article.canonical_url]).values(story_id=story.id))
-    for label, count in added.items():
-        story = stories[label]
-        conn.execute(update(s).where(s.c.id == story.id).values(
-            centroid=_stored_centroid(story), last_seen_at=now, article_count=s.c.article_count + count))
+    created = list(range(known, len(stories)))
+    if created:
+        rows = [{"title": first[i].title, "centroid": _stored_centroid(stories[i]), "first_seen_at": now,
+                 "last_seen_at": now, "article_count": 0} for i in created]
+        new_ids = conn.execute(insert(s).returning(s.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        for index, story_id in zip(created, new_ids, strict=True):
+            stories[index].id = story_id
+    linked = {x.canonical_url: stories[label].id for x, label in zip(fresh, labels, strict=True)}
+    conn.execute(update(a).where(a.c.id == bindparam("article")).values(story_id=bindparam("story")),
+                 [{"article": article_ids[url], "story": story} for url, story in linked.items()])
+    added = Counter(labels)
+    conn.execute(update(s).where(s.c.id == bindparam("story")).values(
+        centroid=bindparam("new_centroid"), last_seen_at=now, article_count=s.c.article_count + bindparam("added")),
+        [{"story": stories[label].id, "new_centroid": _stored_centroid(stories[label]), "added": count}
+         for label, count in sorted(added.items(), key=lambda item: stories[item[0]].id)])
     return linked
