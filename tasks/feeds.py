@@ -12,7 +12,7 @@ import feedparser
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
-Link = tuple[str, dict[str, Any]]  # (URL, hints)
+Link = tuple[str, dict[str, Any]]  # (URL, hints); URL "" for an item that has none
 JSON_FEED_TYPES = ("application/feed+json", "application/json")
 
 
@@ -50,8 +50,7 @@ def _json_feed_items(body: bytes) -> list[Link]:
         if not isinstance(item, dict):
             continue
         url = item.get("url") or item.get("external_url")
-        if not isinstance(url, str) or not url:
-            continue
+        url = url if isinstance(url, str) else ""  # an item without a link is reported, not dropped
         hints: dict[str, Any] = {}
         for key, hint in (("title", "title"), ("summary", "summary"), ("id", "guid"),
                           ("date_published", "published_at")):
@@ -75,9 +74,7 @@ def _xml_feed_items(body: bytes, content_type: str | None) -> list[Link]:
             raise FeedError("malformed_feed", "not an RSS or Atom feed")
     links: list[Link] = []
     for entry in parsed.entries:
-        link = entry.get("link")
-        if not link:
-            continue
+        link = entry.get("link") or ""  # an item without a link is reported, not dropped
         hints: dict[str, Any] = {}
         if entry.get("title"):
             hints["title"] = entry["title"]
@@ -92,7 +89,7 @@ def _xml_feed_items(body: bytes, content_type: str | None) -> list[Link]:
         if when:
             hints["published_at"] = datetime(*when[:6], tzinfo=UTC)
         links.append((link, hints))
-    if parsed.bozo and not links:  # a broken feed that yielded nothing usable
+    if parsed.bozo and not any(url for url, _ in links):  # a broken feed that yielded nothing usable
         raise FeedError("malformed_feed", f"malformed feed: {parsed.get('bozo_exception')}")
     return links
 

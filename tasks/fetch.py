@@ -219,6 +219,9 @@ def select_links(links: Iterable[Link], source: HttpSource, settings: Settings, 
     (unless the source's refresh interval says so), at most `max_items`."""
     unique: dict[str, Link] = {}
     for url, hints in links:
+        if not url:
+            outcome.reject(None, "feed item without a link", title=hints.get("title"), guid=hints.get("guid"))
+            continue
         key = canonicalize_url(url)
         if key in unique:
             continue

@@ -268,3 +268,12 @@ def test_a_warc_written_here_becomes_documents(tmp_path):
     assert [(d.url, d.html) for d in outcome.documents] == [("https://news.example/a", "<p>café</p>")]
     assert outcome.stats.counts["warc_metadata_skipped"] == 1
     assert [a.error_kind for a in outcome.attempts] == ["bad_warc", None]
+
+
+def test_a_feed_item_without_a_link_is_reported_not_dropped():
+    feed = (b'<rss version="2.0"><channel><title>t</title><item><title>No link here</title><guid isPermaLink="false">'
+            b"g1</guid></item></channel></rss>")
+    with CrawlServer({"/feed.xml": Reply(200, feed, {"Content-Type": "application/rss+xml"})}) as server:
+        outcome = fetch_source(source(kind="rss", url=server.url("/feed.xml")), Settings(**FAST))
+    (rejection,) = outcome.rejections
+    assert rejection.reasons == ["feed item without a link"] and rejection.payload["title"] == "No link here"
