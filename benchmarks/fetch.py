@@ -19,6 +19,7 @@ import threading
 import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -109,13 +110,22 @@ def naive(urls: list[str]) -> int:
     return ok
 
 
+SENT: dict[int, list[float]] = defaultdict(list)  # when the polite client's requests left, per port
+
+
 def polite(urls: list[str], settings: Settings) -> int:
     ROBOTS_CACHE.clear()
+    SENT.clear()
     source = UrlsSource(name="bench", kind="urls", urls=urls, allow_private_network=True)
     outcome = FetchOutcome(source="bench")
     with PoliteClient(settings, allow_private_network=True) as client:
+        client.client.event_hooks = {"request": [lambda request: SENT[request.url.port].append(time.monotonic())]}
         fetch_pages(client, [(u, {}) for u in urls], source, settings, NoState(), outcome, trusted=True)
     return len(outcome.documents)
+
+
+def client_min_gap() -> float:
+    return min(b - a for times in SENT.values() for a, b in pairwise(times))
 
 
 def measure(name: str, run, hosts: HostsProcess, delay: float) -> dict[str, float]:
@@ -152,6 +162,8 @@ def main() -> None:
     for r in results:
         print(f"{r['client']:<18}{r['pages']:>7}{r['seconds']:>9.2f}{r['pages_per_s']:>9.1f}{r['min_gap']:>13.3f}"
               f"{r['gaps_under_delay']:>13}/{r['gaps']}")
+    print(f"\npolite client's own smallest gap between two requests to one host: {client_min_gap():.3f} s "
+          "(the servers' figure adds their scheduling jitter)")
 
 
 if __name__ == "__main__":
