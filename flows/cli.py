@@ -20,6 +20,10 @@ def _inline_sources(args: argparse.Namespace) -> list[dict[str, Any]]:
         sources.append({"name": f"files-{number}", "kind": "files", "path": pattern, **common})
     for number, url in enumerate(args.feed or [], start=1):
         sources.append({"name": f"feed-{number}", "kind": "rss", "url": url, **common})
+    for number, url in enumerate(args.sitemap or [], start=1):
+        sources.append({"name": f"sitemap-{number}", "kind": "sitemap", "url": url, **common})
+    for number, pattern in enumerate(args.warc or [], start=1):
+        sources.append({"name": f"warc-{number}", "kind": "warc", "path": pattern})
     if args.url:
         sources.append({"name": "urls", "kind": "urls", "urls": list(args.url), **common})
     return sources
@@ -81,7 +85,8 @@ def run_and_summarise(run: Callable[[], dict[str, Any]]) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     inline = _inline_sources(args)
     if not args.sources and not inline:
-        print("newsflow: nothing to ingest: give --sources FILE, --files GLOB, --feed URL or --url URL",
+        print("newsflow: nothing to ingest: give --sources FILE, --files GLOB, --feed URL, --sitemap URL, "
+              "--warc GLOB or --url URL",
               file=sys.stderr)
         return EXIT_USAGE
     return run_ingest(args.sources, inline or None, args.warehouse)
@@ -198,8 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--files", metavar="GLOB", action="append", help="local .txt/.html/.json/.jsonl files")
     ingest.add_argument("--feed", metavar="URL", action="append", help="an RSS/Atom feed")
     ingest.add_argument("--url", metavar="URL", action="append", help="an article page")
+    ingest.add_argument("--sitemap", metavar="URL", action="append", help="a sitemap or sitemap index")
+    ingest.add_argument("--warc", metavar="GLOB", action="append", help="local WARC files (e.g. CC-NEWS)")
     ingest.add_argument("--allow-private-network", action="store_true",
-                        help="let --feed/--url sources reach loopback and private addresses")
+                        help="let --feed/--sitemap/--url sources reach loopback and private addresses")
     ingest.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
     ingest.set_defaults(handler=cmd_ingest)
 

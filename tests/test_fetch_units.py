@@ -277,3 +277,14 @@ def test_a_feed_item_without_a_link_is_reported_not_dropped():
         outcome = fetch_source(source(kind="rss", url=server.url("/feed.xml")), Settings(**FAST))
     (rejection,) = outcome.rejections
     assert rejection.reasons == ["feed item without a link"] and rejection.payload["title"] == "No link here"
+
+
+def test_cli_inline_sitemap_and_warc_sources():
+    from flows.cli import _inline_sources, build_parser
+    from tasks.sources import SitemapSource, WarcSource
+
+    args = build_parser().parse_args(["ingest", "--sitemap", "http://e.org/sitemap.xml", "--warc", "crawl/*.warc.gz",
+                                      "--allow-private-network"])
+    sitemap, warc = parse_sources(_inline_sources(args))
+    assert isinstance(sitemap, SitemapSource) and sitemap.allow_private_network
+    assert isinstance(warc, WarcSource) and warc.path == "crawl/*.warc.gz"
