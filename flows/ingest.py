@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
+from flows.config import sources_from_variable
+from flows.config import warehouse_url as resolve_warehouse_url
+from flows.scale import StageProgress, clean_batches
 from flows.stages import (
-    clean_task,
     dedupe_task,
     fetch_task,
     load_task,
@@ -93,9 +96,11 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
     `reprocess-news` (which feeds it documents rebuilt from the raw store)."""
     logger = get_run_logger()
     # Clean -> dedupe -> validate -> load, batch by batch: later batches see earlier ones loaded.
-    for number, batch in enumerate(_batches(documents, settings.batch_size), start=1):
+    # Cleaning is CPU-bound: all batches go to the process pool (or Dask) at once, in small chunks.
+    batches = _batches(documents, settings.batch_size)
+    for number, (batch, cleaned) in enumerate(zip(batches, clean_batches(batches, settings), strict=True),
+                                              start=1):
         label = f"batch {number}"
-        cleaned = clean_task(batch, label)
         record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
         report.quarantined("clean", len(cleaned.rejections))
         articles = _gate("clean", cleaned.articles, articles_frame(cleaned.articles), settings, run_id,
@@ -122,14 +127,33 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
     _gate("load", [], frame, settings, run_id, "warehouse", report)
 
 
-@flow(name="ingest-news")
+def _run_name() -> str:
+    """'ingest sources.yaml', 'full refresh of variable newsflow-sources', ...: what the run reads."""
+    parameters = flow_run.parameters or {}
+    if parameters.get("sources_file"):
+        what = Path(parameters["sources_file"]).name
+    elif parameters.get("sources"):
+        what = ", ".join(str(s.get("name", "?")) for s in parameters["sources"][:3])
+    else:
+        what = f"variable {parameters.get('sources_variable') or get_settings().sources_variable}"
+    return f"{'full refresh of' if parameters.get('full_refresh') else 'ingest'} {what}"
+
+
+@flow(name="ingest-news", flow_run_name=_run_name)
 def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] | None = None,
-                warehouse_url: str | None = None) -> dict[str, Any]:
-    """Ingest news from the given sources into the warehouse."""
+                warehouse_url: str | None = None, sources_variable: str | None = None,
+                full_refresh: bool = False) -> dict[str, Any]:
+    """Ingest news from the given sources into the warehouse.
+
+    Sources: a YAML file, an inline list, or else the Prefect Variable `sources_variable`
+    (default NEWSFLOW_SOURCES_VARIABLE). `full_refresh` re-fetches what earlier runs already have.
+    """
     logger = get_run_logger()
     settings = get_settings()
-    if warehouse_url:
-        settings = settings.model_copy(update={"warehouse_url": warehouse_url})
+    settings = settings.model_copy(update={"warehouse_url": resolve_warehouse_url(settings, warehouse_url),
+                                           "full_refresh": full_refresh or settings.full_refresh})
+    if not sources_file and not sources:
+        sources = sources_from_variable(sources_variable or settings.sources_variable)
     specs = resolve_sources(sources_file, sources)  # a wrong file fails here, before any fetch
     engine = get_engine(settings.warehouse_url)
     run_id = str(flow_run.id or uuid.uuid4())
@@ -138,7 +162,10 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
     try:
         # Fetch: every source in parallel (I/O bound), every attempt recorded.
         documents: list[Document] = []
-        for outcome in [future.result() for future in [fetch_task.submit(s, settings) for s in specs]]:
+        fetch_progress = StageProgress("fetch", len(specs), "sources")
+        for future in [fetch_task.submit(s, settings) for s in specs]:
+            outcome = future.result()
+            fetch_progress.advance()
             record_task(settings, run_id, f"fetch {outcome.source}", attempts=outcome.attempts,
                         rejections=outcome.rejections)
             report.stage("fetch", outcome.stats.taken_in, len(outcome.documents))

@@ -79,6 +79,23 @@ class Settings(BaseSettings):
 
     # Orchestration
     batch_size: int = 500
+    # Re-fetch and re-clean what earlier runs already have (the daily deployment sets it; the fetch stage honours it).
+    full_refresh: bool = False
+    # Sources from a Prefect Variable (JSON list or YAML text) when a run names no sources file.
+    sources_variable: str = "newsflow-sources"
+    # Name of a Prefect Secret block holding the warehouse URL (overrides NEWSFLOW_WAREHOUSE_URL when set).
+    warehouse_secret: str | None = None
+
+    # Scale-out: cleaning runs in a process pool of `cpu_workers` (0: one per core) over chunks of
+    # `cpu_chunk_size` documents, or on the Dask cluster at `dask_address` (e.g. tcp://scheduler:8786).
+    cpu_workers: int = 0
+    cpu_chunk_size: int = 50
+    dask_address: str | None = None
+
+    # Retention (the maintenance flow deletes older rows; 0 keeps them forever)
+    fetches_retention_days: int = 90
+    quarantine_retention_days: int = 180
+    dq_results_retention_days: int = 90
 
 
 @lru_cache(maxsize=1)
