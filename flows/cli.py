@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import tasks.settings  # first: turns telemetry off before Prefect is imported
@@ -193,6 +194,62 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    from tasks.settings import get_settings
+
+    return Path(args.data_dir) if args.data_dir else get_settings().data_dir
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Prefect server + UI, work pool, deployments and a worker on this machine."""
+    from flows.ops import OpsError, up
+
+    try:
+        stack = up(_data_dir(args), port=args.port, home=Path(args.home) if args.home else None,
+                   sample_site_port=args.sample_site, alert_webhook=args.alert_webhook)
+    except OpsError as exc:
+        print(f"newsflow: up failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"\nPrefect UI: {stack.ui_url}    (worker and server logs: {_data_dir(args) / 'logs'})")
+    if stack.sample_site_url:
+        print(f"sample news site: {stack.sample_site_url}")
+    print(f"To use the Prefect CLI against it:  export PREFECT_API_URL={stack.api_url}")
+    print("Stop everything with:  newsflow down")
+    return EXIT_OK
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from flows.ops import down
+
+    stopped = down(_data_dir(args))
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The deployments of deployments/prefect.yaml, with their schedules, served by this one process."""
+    from flows.ops import serve
+
+    serve()
+    return EXIT_OK
+
+
+def cmd_automations(args: argparse.Namespace) -> int:
+    from flows.ops import OpsError, apply_automations
+
+    api_url = args.api_url or os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        print("newsflow: no Prefect API: pass --api-url or set PREFECT_API_URL", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        names = apply_automations(api_url, args.webhook)
+    except (OpsError, ValueError) as exc:
+        print(f"newsflow: automations failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print("automations applied: " + ", ".join(names))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsflow", description="Fetch, clean, deduplicate, validate and "
                                      "load news text into a warehouse.")
@@ -235,6 +292,33 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (db_upgrade, db_current):
         sub.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
         sub.set_defaults(handler=cmd_db)
+
+
+    up = commands.add_parser("up", help="start a local Prefect server and UI, the work pool, the deployments "
+                             "and a worker")
+    up.add_argument("--port", type=int, default=4200, help="Prefect API and UI port on 127.0.0.1 (4200)")
+    up.add_argument("--home", metavar="DIR", help="PREFECT_HOME of the server (default DATA_DIR/prefect)")
+    up.add_argument("--data-dir", metavar="DIR", help="where the state file and logs go (NEWSFLOW_DATA_DIR)")
+    up.add_argument("--sample-site", metavar="PORT", type=int,
+                    help="also serve the bundled sample site on this port for samples/sources.yaml")
+    up.add_argument("--alert-webhook", metavar="URL", default=os.environ.get("NEWSFLOW_ALERT_WEBHOOK_URL"),
+                    help="apply deployments/automations.yaml, notifying this webhook "
+                    "(default NEWSFLOW_ALERT_WEBHOOK_URL)")
+    up.set_defaults(handler=cmd_up)
+
+    down = commands.add_parser("down", help="stop what `newsflow up` started")
+    down.add_argument("--data-dir", metavar="DIR")
+    down.set_defaults(handler=cmd_down)
+
+    serve = commands.add_parser("serve", help="serve the deployments and schedules of deployments/prefect.yaml "
+                                "from this process (no work pool)")
+    serve.set_defaults(handler=cmd_serve)
+
+    automations = commands.add_parser("automations", help="apply deployments/automations.yaml: webhook "
+                                      "notifications on failed or crashed runs and on no success in 3 hours")
+    automations.add_argument("--webhook", metavar="URL", required=True)
+    automations.add_argument("--api-url", metavar="URL", help="Prefect API (default PREFECT_API_URL)")
+    automations.set_defaults(handler=cmd_automations)
     return parser
 
 
