@@ -228,9 +228,15 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The deployments of deployments/prefect.yaml, with their schedules, served by this one process."""
-    from flows.ops import serve
+    from flows.ops import OpsError, serve
 
-    serve()
+    try:
+        serve(_data_dir(args), port=args.port)
+    except OpsError as exc:
+        print(f"newsflow: serve failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        pass
     return EXIT_OK
 
 
@@ -312,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the deployments and schedules of deployments/prefect.yaml "
                                 "from this process (no work pool)")
+    serve.add_argument("--port", type=int, default=4200,
+                       help="port of the Prefect server started when PREFECT_API_URL is not set (4200)")
+    serve.add_argument("--data-dir", metavar="DIR")
     serve.set_defaults(handler=cmd_serve)
 
     automations = commands.add_parser("automations", help="apply deployments/automations.yaml: webhook "

@@ -293,7 +293,26 @@ def runner_deployments(path: Path = DEPLOYMENTS_FILE) -> list[Any]:
     return deployments
 
 
-def serve(path: Path = DEPLOYMENTS_FILE) -> None:
+def serve(data_dir: Path, port: int = 4200, path: Path = DEPLOYMENTS_FILE) -> None:
+    """Serve the deployments from this process. Without PREFECT_API_URL, a Prefect server (with the UI)
+    is started on 127.0.0.1:`port` for as long as this runs: Prefect's own temporary server would not
+    create scheduled runs under SQLAlchemy 2.1 (see flows/prefect_server.py)."""
+    api_url = os.environ.get("PREFECT_API_URL")
+    server = None
+    stack = Stack(api_url=api_url or f"http://127.0.0.1:{port}/api", home=str((data_dir / "prefect").resolve()))
+    os.environ["PREFECT_API_URL"] = stack.api_url  # before Prefect loads its settings: runs inherit it
     from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    prefect_serve(*runner_deployments(path))
+    try:
+        if not api_url:
+            print(f"starting a Prefect server: UI at {stack.ui_url}", flush=True)
+            server = _start("server", [sys.executable, "-m", "flows.prefect_server", "--host", "127.0.0.1",
+                                       "--port", str(port)], prefect_env(stack.api_url, stack.home),
+                            data_dir.resolve() / "logs", stack)
+            wait_for_api(stack.api_url, server, stack.logs["server"])
+        with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
+            prefect_serve(*runner_deployments(path))
+    finally:
+        if server is not None:
+            _stop_group(server.pid, 20)
