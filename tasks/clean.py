@@ -338,7 +338,8 @@ def clean_documents(documents: Iterable[Document], settings: Settings | None = N
     settings = settings or get_settings()
     outcome = CleanOutcome()
     documents = list(documents)
-    if settings.clean_timeout_seconds > 0 and documents:
+    # A daemonic process (a Dask worker) may not start children: there the documents are cleaned in-process.
+    if settings.clean_timeout_seconds > 0 and documents and not multiprocessing.current_process().daemon:
         with TimeLimitedCleaner(settings.clean_timeout_seconds, settings) as cleaner:
             results = [cleaner.clean(document) for document in documents]
     else:
