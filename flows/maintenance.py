@@ -39,7 +39,7 @@ def abandon_task(url: str, hours: float) -> int:
     return abandon_stale_runs(get_engine(url), hours)
 
 
-@flow(name="maintain-warehouse", flow_run_name="maintain warehouse", log_prints=True)
+@flow(name="maintain-warehouse", flow_run_name="maintain warehouse")
 def maintain_warehouse(warehouse_url: str | None = None, fetches_retention_days: int | None = None,
                        quarantine_retention_days: int | None = None,
                        dq_results_retention_days: int | None = None,

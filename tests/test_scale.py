@@ -30,13 +30,22 @@ def contents(url: str) -> dict[str, list[tuple]]:
         engine.dispose()
 
 
-def clean_task_runs(flow_run_id: str) -> list[str]:
+def clean_task_runs(flow_run_id: str) -> tuple[list[str], float]:
+    """The run's clean task names and its clean-progress artifact's final value."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
 
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return sorted(r.name for r in runs if r.name.startswith("clean "))
+        progress = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), key=ArtifactFilterKey(any_=["clean-progress"])))
+    return sorted(r.name for r in runs if r.name.startswith("clean ")), float(progress[0].data)
 
 
 def test_dask_cluster_and_process_pool_give_the_same_warehouse(sample_site, tmp_path, monkeypatch):
@@ -64,8 +73,8 @@ def test_dask_cluster_and_process_pool_give_the_same_warehouse(sample_site, tmp_
         get_settings.cache_clear()
 
     expected_chunks = [f"clean batch 1 chunk {n}" for n in range(1, 7)]
-    assert clean_task_runs(pooled["run_id"]) == expected_chunks
-    assert clean_task_runs(on_dask["run_id"]) == expected_chunks
+    assert clean_task_runs(pooled["run_id"]) == (expected_chunks, 100.0)
+    assert clean_task_runs(on_dask["run_id"]) == (expected_chunks, 100.0)
     pooled_contents, dask_contents = contents(pooled_url), contents(dask_url)
     assert len(pooled_contents["articles"]) == 19
     assert dask_contents == pooled_contents
