@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
+from flows.config import warehouse_url as resolve_warehouse_url
 from flows.ingest import RunReport, _gate, _publish, process_documents
 from flows.stages import STAGE_TASK
 from tasks.frames import documents_frame
@@ -36,8 +37,7 @@ def reprocess_news(sources: list[str] | None = None, urls: list[str] | None = No
     """Re-run clean -> load over stored raw pages (all, or those matching every filter given)."""
     logger = get_run_logger()
     settings = get_settings()
-    if warehouse_url:
-        settings = settings.model_copy(update={"warehouse_url": warehouse_url})
+    settings = settings.model_copy(update={"warehouse_url": resolve_warehouse_url(settings, warehouse_url)})
     engine = get_engine(settings.warehouse_url)
     run_id = str(flow_run.id or uuid.uuid4())
     start_run(engine, run_id, flow_run.id)

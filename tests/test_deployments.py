@@ -23,16 +23,20 @@ def test_serve_builds_the_same_deployments_as_the_yaml():
     assert hourly.concurrency_options.collision_strategy.value == "CANCEL_NEW"
     assert by_name[("ingest-news", "daily-full-refresh")].parameters["full_refresh"] is True
     assert ("maintain-warehouse", "daily") in by_name
+    assert by_name[("reprocess-news", "on-demand")].schedules == []
     for deployment in built:
         assert "newsflow" in deployment.tags and deployment.description
 
 
-def test_every_deployment_has_a_schedule_and_a_limit():
+def test_every_deployment_has_a_limit_and_the_scheduled_ones_a_time_zone():
     document = yaml.safe_load(DEPLOYMENTS_FILE.read_text(encoding="utf-8"))
     for spec in document["deployments"]:
         assert spec["work_pool"]["name"] == "newsflow"
         assert spec["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
-        assert all(s["timezone"] and s["cron"] for s in spec["schedules"])
+        assert all(s["timezone"] and s["cron"] for s in spec.get("schedules") or [])
+    scheduled = {(s["entrypoint"].split(":")[1], s["name"]) for s in document["deployments"] if s.get("schedules")}
+    assert scheduled == {("ingest_news", "hourly"), ("ingest_news", "daily-full-refresh"),
+                         ("maintain_warehouse", "daily")}
 
 
 def test_automations_are_valid_prefect_automations():
