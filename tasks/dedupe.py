@@ -170,26 +170,27 @@ def shingle_hashes(tokens: Tokens, size: int, max_tokens: int | None = None) -> 
     shingle of its own, so that empty texts never look alike.
     """
     offsets = np.asarray(tokens.offsets, dtype=np.int64)
-    counts = np.diff(offsets)
-    if max_tokens is not None:
-        counts = np.minimum(counts, max_tokens)
+    full = np.diff(offsets)
+    counts = full if max_tokens is None else np.minimum(full, max_tokens)
     flat = tokens.hashes
-    combined = np.zeros(max(len(flat) - size + 1, 0), dtype=_U64)
+    windows = max(len(flat) - size + 1, 0)
+    combined = np.zeros(windows, dtype=_U64)
     for k in range(size):
-        combined += flat[k:len(flat) - size + 1 + k] * _SHINGLE_MULTIPLIERS[k]
-    combined = _mix(combined)
-    pieces, new_offsets = [], [0]
-    for text, (start, count) in enumerate(zip(offsets[:-1].tolist(), counts.tolist(), strict=True)):
-        if count >= size:
-            piece = combined[start:start + count - size + 1]
-        elif count:
-            piece = _mix(np.array([int((flat[start:start + count] * _SHINGLE_MULTIPLIERS[:count]).sum())],
-                                  dtype=_U64))
-        else:
-            piece = np.array([0xE3_7000_0000 + text], dtype=_U64) * _SHINGLE_MULTIPLIERS[0]
-        pieces.append(piece)
-        new_offsets.append(new_offsets[-1] + len(piece))
-    return Tokens(np.concatenate(pieces) if pieces else np.zeros(0, dtype=_U64), new_offsets)
+        combined += flat[k:windows + k] * _SHINGLE_MULTIPLIERS[k]
+    # A window is a shingle when it lies within the first `counts` tokens of the text it starts in.
+    owner = np.repeat(np.arange(len(full)), full)[:windows]
+    position = np.arange(windows) - offsets[:-1][owner]
+    valid = position + size <= counts[owner]
+    shingles = _mix(combined[valid])
+    per_text = np.bincount(owner[valid], minlength=len(full))
+    short = np.flatnonzero(counts < size)  # one shingle each: the whole (short or empty) text
+    if len(short):
+        whole = [int((flat[offsets[t]:offsets[t] + counts[t]] * _SHINGLE_MULTIPLIERS[:counts[t]]).sum())
+                 if counts[t] else (0xE3_7000_0000 + t) * int(_SHINGLE_MULTIPLIERS[0]) for t in short.tolist()]
+        before = np.concatenate([[0], np.cumsum(per_text)])[short]
+        shingles = np.insert(shingles, before, _mix(np.array([w % 2**64 for w in whole], dtype=_U64)))
+        per_text[short] += 1
+    return Tokens(shingles, np.concatenate([[0], np.cumsum(per_text)]).tolist())
 
 
 def distinct_counts(shingles: Tokens) -> np.ndarray:

@@ -165,6 +165,6 @@ def test_near_copies_are_looked_for_within_the_window_and_exact_ones_forever(sql
     assert [(url, kind) for url, kind, _ in dropped] == [("https://d.example/same", "exact")]
 
 
-@pytest.mark.parametrize("text", ["", "!!!", "short"])
+@pytest.mark.parametrize("text", ["", "!!!", "short", "three short words"])
 def test_texts_without_enough_words_never_look_alike(text):
     assert len(set(cluster_ids([text, "???", "other"]))) == 3
