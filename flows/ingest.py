@@ -24,12 +24,14 @@ from flows.stages import (
     record_task,
     validate_task,
 )
+from tasks.clean import CleanOutcome
 from tasks.frames import articles_frame, documents_frame, loaded_frame
-from tasks.records import Document
+from tasks.records import Article, Document, Duplicate
 from tasks.settings import Settings, get_settings
 from tasks.sources import resolve_sources
+from tasks.spool import SpoolFile, discard, read_spool, warehouse_unavailable, write_spool
 from tasks.validate import StageFailed, Verdict
-from tasks.warehouse import finish_run, get_engine, start_run
+from tasks.warehouse import WarehouseError, finish_run, get_engine, safe_url, start_run
 
 
 class RunReport:
@@ -90,17 +92,47 @@ def _publish(report: RunReport, run_id: str) -> None:
     )
 
 
+class Pending:
+    """What the run holds that the warehouse does not have yet: spooled if the warehouse goes away."""
+
+    def __init__(self, spooled: list[SpoolFile]) -> None:
+        self.documents: list[Document] = [d for f in spooled for d in f.documents]
+        self.articles: list[Article] = [a for f in spooled for a in f.articles]
+        self.duplicates: list[Duplicate] = [d for f in spooled for d in f.duplicates]
+
+
+def _keep_for_next_run(settings: Settings, run_id: str, pending: Pending, spooled: list[SpoolFile],
+                       error: BaseException) -> WarehouseError:
+    """Spool what is not loaded (new file first, then the ones this run took) and say so in one line."""
+    path = write_spool(settings, run_id, pending.documents, pending.articles, pending.duplicates)
+    discard(spooled)
+    reason = (str(error).splitlines() or [type(error).__name__])[0]
+    kept = (f"{len(pending.articles)} cleaned articles and {len(pending.documents)} fetched documents are kept "
+            f"in {path}; the next run loads them first" if path else "nothing was pending")
+    return WarehouseError(f"warehouse {safe_url(settings.warehouse_url)} unavailable during the run "
+                          f"({type(error).__name__}: {reason}); {kept}")
+
+
 def process_documents(documents: list[Document], settings: Settings, run_id: str, engine: Any,
-                      report: RunReport) -> None:
+                      report: RunReport, pending: Pending | None = None) -> None:
     """Clean -> dedupe -> validate -> load, with the quality gates; shared by `ingest-news` and
-    `reprocess-news` (which feeds it documents rebuilt from the raw store)."""
+    `reprocess-news` (which feeds it documents rebuilt from the raw store). `pending` tracks what is
+    not loaded yet, its spooled cleaned articles going first as their own batch."""
     logger = get_run_logger()
+    pending = pending or Pending([])
     # Clean -> dedupe -> validate -> load, batch by batch: later batches see earlier ones loaded.
     # Cleaning is CPU-bound: all batches go to the process pool (or Dask) at once, in small chunks.
     batches = _batches(documents, settings.batch_size)
-    for number, (batch, cleaned) in enumerate(zip(batches, clean_batches(batches, settings), strict=True),
-                                              start=1):
-        label = f"batch {number}"
+    cleaned_batches = iter(clean_batches(batches, settings))
+    # Spooled cleaned articles first, as their own batch.
+    work: list[tuple[str, list[Document], list[Article] | None]] = (
+        [("spooled articles", [], pending.articles)] if pending.articles else [])
+    work += [(f"batch {n}", b, None) for n, b in enumerate(batches, start=1)]
+    for index, (label, batch, precleaned) in enumerate(work):
+        pending.documents = [d for _, b, _ in work[index:] for d in b]
+        pending.articles = list(precleaned or [])
+        pending.duplicates = pending.duplicates if precleaned else []
+        cleaned = next(cleaned_batches) if precleaned is None else CleanOutcome(articles=precleaned)
         record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
         report.quarantined("clean", len(cleaned.rejections))
         articles = _gate("clean", cleaned.articles, articles_frame(cleaned.articles), settings, run_id,
@@ -108,12 +140,19 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
         report.stage("clean", len(batch), len(articles))
 
         deduped = dedupe_task(articles, settings, label)
+        deduped.duplicates += pending.duplicates  # copies dropped before the articles were spooled
         report.stage("dedupe", len(articles), len(deduped.kept))
         valid = _gate("dedupe", deduped.kept, articles_frame(deduped.kept), settings, run_id, label,
                       report) if deduped.kept else []
         report.stage("validate", len(deduped.kept), len(valid))
 
-        loaded = load_task(valid, deduped, settings, run_id, label)
+        # Cleaned and checked: if the load fails for good, these are what the spool keeps.
+        pending.documents = [d for _, b, _ in work[index + 1:] for d in b]
+        pending.articles, pending.duplicates = valid, list(deduped.duplicates)
+        loaded = load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
+            settings.load_retry_delay * 2 ** attempt for attempt in range(settings.load_retries)])(
+            valid, deduped, settings, run_id, label)
+        pending.articles, pending.duplicates = [], []
         report.stage("load", len(valid), loaded.stats.passed_on)
         report.counts["duplicates"] += loaded.stats.counts["duplicates"]
         if loaded.orphans:
@@ -123,6 +162,7 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
         logger.info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", label,
                     len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
 
+    pending.documents = []
     frame = loaded_frame(engine, run_id)
     _gate("load", [], frame, settings, run_id, "warehouse", report)
 
@@ -159,13 +199,20 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
     run_id = str(flow_run.id or uuid.uuid4())
     start_run(engine, run_id, flow_run.id)
     report = RunReport()
+    spooled = read_spool(settings)  # what earlier runs could not load comes first
+    if spooled:
+        logger.info("taking %d spooled file(s) that earlier runs could not load", len(spooled))
+    pending = Pending(spooled)
     try:
         # Fetch: every source in parallel (I/O bound), every attempt recorded.
-        documents: list[Document] = []
+        documents: list[Document] = list(pending.documents)
         fetch_progress = StageProgress("fetch", len(specs), "sources")
+        outcomes = []
         for future in [fetch_task.submit(s, settings) for s in specs]:
-            outcome = future.result()
+            outcomes.append(future.result())
             fetch_progress.advance()
+        pending.documents += [d for outcome in outcomes for d in outcome.documents]  # spooled if need be
+        for outcome in outcomes:
             record_task(settings, run_id, f"fetch {outcome.source}", attempts=outcome.attempts,
                         rejections=outcome.rejections)
             report.stage("fetch", outcome.stats.taken_in, len(outcome.documents))
@@ -177,11 +224,21 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
                              if outcome.documents else [])
         report.counts["fetch_out"] = len(documents)
 
-        process_documents(documents, settings, run_id, engine, report)
+        process_documents(documents, settings, run_id, engine, report, pending)
     except Exception as exc:
-        finish_run(engine, run_id, "failed", report.counts, f"{type(exc).__name__}: {exc}")
-        raise
+        failure: BaseException = exc
+        if warehouse_unavailable(exc):
+            failure = _keep_for_next_run(settings, run_id, pending, spooled, exc)
+            logger.error("%s", failure)
+        try:
+            finish_run(engine, run_id, "failed", report.counts, f"{type(failure).__name__}: {failure}")
+        except Exception as unrecorded:  # the warehouse is gone: the run's own failure is what matters
+            logger.warning("could not record the failed run: %s", type(unrecorded).__name__)
+        if failure is exc:
+            raise
+        raise failure from None
     finish_run(engine, run_id, "completed", report.counts)
+    discard(spooled)  # loaded by this run
     _publish(report, run_id)
     logger.info("run %s completed: %s", run_id, dict(report.counts))
     return {"run_id": run_id, **report.as_dict()}

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     warehouse_connect_timeout: float = 10.0  # PostgreSQL: seconds to wait for a connection
     warehouse_statement_timeout: float = 300.0  # PostgreSQL: seconds per statement, 0 for none
     warehouse_busy_timeout: float = 60.0  # SQLite: seconds a writer waits for another one
+    load_retries: int = 3  # a batch's load is tried again this often when it fails ...
+    load_retry_delay: float = 2.0  # ... after this many seconds, doubled each time
     data_dir: Path = Path("data")
     expectations_dir: Path = PROJECT_ROOT / "expectations"
 
