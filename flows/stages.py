@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from tasks.clean import CleanOutcome, clean_documents
@@ -20,6 +20,7 @@ from tasks.rawstore import store_raw
 from tasks.records import Article, Duplicate, FetchAttempt, Rejection
 from tasks.settings import Settings
 from tasks.sources import Source
+from tasks.spool import warehouse_unavailable
 from tasks.validate import Validator, Verdict
 from tasks.warehouse import WarehouseIndex, get_engine, record_dq_results, record_fetches, record_rejections
 
@@ -38,8 +39,14 @@ def fetch_task(source: Source, settings: Settings) -> FetchOutcome:
     """Fetch one source against what the warehouse already knows; keep raw bodies and validators."""
     engine = get_engine(settings.warehouse_url)
     outcome = fetch_source(source, settings, WarehouseState(engine))
-    store_raw(engine, outcome.raw)
-    store_validators(engine, outcome.validators)
+    try:
+        store_raw(engine, outcome.raw)
+        store_validators(engine, outcome.validators)
+    except Exception as exc:
+        if not warehouse_unavailable(exc):
+            raise
+        # The warehouse went away: the documents still reach the flow, which spools what it cannot load.
+        get_run_logger().warning("raw bodies of %s not stored: warehouse unavailable", source.name)
     return outcome
 
 
