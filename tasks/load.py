@@ -58,6 +58,22 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     conn.execute(statement, list(unique.values()))
 
 
+def bulk_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows known to be new, the fastest way each database takes them: COPY on PostgreSQL (in the
+    connection's transaction), the driver's executemany on SQLite."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        with conn.connection.dbapi_connection.cursor() as cursor, \
+                cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", list(rows))
+
+
 def article_row(article: Article, run_id: str, now: Any, version: int = 1) -> dict[str, Any]:
     return {
         "url": article.url, "canonical_url": article.canonical_url, "source": article.source,
@@ -164,7 +180,9 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
         for start in range(0, len(stale), 500):
             conn.execute(delete(schema.article_band_keys)
                          .where(schema.article_band_keys.c.article_id.in_(stale[start:start + 500])))
-        upsert(conn, schema.article_band_keys, band_keys, ["band_key", "article_id"])
+        # Those deleted just above, the rest new: plain bulk insert, no conflict possible.
+        bulk_insert(conn, schema.article_band_keys, ["band_key", "article_id"],
+                    sorted({(row["band_key"], row["article_id"]) for row in band_keys}))
         late = [Duplicate(url=art.url, source=art.source, kept_url=late_copies[url].canonical_url, kind="exact",
                           kept_article_id=late_copies[url].id, canonical_url=url)
                 for url, art in by_url.items() if url in late_copies] + list(late_near.values())

@@ -96,15 +96,15 @@ import os, sys
 sys.path.insert(0, {tests!r})
 import tasks.load
 from test_load import article, load
-real_upsert = tasks.load.upsert
+real_bulk_insert = tasks.load.bulk_insert
 
-def upsert(conn, table, rows, *args, **kwargs):
+def bulk_insert(conn, table, *args, **kwargs):
     if table.name == "article_band_keys":  # articles and signatures are written: die now
         conn.exec_driver_sql("SELECT 1")
         os._exit(3)
-    return real_upsert(conn, table, rows, *args, **kwargs)
+    return real_bulk_insert(conn, table, *args, **kwargs)
 
-tasks.load.upsert = upsert
+tasks.load.bulk_insert = bulk_insert
 load({url!r}, [article(n) for n in range(10)])
 """
 
