@@ -1,0 +1,219 @@
+"""Load speed: generated articles into SQLite and PostgreSQL through `tasks.load.load_batch`, in the
+pipeline's batch size, next to the physical reference on the same rows in the same run.
+
+    python benchmarks/load.py                                  # 100,000 articles, SQLite only
+    python benchmarks/load.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python benchmarks/load.py --articles 20000 --postgres ... # quicker
+
+Reference: `executemany` into an unindexed SQLite table; `COPY` into an unindexed PostgreSQL table.
+Pipeline: the migrated warehouse with all its indexes (unique canonical URL, content hash, source,
+published date, band keys, full-text search) and upsert semantics, one transaction per batch.
+Only the writes are timed (generating texts and their dedup fingerprints is not). Resident memory is
+sampled every 10% of the run to show it stays flat. Each PostgreSQL run uses its own database, dropped
+at the end. The machine is shared: figures are noisy, compare the ratio within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tasks import migrate
+from tasks.dedupe import fingerprint
+from tasks.load import load_batch
+from tasks.records import Article
+from tasks.settings import get_settings
+from tasks.textnorm import content_hash
+from tasks.warehouse import make_engine
+
+VOCABULARY = """the council said on monday that a new budget for roads schools and hospitals would be
+approved after a long debate residents protested outside the town hall while officials promised more money for
+repairs the harbour storm damaged boats and the pier police closed the bridge for inspection fishermen warned
+that quotas were too low the festival drew thousands of visitors to the old quarter prices rose again this month
+as energy costs climbed the minister announced an inquiry into hospital waiting times teachers welcomed the plan
+but unions asked for details the club won the final in extra time after a late goal""".split()  # noqa: SIM905
+REFERENCE_COLUMNS = ("url", "canonical_url", "source", "title", "text", "word_count", "content_hash",
+                     "published_at", "first_seen_at")
+
+
+def generate(count: int, seed: int = 7) -> Iterator[Article]:
+    """News-like articles: 150-1,500 words (median about 550), one in five published the same day."""
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(count):
+        words = max(150, min(1500, int(rng.lognormvariate(6.3, 0.5))))
+        sentences, body = [], []
+        for i in range(words):
+            body.append(rng.choice(VOCABULARY))
+            if i % 18 == 17:
+                sentences.append(" ".join(body).capitalize() + ".")
+                body = []
+        sentences.append(" ".join(body).capitalize() + f" Story {n}.")
+        article_text = " ".join(sentences)
+        url = f"https://news{n % 50}.example/{n // 50}/story-{n}.html"
+        yield Article(source=f"outlet-{n % 50}", url=url, canonical_url=url,
+                      title=" ".join(rng.choice(VOCABULARY) for _ in range(8)).capitalize() + f" {n}",
+                      text=article_text, published_at=start + timedelta(minutes=n),
+                      content_hash=content_hash(article_text))
+
+
+def batches(count: int, size: int) -> Iterator[list[Article]]:
+    batch: list[Article] = []
+    for article in generate(count):
+        batch.append(article)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def payload_bytes(batch: list[Article]) -> int:
+    return sum(len(a.text.encode()) + len((a.title or "").encode()) + len(a.url.encode()) * 2 for a in batch)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class Meter:
+    def __init__(self, name: str, total: int) -> None:
+        self.name, self.total = name, total
+        self.rows = self.bytes = 0
+        self.seconds = 0.0
+        self.memory: list[float] = []
+
+    def add(self, rows: int, size: int, seconds: float) -> None:
+        before = self.rows * 10 // self.total
+        self.rows += rows
+        self.bytes += size
+        self.seconds += seconds
+        if self.rows * 10 // self.total > before:
+            self.memory.append(rss_mb())
+
+    def line(self, reference: Meter | None = None) -> str:
+        rate = self.rows / self.seconds
+        share = f"  {100 * rate / (reference.rows / reference.seconds):5.1f}% of reference" if reference else ""
+        memory = " ".join(f"{m:.0f}" for m in self.memory)
+        return (f"  {self.name:<44}{self.rows:>8} rows {self.seconds:8.1f} s {rate:9.0f} rows/s "
+                f"{self.bytes / 2**20 / self.seconds:7.1f} MB/s{share}\n      RSS MB every 10%: {memory}")
+
+
+def reference_row(article: Article, now: datetime) -> tuple:
+    return (article.url, article.canonical_url, article.source, article.title, article.text, article.word_count,
+            article.content_hash, article.published_at, now)
+
+
+def sqlite_reference(url: str, count: int, size: int) -> Meter:
+    meter = Meter("executemany, unindexed table", count)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE reference ({', '.join(REFERENCE_COLUMNS)})"))
+    raw = engine.raw_connection()
+    marks = ", ".join("?" for _ in REFERENCE_COLUMNS)
+    for batch in batches(count, size):
+        now = datetime.now(UTC)
+        rows = [(*reference_row(a, now)[:7], a.published_at.isoformat(), now.isoformat()) for a in batch]
+        started = time.perf_counter()
+        cursor = raw.cursor()
+        cursor.executemany(f"INSERT INTO reference VALUES ({marks})", rows)
+        raw.commit()
+        meter.add(len(batch), payload_bytes(batch), time.perf_counter() - started)
+    raw.close()
+    engine.dispose()
+    return meter
+
+
+def postgres_reference(url: str, count: int, size: int) -> Meter:
+    meter = Meter("COPY, unindexed table", count)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE reference (url text, canonical_url text, source varchar(200), title text, "
+                          "text text, word_count integer, content_hash varchar(64), published_at timestamptz, "
+                          "first_seen_at timestamptz)"))
+    raw = engine.raw_connection()
+    for batch in batches(count, size):
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        with raw.cursor() as cursor, cursor.copy(f"COPY reference ({', '.join(REFERENCE_COLUMNS)}) FROM STDIN") as copy:
+            for article in batch:
+                copy.write_row(reference_row(article, now))
+        raw.commit()
+        meter.add(len(batch), payload_bytes(batch), time.perf_counter() - started)
+    raw.close()
+    engine.dispose()
+    return meter
+
+
+def pipeline_load(url: str, count: int, size: int) -> Meter:
+    meter = Meter("load_batch: all indexes, upsert", count)
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    settings = get_settings()
+    for number, batch in enumerate(batches(count, size)):
+        prints = {a.canonical_url: fingerprint(a.text, settings) for a in batch}
+        started = time.perf_counter()
+        load_batch(engine, f"bench-{number}", batch, prints, [])
+        meter.add(len(batch), payload_bytes(batch), time.perf_counter() - started)
+    engine.dispose()
+    return meter
+
+
+def postgres_database(base_url: str) -> tuple[str, callable]:
+    base = make_url(base_url)
+    name = f"newsflow_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return base.set(database=name).render_as_string(hide_password=False), drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=get_settings().batch_size)
+    parser.add_argument("--postgres", metavar="URL", help="server to create a scratch database on")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+    sample = list(generate(1000))
+    print(f"{args.articles} articles in batches of {args.batch_size}; mean text "
+          f"{sum(len(a.text) for a in sample) / len(sample):.0f} characters, "
+          f"{sum(a.word_count for a in sample) / len(sample):.0f} words")
+
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            reference = sqlite_reference(f"sqlite:///{folder}/reference.db", args.articles, args.batch_size)
+            loaded = pipeline_load(f"sqlite:///{folder}/warehouse.db", args.articles, args.batch_size)
+        print("SQLite\n" + reference.line() + "\n" + loaded.line(reference))
+    if args.postgres:
+        url, drop = postgres_database(args.postgres)
+        try:
+            reference = postgres_reference(url, args.articles, args.batch_size)
+            loaded = pipeline_load(url, args.articles, args.batch_size)
+        finally:
+            drop()
+        print("PostgreSQL\n" + reference.line() + "\n" + loaded.line(reference))
+
+
+if __name__ == "__main__":
+    main()
