@@ -30,8 +30,19 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def without_nul(value: Any) -> Any:
+    """The value with NUL characters removed from every string: PostgreSQL refuses them in text and JSONB."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, ensure_ascii=False)
+    return json.dumps(without_nul(value), default=_json_default, ensure_ascii=False)
 
 
 def safe_url(url: str) -> str:
@@ -143,10 +154,10 @@ def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, int],
 
 
 def record_fetches(engine: Engine, run_id: str, attempts: Iterable[FetchAttempt]) -> int:
-    rows = [{"run_id": run_id, "source": a.source, "url": a.url, "status_code": a.status_code,
+    rows = [without_nul({"run_id": run_id, "source": a.source, "url": a.url, "status_code": a.status_code,
              "error": a.error, "bytes": a.bytes, "elapsed_ms": a.elapsed_ms,
              "content_type": a.content_type, "fetched_at": a.fetched_at, "error_kind": a.error_kind,
-             "retries": a.retries, "not_modified": a.not_modified, "content_hash": a.content_hash}
+             "retries": a.retries, "not_modified": a.not_modified, "content_hash": a.content_hash})
             for a in attempts]
     if rows:
         with engine.begin() as conn:
@@ -156,8 +167,9 @@ def record_fetches(engine: Engine, run_id: str, attempts: Iterable[FetchAttempt]
 
 def record_rejections(engine: Engine, run_id: str, rejections: Iterable[Rejection]) -> int:
     now = utcnow()
-    rows = [{"run_id": run_id, "stage": r.stage, "source": r.source, "url": r.url,
-             "reasons": list(r.reasons), "payload": json.loads(dumps(r.payload)), "quarantined_at": now}
+    rows = [without_nul({"run_id": run_id, "stage": r.stage, "source": r.source, "url": r.url,
+                         "reasons": list(r.reasons), "payload": json.loads(dumps(r.payload)),
+                         "quarantined_at": now})
             for r in rejections]
     if rows:
         with engine.begin() as conn:

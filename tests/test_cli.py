@@ -100,3 +100,20 @@ def test_a_batch_failing_every_critical_check_fails_the_run(tmp_path, sqlite_url
     assert query(sqlite_url, "SELECT status FROM pipeline_runs") == [("failed",)]
     assert query(sqlite_url, "SELECT count(*) FROM quarantine WHERE stage = 'clean'") == [(3,)]
     assert query(sqlite_url, "SELECT count(*) FROM articles") == [(0,)]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_nul_characters_never_crash_a_run(tmp_path, warehouse_url):
+    """PostgreSQL refuses NUL in text and JSONB: records carrying them load or are quarantined all the same."""
+    import json
+
+    story = " ".join(f"The harbour\u0000 board met on day {n} to discuss the dredging budget." for n in range(10))
+    lines = [json.dumps({"url": "https://wire.example/nul-story", "title": "Dredging\u0000 talks", "text": story}),
+             json.dumps({"url": "https://wire.example/nul-empty\u0000", "title": "Nothing\u0000 here"})]
+    (tmp_path / "wire.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["ingest", "--files", str(tmp_path / "*.jsonl"), "--warehouse", warehouse_url]) == EXIT_OK
+    (title, body), = query(warehouse_url, "SELECT title, text FROM articles")
+    assert title == "Dredging talks" and "\x00" not in body and "harbour board" in body
+    (url, reasons, payload), = query(warehouse_url, "SELECT url, reasons, payload FROM quarantine")
+    assert url == "https://wire.example/nul-empty"
+    assert "no 'text' or 'html'" in str(reasons) and "\x00" not in str(payload)
