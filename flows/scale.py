@@ -34,9 +34,17 @@ def cpu_task_runner(settings: Settings) -> TaskRunner[Any]:
 
 
 def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    """Small chunks keep each process's pickled input and output small and the pool busy."""
     size = max(1, size)
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def split_for_workers(batch: Sequence[Any], settings: Settings) -> list[Sequence[Any]]:
+    """A batch's clean chunks: at least `cpu_chunk_size` documents each (every chunk costs a process's
+    start-up), no more chunks than pool workers (a Dask cluster takes as many as there are)."""
+    chunks = max(1, len(batch) // max(1, settings.cpu_chunk_size))
+    if not settings.dask_address:
+        chunks = min(chunks, cpu_workers(settings))
+    return chunked(batch, -(-len(batch) // chunks)) if batch else [batch]
 
 
 class StageProgress:
@@ -68,7 +76,7 @@ def merge_clean_outcomes(outcomes: Sequence[CleanOutcome]) -> CleanOutcome:
 def clean_batches(batches: Sequence[Sequence[Document]], settings: Settings) -> Iterator[CleanOutcome]:
     """Each batch's clean outcome, in order. All chunks of all batches are submitted at once, so later
     batches are cleaned while earlier ones are deduplicated and loaded."""
-    chunks = [chunked(batch, settings.cpu_chunk_size) for batch in batches]
+    chunks = [split_for_workers(batch, settings) for batch in batches]
     total = sum(len(c) for c in chunks)
     if total <= 1 or (cpu_workers(settings) == 1 and not settings.dask_address):
         # A pool would cost more to start than the work (or there is one core): clean in this process.

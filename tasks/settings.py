@@ -88,10 +88,11 @@ class Settings(BaseSettings):
     # Name of a Prefect Secret block holding the warehouse URL (overrides NEWSFLOW_WAREHOUSE_URL when set).
     warehouse_secret: str | None = None
 
-    # Scale-out: cleaning runs in a process pool of `cpu_workers` (0: one per core) over chunks of
-    # `cpu_chunk_size` documents, or on the Dask cluster at `dask_address` (e.g. tcp://scheduler:8786).
+    # Scale-out: cleaning runs in a process pool of `cpu_workers` (0: one per core) over chunks of at least
+    # `cpu_chunk_size` documents (smaller batches are cleaned in-process: a worker's start-up costs more),
+    # or on the Dask cluster at `dask_address` (e.g. tcp://scheduler:8786).
     cpu_workers: int = 0
-    cpu_chunk_size: int = 50
+    cpu_chunk_size: int = 100
     dask_address: str | None = None
 
     # Retention (the maintenance flow deletes older rows; 0 keeps them forever)
