@@ -256,6 +256,25 @@ def cmd_automations(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Print a run's quality summary from the warehouse: the run-summary artifact, for terminals."""
+    from tasks.report import render_markdown, run_summary
+    from tasks.settings import get_settings
+    from tasks.warehouse import WarehouseError, get_engine
+
+    try:
+        summary = run_summary(get_engine(args.warehouse or get_settings().warehouse_url), args.run)
+    except WarehouseError as exc:
+        print(f"newsflow: {exc}", file=sys.stderr)
+        return EXIT_WAREHOUSE
+    if summary is None:
+        print(f"newsflow: no run {args.run!r} in the warehouse" if args.run else "newsflow: no run yet",
+              file=sys.stderr)
+        return EXIT_USAGE
+    print(render_markdown(summary))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsflow", description="Fetch, clean, deduplicate, validate and "
                                      "load news text into a warehouse.")
@@ -328,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     automations.add_argument("--webhook", metavar="URL", required=True)
     automations.add_argument("--api-url", metavar="URL", help="Prefect API (default PREFECT_API_URL)")
     automations.set_defaults(handler=cmd_automations)
+
+    quality = commands.add_parser("quality", help="print a run's data-quality summary from the warehouse")
+    quality.add_argument("--run", metavar="RUN_ID", help="the run (default: the latest)")
+    quality.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
+    quality.set_defaults(handler=cmd_quality)
     return parser
 
 

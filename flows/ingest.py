@@ -3,19 +3,24 @@ after every stage. Thin orchestration only: the work is in `tasks/`."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from flows.config import sources_from_variable
 from flows.config import warehouse_url as resolve_warehouse_url
 from flows.scale import StageProgress, clean_batches
 from flows.stages import (
+    check_warehouse_task,
+    close_validator,
+    data_docs_task,
     dedupe_task,
     fetch_task,
     load_task,
@@ -25,12 +30,13 @@ from flows.stages import (
     validate_task,
 )
 from tasks.clean import CleanOutcome
-from tasks.frames import articles_frame, documents_frame, loaded_frame
-from tasks.records import Article, Document, Duplicate
+from tasks.frames import articles_frame, documents_frame, duplicates_frame, sources_frame
+from tasks.records import Article, Document, Duplicate, Rejection
+from tasks.report import render_markdown, run_summary
 from tasks.settings import Settings, get_settings
 from tasks.sources import resolve_sources
 from tasks.spool import SpoolFile, discard, read_spool, warehouse_unavailable, write_spool
-from tasks.validate import StageFailed, Verdict
+from tasks.validate import SUITE_FOR_STAGE, StageFailed, Verdict
 from tasks.warehouse import WarehouseError, finish_run, get_engine, safe_url, start_run
 
 
@@ -41,6 +47,9 @@ class RunReport:
         self.counts: Counter[str] = Counter()
         self.quarantined_by_stage: Counter[str] = Counter()
         self.verdicts: list[Verdict] = []
+        self.failed_sources: dict[str, list[str]] = {}  # source -> why it failed a stage
+        self.failures: list[str] = []  # one sentence per source/stage failed, for the run's message
+        self.loaded_urls: set[str] = set()  # canonical URLs written by this run
 
     def stage(self, name: str, taken_in: int, passed_on: int) -> None:
         self.counts[f"{name}_in"] += taken_in
@@ -50,46 +59,86 @@ class RunReport:
         self.quarantined_by_stage[stage] += n
         self.counts["quarantined"] += n
 
+    def fail(self, stage: str, source: str, reasons: list[str]) -> None:
+        self.failed_sources.setdefault(source, []).extend(reasons)
+        self.failures.append(f"source {source!r} failed the {stage} stage: {'; '.join(reasons)}")
+
     def as_dict(self) -> dict[str, Any]:
-        return {**dict(self.counts), "quarantined_by_stage": dict(self.quarantined_by_stage)}
+        return {**dict(self.counts), "quarantined_by_stage": dict(self.quarantined_by_stage),
+                "failures": list(self.failures)}
 
 
 def _batches(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i:i + size] for i in range(0, len(items), max(1, size))] or [[]]
 
 
-def _gate(stage: str, records: list[Any], frame: Any, settings: Settings, run_id: str, label: str,
-          report: RunReport) -> list[Any]:
-    """Run the stage's suite; quarantine rows failing critical checks; fail on batch-level failures."""
-    verdict = validate_task(stage, frame, settings, label)
+def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dict[str, Any]],
+          settings: Settings, run_id: str, label: str, report: RunReport,
+          already_rejected: list[str] = (), share_column: str = "failed_share") -> list[Any]:
+    """Run the stage's suite on a batch and return the records that go on.
+
+    Records of sources that failed earlier are held back first. Rows failing a critical expectation are
+    quarantined with the reasons. Then, per source, the share of its pages this stage could not use
+    (`already_rejected` by the stage itself, one source name per page, or failing a critical check) is
+    checked: a source over its bound fails this stage, all its records are quarantined and the run
+    will end failed, naming it and the expectation.
+    """
+    earlier = {r.source for r in records} & set(report.failed_sources)
+    held_back = {s: [f"source {s} failed earlier in this run: {report.failed_sources[s][0]}"] for s in earlier}
+    records, rejected = quarantine_rows(stage, records, {}, held_back)
+    verdict = validate_task(stage, build_tables(records), settings, run_id, label)
+    usable = [r.source for i, r in enumerate(records) if i not in verdict.failed_rows]
+    unusable = [*already_rejected, *(records[i].source for i in verdict.failed_rows)]
+    sources = sources_frame(usable, unusable, share_column)
+    verdict.merge(validate_task(stage, {"sources": sources}, settings, run_id, f"{label} sources"))
     report.verdicts.append(verdict)
-    passed, rejected = quarantine_rows(stage, records, verdict)
+    failed_sources = dict(verdict.failed_sources)
+    if verdict.batch_failures:  # a whole-batch check failed: every source in the batch fails
+        for source in {r.source for r in records} or {label}:
+            failed_sources[source] = [*failed_sources.get(source, []), *verdict.batch_failures]
+    for source, reasons in failed_sources.items():
+        report.fail(stage, source, reasons)
+    passed, failed = quarantine_rows(stage, records, verdict.failed_rows, {
+        s: [f"source {s} failed the {stage} stage: {r}" for r in reasons] for s, reasons in failed_sources.items()})
+    rejected += failed
     record_task(settings, run_id, f"{stage} quality {label}", rejections=rejected, dq_results=verdict.results)
     report.quarantined(stage, len(rejected))
-    if verdict.batch_failures:
-        raise StageFailed(f"{stage} stage failed critical checks for {label}: {'; '.join(verdict.batch_failures)}")
-    if records and not passed:
-        raise StageFailed(f"{stage} stage: every record of {label} failed critical checks "
-                          f"({'; '.join(sorted({r for rs in verdict.failed_rows.values() for r in rs})[:3])})")
     return passed
 
 
-def _publish(report: RunReport, run_id: str) -> None:
-    table = [{"stage": v.stage, "expectation": r["expectation"], "severity": r["severity"],
-              "result": "pass" if r["success"] else "FAIL", "unexpected": r["unexpected_count"]}
-             for v in report.verdicts for r in v.results]
-    if table:
-        create_table_artifact(key="data-quality", table=table, description=f"Expectations of run {run_id}")
-    counts = report.counts
-    lines = ["| stage | in | out |", "|---|---|---|"]
-    lines += [f"| {s} | {counts[s + '_in']} | {counts[s + '_out']} |"
-              for s in ("fetch", "clean", "dedupe", "validate", "load")]
-    create_markdown_artifact(
-        key="run-summary",
-        markdown=f"# Run {run_id}\n\n" + "\n".join(lines)
-        + f"\n\nQuarantined: {counts['quarantined']} · duplicates dropped: {counts['duplicates']}\n",
-        description="What each stage took in and passed on",
-    )
+def _hold_back_duplicates(duplicates: list[Duplicate], verdict: Verdict) -> tuple[list[Duplicate], list[Rejection]]:
+    """Duplicates failing a critical check (pointing at no article) are quarantined, not loaded."""
+    kept, rejected = [], []
+    for index, duplicate in enumerate(duplicates):
+        reasons = verdict.failed_duplicates.get(index)
+        if reasons:
+            rejected.append(Rejection("dedupe", duplicate.source, duplicate.url, reasons,
+                                      dataclasses.asdict(duplicate)))
+        else:
+            kept.append(duplicate)
+    return kept, rejected
+
+
+def _publish(report: RunReport, run_id: str, settings: Settings, docs_index: str | None) -> None:
+    """Artifacts with keys, so the UI versions them across runs: a table per stage, the run's summary
+    (from the warehouse, as `newsflow quality` prints it) and a link to the Data Docs site."""
+    for stage, suite in SUITE_FOR_STAGE.items():
+        table = [{"checked": v.label, "expectation": r["expectation"], "severity": r["severity"],
+                  "result": "pass" if r["success"] else "FAIL", "unexpected": r["unexpected_count"],
+                  "unexpected %": None if r["unexpected_percent"] is None else round(r["unexpected_percent"], 2),
+                  "observed": r["observed_value"]}
+                 for v in report.verdicts if v.stage == stage for r in v.results]
+        if table:
+            create_table_artifact(key=f"quality-{suite}", table=table,
+                                  description=f"Expectations of the {suite} suite in run {run_id}")
+    summary = run_summary(get_engine(settings.warehouse_url), run_id)
+    if summary:
+        create_markdown_artifact(key="run-summary", markdown=render_markdown(summary),
+                                 description="What each stage took in, let through and held back")
+    if docs_index:
+        create_link_artifact(key="data-docs", link=Path(docs_index).as_uri(),
+                             link_text=f"Great Expectations Data Docs of run {run_id}",
+                             description="Every expectation of the run, with the unexpected values")
 
 
 class Pending:
@@ -115,9 +164,9 @@ def _keep_for_next_run(settings: Settings, run_id: str, pending: Pending, spoole
 
 def process_documents(documents: list[Document], settings: Settings, run_id: str, engine: Any,
                       report: RunReport, pending: Pending | None = None) -> None:
-    """Clean -> dedupe -> validate -> load, with the quality gates; shared by `ingest-news` and
-    `reprocess-news` (which feeds it documents rebuilt from the raw store). `pending` tracks what is
-    not loaded yet, its spooled cleaned articles going first as their own batch."""
+    """Clean -> dedupe -> validate -> load, with the quality gates, then the warehouse checks; shared by
+    `ingest-news` and `reprocess-news` (which feeds it documents rebuilt from the raw store). `pending`
+    tracks what is not loaded yet, its spooled cleaned articles going first as their own batch."""
     logger = get_run_logger()
     pending = pending or Pending([])
     # Clean -> dedupe -> validate -> load, batch by batch: later batches see earlier ones loaded.
@@ -135,15 +184,23 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
         cleaned = next(cleaned_batches) if precleaned is None else CleanOutcome(articles=precleaned)
         record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
         report.quarantined("clean", len(cleaned.rejections))
-        articles = _gate("clean", cleaned.articles, articles_frame(cleaned.articles), settings, run_id,
-                         label, report) if cleaned.articles else []
+        articles = _gate("clean", cleaned.articles, lambda kept: {"records": articles_frame(kept)},
+                         settings, run_id, label, report,
+                         already_rejected=[r.source for r in cleaned.rejections], share_column="no_text_share")
         report.stage("clean", len(batch), len(articles))
 
         deduped = dedupe_task(articles, settings, label)
         deduped.duplicates += pending.duplicates  # copies dropped before the articles were spooled
         report.stage("dedupe", len(articles), len(deduped.kept))
-        valid = _gate("dedupe", deduped.kept, articles_frame(deduped.kept), settings, run_id, label,
-                      report) if deduped.kept else []
+        kept_urls = {a.canonical_url for a in deduped.kept}
+        valid = _gate("dedupe", deduped.kept, lambda kept, deduped=deduped, kept_urls=kept_urls: {
+            "records": articles_frame(kept), "duplicates": duplicates_frame(deduped.duplicates, kept_urls)},
+            settings, run_id, label, report)
+        verdict = report.verdicts[-1]
+        if verdict.failed_duplicates:
+            deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, verdict)
+            record_task(settings, run_id, f"dedupe duplicates {label}", rejections=held)
+            report.quarantined("dedupe", len(held))
         report.stage("validate", len(deduped.kept), len(valid))
 
         # Cleaned and checked: if the load fails for good, these are what the spool keeps.
@@ -155,6 +212,7 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
         pending.articles, pending.duplicates = [], []
         report.stage("load", len(valid), loaded.stats.passed_on)
         report.counts["duplicates"] += loaded.stats.counts["duplicates"]
+        report.loaded_urls.update(loaded.article_ids)
         if loaded.orphans:
             rejected = orphan_rejections(loaded.orphans)
             record_task(settings, run_id, f"load {label}", rejections=rejected)
@@ -163,8 +221,24 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
                     len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
 
     pending.documents = []
-    frame = loaded_frame(engine, run_id)
-    _gate("load", [], frame, settings, run_id, "warehouse", report)
+    # The warehouse itself, through a SQL data source: the run's rows reconcile with its counts.
+    verdict = check_warehouse_task(settings, run_id, {"articles_loaded": len(report.loaded_urls),
+                                                      "duplicates_recorded": report.counts["duplicates"]})
+    report.verdicts.append(verdict)
+    record_task(settings, run_id, "load quality warehouse", dq_results=verdict.results)
+    if verdict.batch_failures:
+        report.failures.append(f"the warehouse failed the load checks: {'; '.join(verdict.batch_failures)}")
+
+
+def end_run(engine: Any, run_id: str, report: RunReport, settings: Settings,
+            error: BaseException | None = None) -> None:
+    """Record how the run ended and publish its reports. A run with failed sources ends failed (raises
+    StageFailed) after the others were loaded: loud, naming each source and expectation."""
+    message = f"{type(error).__name__}: {error}" if error else "; ".join(report.failures) or None
+    finish_run(engine, run_id, "failed" if message else "completed", report.counts, message)
+    _publish_safely(report, run_id, settings)
+    if message and error is None:
+        raise StageFailed(message)
 
 
 def _run_name() -> str:
@@ -195,6 +269,7 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
     if not sources_file and not sources:
         sources = sources_from_variable(sources_variable or settings.sources_variable)
     specs = resolve_sources(sources_file, sources)  # a wrong file fails here, before any fetch
+    kinds = {s.name: s.kind for s in specs}
     engine = get_engine(settings.warehouse_url)
     run_id = str(flow_run.id or uuid.uuid4())
     start_run(engine, run_id, flow_run.id)
@@ -219,9 +294,10 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
             report.quarantined("fetch", len(outcome.rejections))
             logger.info("%s: fetched %d documents, %d attempts, %d rejected", outcome.source,
                         len(outcome.documents), len(outcome.attempts), len(outcome.rejections))
-            documents.extend(_gate("fetch", outcome.documents, documents_frame(outcome.documents),
-                                   settings, run_id, outcome.source, report)
-                             if outcome.documents else [])
+            via_http = kinds.get(outcome.source) not in ("files", "warc")
+            documents.extend(_gate("fetch", outcome.documents, lambda docs, http=via_http: {
+                "records": documents_frame(docs, http)}, settings, run_id, outcome.source, report,
+                already_rejected=[r.source for r in outcome.rejections], share_column="failed_share"))
         report.counts["fetch_out"] = len(documents)
 
         process_documents(documents, settings, run_id, engine, report, pending)
@@ -231,14 +307,23 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
             failure = _keep_for_next_run(settings, run_id, pending, spooled, exc)
             logger.error("%s", failure)
         try:
-            finish_run(engine, run_id, "failed", report.counts, f"{type(failure).__name__}: {failure}")
+            end_run(engine, run_id, report, settings, failure)
         except Exception as unrecorded:  # the warehouse is gone: the run's own failure is what matters
             logger.warning("could not record the failed run: %s", type(unrecorded).__name__)
         if failure is exc:
             raise
         raise failure from None
-    finish_run(engine, run_id, "completed", report.counts)
     discard(spooled)  # loaded by this run
-    _publish(report, run_id)
+    end_run(engine, run_id, report, settings)
     logger.info("run %s completed: %s", run_id, dict(report.counts))
     return {"run_id": run_id, **report.as_dict()}
+
+
+def _publish_safely(report: RunReport, run_id: str, settings: Settings) -> None:
+    """Reports must not hide the run's own outcome: a failure to publish them is logged, not raised."""
+    try:
+        _publish(report, run_id, settings, data_docs_task(settings, run_id))
+    except Exception as exc:
+        get_run_logger().warning("could not publish the quality reports: %s: %s", type(exc).__name__, exc)
+    finally:
+        close_validator(run_id)

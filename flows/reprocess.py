@@ -15,13 +15,13 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
 from flows.config import warehouse_url as resolve_warehouse_url
-from flows.ingest import RunReport, _gate, _publish, process_documents
+from flows.ingest import RunReport, _gate, end_run, process_documents
 from flows.stages import STAGE_TASK
 from tasks.frames import documents_frame
 from tasks.rawstore import select_raw, to_document
 from tasks.records import Document
 from tasks.settings import Settings, get_settings
-from tasks.warehouse import finish_run, get_engine, start_run
+from tasks.warehouse import get_engine, start_run
 
 
 @task(name="read raw store", **STAGE_TASK)
@@ -46,14 +46,13 @@ def reprocess_news(sources: list[str] | None = None, urls: list[str] | None = No
         documents = raw_documents_task(settings, sources, urls, since)
         logger.info("reprocessing %d stored documents", len(documents))
         report.stage("fetch", len(documents), len(documents))
-        if documents:
-            documents = _gate("fetch", documents, documents_frame(documents), settings, run_id, "raw store", report)
+        documents = _gate("fetch", documents, lambda docs: {"records": documents_frame(docs, via_http=False)},
+                          settings, run_id, "raw store", report)
         report.counts["fetch_out"] = len(documents)
         process_documents(documents, settings, run_id, engine, report)
     except Exception as exc:
-        finish_run(engine, run_id, "failed", report.counts, f"{type(exc).__name__}: {exc}")
+        end_run(engine, run_id, report, settings, exc)
         raise
-    finish_run(engine, run_id, "completed", report.counts)
-    _publish(report, run_id)
+    end_run(engine, run_id, report, settings)
     logger.info("reprocess run %s completed: %s", run_id, dict(report.counts))
     return {"run_id": run_id, **report.as_dict()}

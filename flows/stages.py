@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -18,6 +16,7 @@ from tasks.fetch import FetchOutcome, fetch_source
 from tasks.load import LoadOutcome, load_batch
 from tasks.rawstore import store_raw
 from tasks.records import Article, Duplicate, FetchAttempt, Rejection
+from tasks.report import data_docs_dir
 from tasks.settings import Settings
 from tasks.sources import Source
 from tasks.spool import warehouse_unavailable
@@ -28,10 +27,18 @@ from tasks.warehouse import WarehouseIndex, get_engine, record_dq_results, recor
 STAGE_TASK = {"cache_policy": NONE, "persist_result": False}
 
 
-@lru_cache(maxsize=4)
-def validator_for(expectations_dir: Path) -> Validator:
-    """One Great Expectations context per process (building it costs about a second)."""
-    return Validator(expectations_dir)
+_VALIDATORS: dict[str, Validator] = {}
+
+
+def validator_for(run_id: str, settings: Settings) -> Validator:
+    """One Great Expectations context per run (building it costs about a second), its suites read once."""
+    if run_id not in _VALIDATORS:
+        _VALIDATORS[run_id] = Validator(settings.expectations_dir, data_docs_dir(settings, run_id), run_id)
+    return _VALIDATORS[run_id]
+
+
+def close_validator(run_id: str) -> None:
+    _VALIDATORS.pop(run_id, None)
 
 
 @task(name="fetch", task_run_name="fetch {source.name}", **STAGE_TASK)
@@ -61,8 +68,21 @@ def dedupe_task(articles: Sequence[Article], settings: Settings, label: str) -> 
 
 
 @task(name="validate", task_run_name="check {stage} {label}", **STAGE_TASK)
-def validate_task(stage: str, frame: Any, settings: Settings, label: str) -> Verdict:
-    return validator_for(settings.expectations_dir).validate(stage, frame)
+def validate_task(stage: str, tables: Any, settings: Settings, run_id: str, label: str) -> Verdict:
+    return validator_for(run_id, settings).validate(stage, tables, label)
+
+
+@task(name="check-warehouse", task_run_name="check the warehouse", **STAGE_TASK)
+def check_warehouse_task(settings: Settings, run_id: str, counts: dict[str, int]) -> Verdict:
+    return validator_for(run_id, settings).validate_warehouse(settings.warehouse_url, run_id, counts)
+
+
+@task(name="data-docs", task_run_name="build data docs", **STAGE_TASK)
+def data_docs_task(settings: Settings, run_id: str) -> str | None:
+    """The run's Great Expectations Data Docs site; the path of its index page."""
+    validator = _VALIDATORS.get(run_id)
+    index = validator.build_docs() if validator else None
+    return str(index) if index else None
 
 
 @task(name="load", task_run_name="load {label}", retries=2, retry_delay_seconds=[2, 10], **STAGE_TASK)
@@ -83,17 +103,19 @@ def record_task(settings: Settings, run_id: str, what: str,
             + record_dq_results(engine, run_id, dq_results))
 
 
-def quarantine_rows(stage: str, records: Sequence[Any], verdict: Verdict) -> tuple[list[Any], list[Rejection]]:
-    """Split a batch by its verdict: rows passing every critical check, and rejections for the rest."""
+def quarantine_rows(stage: str, records: Sequence[Any], failed_rows: dict[int, list[str]],
+                    source_reasons: dict[str, list[str]] | None = None) -> tuple[list[Any], list[Rejection]]:
+    """Split a batch: rows passing every critical check, and rejections for failing rows and for every
+    row of a failed source. The payload keeps the whole record (a page's body included), so that a
+    released row can be re-run without fetching it again."""
+    source_reasons = source_reasons or {}
     passed, rejected = [], []
     for index, record in enumerate(records):
-        reasons = verdict.failed_rows.get(index)
+        reasons = [*failed_rows.get(index, []), *source_reasons.get(record.source, [])]
         if not reasons:
             passed.append(record)
             continue
-        payload = dataclasses.asdict(record)
-        payload.pop("html", None)  # raw pages are large; the fetch log and URL identify them
-        rejected.append(Rejection(stage, record.source, record.url, reasons, payload))
+        rejected.append(Rejection(stage, record.source, record.url, reasons, dataclasses.asdict(record)))
     return passed, rejected
 
 

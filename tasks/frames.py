@@ -1,28 +1,47 @@
-"""Stage batches as pandas frames for the quality checks: one row per record, with a `row_id`."""
+"""Stage batches as pandas frames for the quality checks.
+
+`records` frames have one row per record with a `row_id` (its index in the batch); `sources` frames one
+row per source with the shares that batch-level expectations bound; `duplicates` one row per copy
+dropped. Derived columns (`has_markup`, `published_age_days`, ...) let plain expectations check them.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import Engine, select
 
-from tasks import schema
-from tasks.records import Article, Document
+from tasks.records import Article, Document, Duplicate
 
 _MARKUP = re.compile(r"<(script|style|iframe|/?[a-z][a-z0-9]*\s[^>]*>|/?(p|div|span|br|a)>)", re.IGNORECASE)
 
 
-def documents_frame(documents: Sequence[Document]) -> pd.DataFrame:
+def documents_frame(documents: Sequence[Document], via_http: bool = True) -> pd.DataFrame:
+    """Fetched documents; `via_http` says whether they came over HTTP (and so must have a status)."""
     return pd.DataFrame({
         "row_id": range(len(documents)),
         "source": [d.source for d in documents],
         "url": [d.url for d in documents],
+        "via_http": [via_http] * len(documents),
+        "status_code": pd.array([d.status_code for d in documents], dtype="Int64"),
         "content_type": [d.content_type for d in documents],
         "body_chars": [len(d.html or d.text or "") for d in documents],
         "fetched_at": [d.fetched_at for d in documents],
+    })
+
+
+def sources_frame(passed: Iterable[str], failed: Iterable[str], share_column: str) -> pd.DataFrame:
+    """One row per source: its `pages` (passed plus failed, one source name per page) and the share failed."""
+    ok, bad = Counter(passed), Counter(failed)
+    names = sorted(set(ok) | set(bad))
+    pages = [ok[n] + bad[n] for n in names]
+    return pd.DataFrame({
+        "source": names,
+        "pages": pages,
+        share_column: [bad[n] / total if total else 0.0 for n, total in zip(names, pages, strict=True)],
     })
 
 
@@ -34,10 +53,11 @@ def articles_frame(articles: Sequence[Article], now: datetime | None = None) -> 
         "url": [a.url for a in articles],
         "canonical_url": [a.canonical_url for a in articles],
         "title": [a.title for a in articles],
-        "title_chars": [len(a.title) if a.title else None for a in articles],
+        "title_chars": pd.array([len(a.title) if a.title else None for a in articles], dtype="Int64"),
         "word_count": [a.word_count for a in articles],
         "has_markup": [bool(_MARKUP.search(a.text)) for a in articles],
         "language": [a.language for a in articles],
+        "published_at": [a.published_at for a in articles],
         # Days since publication: negative means a date in the future.
         "published_age_days": [(now - a.published_at).total_seconds() / 86400 if a.published_at else None
                                for a in articles],
@@ -46,12 +66,14 @@ def articles_frame(articles: Sequence[Article], now: datetime | None = None) -> 
     })
 
 
-def loaded_frame(engine: Engine, run_id: str) -> pd.DataFrame:
-    """The articles this run wrote, read back from the warehouse."""
-    a = schema.articles
-    query = select(a.c.canonical_url, a.c.content_hash, a.c.word_count).where(a.c.last_run_id == run_id)
-    with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).mappings().all(),
-                             columns=["canonical_url", "content_hash", "word_count"])
-    frame.insert(0, "row_id", range(len(frame)))
-    return frame
+def duplicates_frame(duplicates: Sequence[Duplicate], kept: Iterable[str]) -> pd.DataFrame:
+    """Copies dropped, and whether the article each points at exists (in the warehouse or kept now)."""
+    kept = set(kept)
+    return pd.DataFrame({
+        "row_id": range(len(duplicates)),
+        "source": [d.source for d in duplicates],
+        "url": [d.url for d in duplicates],
+        "kept_url": [d.kept_url for d in duplicates],
+        "kind": [d.kind for d in duplicates],
+        "points_at_article": [bool(d.kept_article_id) or d.kept_url in kept for d in duplicates],
+    })

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     load_retry_delay: float = 2.0  # ... after this many seconds, doubled each time
     data_dir: Path = Path("data")
     expectations_dir: Path = PROJECT_ROOT / "expectations"
+    data_docs_dir: Path | None = None  # unset: data-docs/ beside a SQLite warehouse, else under data_dir
 
     # Fetch
     user_agent: str = "newsflow/0.1 (+https://github.com/newsflow/newsflow; news ingestion bot)"

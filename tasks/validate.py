@@ -1,15 +1,27 @@
 """Data-quality checks with Great Expectations: one suite per stage, stored as JSON in expectations/.
 
-Each suite runs on a stage's output batch (a pandas frame, one row per record). Rows failing a
-**critical** row-level expectation are returned with the failed expectations as reasons, so the flow
-can quarantine them and go on; warnings are reported only. Great Expectations is imported lazily:
-importing it costs seconds, and only this stage needs it.
+A suite's expectations run on tables describing the stage's output batch. By default an expectation
+checks the `records` table (one row per record, with a `row_id`); `"meta": {"on": "sources"}` makes it
+check the `sources` table (one row per source of the batch, with per-source shares), and
+`"meta": {"on": "duplicates"}` the duplicates found. The `loaded` suite checks the warehouse tables
+themselves through a SQL data source (`"on": "articles"` or `"duplicates"`, the rows of the run).
+
+What a failed expectation does depends on its `severity` (a native field of Great Expectations 1.x):
+- `critical`, on records or duplicates: the failing rows are held back (quarantined) with the
+  expectation and the offending value as reasons; the rest goes on;
+- `critical`, on sources: the stage fails for each failing source (a site changed its layout);
+- `critical`, on the whole table (an aggregate, or a warehouse check): the stage fails for the batch;
+- `warning`/`info`: reported only.
+
+Great Expectations is imported lazily (importing it costs seconds); one context is built per run, and
+its validation results become the run's Data Docs site.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +33,9 @@ if TYPE_CHECKING:
 
 ROW_ID = "row_id"
 SUITE_FOR_STAGE = {"fetch": "fetched", "clean": "cleaned", "dedupe": "deduplicated", "load": "loaded"}
+RECORDS, SOURCES, DUPLICATES, ARTICLES = "records", "sources", "duplicates", "articles"
+# How failing rows of each table are identified in Great Expectations' results.
+INDEX_COLUMNS = {RECORDS: [ROW_ID], DUPLICATES: [ROW_ID], SOURCES: ["source"], ARTICLES: ["id"]}
 
 
 class StageFailed(RuntimeError):
@@ -33,13 +48,26 @@ class Verdict:
 
     stage: str
     suite: str
+    label: str = ""  # what was checked: a source, a batch, the warehouse
     results: list[dict[str, Any]] = field(default_factory=list)  # one per expectation: rows of dq_results
-    failed_rows: dict[int, list[str]] = field(default_factory=dict)  # row id -> critical failures
-    batch_failures: list[str] = field(default_factory=list)  # critical failures not tied to rows
+    failed_rows: dict[int, list[str]] = field(default_factory=dict)  # records row id -> critical failures
+    failed_duplicates: dict[int, list[str]] = field(default_factory=dict)  # duplicates row id -> failures
+    failed_sources: dict[str, list[str]] = field(default_factory=dict)  # source -> critical failures
+    batch_failures: list[str] = field(default_factory=list)  # critical failures of the whole batch
+
+    def merge(self, other: Verdict) -> Verdict:
+        """Add the results of another validation of the same batch (another of its tables)."""
+        self.results += other.results
+        for mine, theirs in ((self.failed_rows, other.failed_rows), (self.failed_duplicates, other.failed_duplicates),
+                             (self.failed_sources, other.failed_sources)):
+            for key, reasons in theirs.items():
+                mine.setdefault(key, []).extend(reasons)
+        self.batch_failures += other.batch_failures
+        return self
 
     @property
     def success(self) -> bool:
-        return not self.failed_rows and not self.batch_failures
+        return not (self.failed_rows or self.failed_duplicates or self.failed_sources or self.batch_failures)
 
 
 def load_suite_definition(suite: str, directory: Path | None = None) -> dict[str, Any]:
@@ -47,67 +75,198 @@ def load_suite_definition(suite: str, directory: Path | None = None) -> dict[str
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-class Validator:
-    """One Great Expectations context per run; validates stage batches against the suites on disk."""
+def table_of(expectation: dict[str, Any]) -> str:
+    return (expectation.get("meta") or {}).get("on", RECORDS)
 
-    def __init__(self, expectations_dir: Path | None = None) -> None:
+
+def warehouse_queries(run_id: str) -> dict[str, str]:
+    """The rows of one run in the warehouse, as the `loaded` suite's tables."""
+    run = run_id.replace("'", "''")
+    return {
+        ARTICLES: "SELECT id, canonical_url, content_hash, text, word_count FROM articles "
+                  f"WHERE last_run_id = '{run}'",
+        # LEFT JOIN: a duplicate whose article is gone has no `kept_article_id` (an orphan).
+        DUPLICATES: "SELECT d.id, d.url, d.article_id, a.id AS kept_article_id FROM duplicates d "
+                    f"LEFT JOIN articles a ON a.id = d.article_id WHERE d.run_id = '{run}'",
+    }
+
+
+class Validator:
+    """One Great Expectations context per run; validates stage tables against the suites on disk.
+
+    Suites are read once per run (edit a threshold, and the next run uses it). When `docs_dir` is given,
+    `build_docs()` renders every validation of the run as a Data Docs site there.
+    """
+
+    def __init__(self, expectations_dir: Path | None = None, docs_dir: Path | None = None,
+                 run_name: str | None = None) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self._gx = gx
         self.expectations_dir = expectations_dir or get_settings().expectations_dir
+        self.docs_dir = docs_dir
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self._source = self.context.data_sources.add_pandas("newsflow")
-        self._batches: dict[str, Any] = {}
+        # Only our site: the ephemeral context's default one would go to a temporary directory.
+        self.context.variables.data_docs_sites = {}
+        if docs_dir is not None:
+            self.context.add_data_docs_site("newsflow", {
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            })
+        self._pandas = self.context.data_sources.add_pandas("newsflow")
+        self._sql: Any = None
+        self._definitions: dict[tuple[str, str], Any] = {}  # (suite, table) -> ValidationDefinition
+        self._suites: dict[str, dict[str, Any]] = {}
+        self._gx_suites: dict[str, Any] = {}
+        self.validated = 0
+        self.run_name = run_name  # shown in the Data Docs
 
-    def _batch_definition(self, suite: str) -> Any:
-        if suite not in self._batches:
-            asset = self._source.add_dataframe_asset(suite)
-            self._batches[suite] = asset.add_batch_definition_whole_dataframe(suite)
-        return self._batches[suite]
+    def _run_id(self) -> Any:
+        from great_expectations.core.run_identifier import RunIdentifier
 
-    def validate(self, stage: str, frame: pd.DataFrame, suite: str | None = None) -> Verdict:
+        return RunIdentifier(run_name=self.run_name) if self.run_name else None
+
+    # --- building the GX objects once ---------------------------------------------------------
+
+    def suite_definition(self, suite: str) -> dict[str, Any]:
+        if suite not in self._suites:
+            self._suites[suite] = load_suite_definition(suite, self.expectations_dir)
+        return self._suites[suite]
+
+    def tables_of(self, suite: str) -> list[str]:
+        return sorted({table_of(e) for e in self.suite_definition(suite)["expectations"]})
+
+    def _gx_suite(self, suite: str, table: str) -> Any:
+        name = suite if table == RECORDS else f"{suite}.{table}"
+        if name not in self._gx_suites:
+            definition = self.suite_definition(suite)
+            expectations = [e for e in definition["expectations"] if table_of(e) == table]
+            self._gx_suites[name] = self.context.suites.add(self._gx.ExpectationSuite(
+                name=name, expectations=expectations, meta=definition.get("meta") or {}))
+        return self._gx_suites[name]
+
+    def _definition(self, suite: str, table: str, asset_factory: Any, variant: str = "") -> Any:
+        key = (suite, table, variant)
+        if key not in self._definitions:
+            batch_definition = asset_factory()
+            self._definitions[key] = self.context.validation_definitions.add(self._gx.ValidationDefinition(
+                name=f"{suite}.{table}{variant}", data=batch_definition, suite=self._gx_suite(suite, table)))
+        return self._definitions[key]
+
+    def _dataframe_definition(self, suite: str, table: str) -> Any:
+        def factory() -> Any:
+            asset = self._pandas.add_dataframe_asset(f"{suite}.{table}")
+            return asset.add_batch_definition_whole_dataframe(f"{suite}.{table}")
+        return self._definition(suite, table, factory)
+
+    # --- validating ---------------------------------------------------------------------------
+
+    def validate(self, stage: str, tables: pd.DataFrame | dict[str, pd.DataFrame], label: str = "",
+                 suite: str | None = None) -> Verdict:
+        """Check a stage's batch: `tables` maps table names (records, sources, duplicates) to frames."""
+        if not isinstance(tables, dict):
+            tables = {RECORDS: tables}
         suite_name = suite or SUITE_FOR_STAGE[stage]
-        definition = load_suite_definition(suite_name, self.expectations_dir)
-        suite_obj = self._gx.ExpectationSuite(**definition)
-        verdict = Verdict(stage=stage, suite=suite_name)
-        if frame.empty:
-            # Nothing to check row by row; an empty batch is reported, not validated.
-            verdict.results.append(_result_row(stage, suite_name, "batch is not empty", "info", False, 0, None, 0))
-            return verdict
-        batch = self._batch_definition(suite_name).get_batch(batch_parameters={"dataframe": frame})
-        outcome = batch.validate(suite_obj, result_format={
-            "result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]})
+        verdict = Verdict(stage=stage, suite=suite_name, label=label)
+        for table in self.tables_of(suite_name):
+            frame = tables.get(table)
+            if frame is None or frame.empty:
+                continue  # nothing of that kind in this batch (no duplicates found, ...)
+            outcome = self._dataframe_definition(suite_name, table).run(
+                batch_parameters={"dataframe": frame}, run_id=self._run_id(),
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS[table]})
+            self._read(outcome, table, verdict)
+        return verdict
+
+    def validate_warehouse(self, warehouse_url: str, run_id: str, counts: dict[str, int],
+                           label: str = "warehouse") -> Verdict:
+        """Run the `loaded` suite on the warehouse tables; `counts` are the run's own figures
+        (`articles_loaded`, `duplicates_recorded`), referred to in the suite as `{"$PARAMETER": name}`."""
+        suite_name = SUITE_FOR_STAGE["load"]
+        verdict = Verdict(stage="load", suite=suite_name, label=label)
+        if self._sql is None:
+            if warehouse_url.startswith("sqlite"):
+                self._sql = self.context.data_sources.add_sqlite("warehouse", connection_string=warehouse_url)
+            else:
+                with warnings.catch_warnings():  # "a more specific data source may be more appropriate"
+                    warnings.simplefilter("ignore")
+                    self._sql = self.context.data_sources.add_sql("warehouse", connection_string=warehouse_url)
+        queries = warehouse_queries(run_id)
+        for table in self.tables_of(suite_name):
+            def factory(table: str = table) -> Any:
+                asset = self._sql.add_query_asset(f"{table}-{run_id}", query=queries[table])
+                return asset.add_batch_definition_whole_table(f"{table}-{run_id}")
+            # Queries name the run: one definition per run and table.
+            outcome = self._definition(suite_name, table, factory, variant=f"-{run_id}").run(
+                expectation_parameters=dict(counts), run_id=self._run_id(),
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS[ARTICLES]})
+            self._read(outcome, table, verdict, batch_level=True)
+        return verdict
+
+    def _read(self, outcome: Any, table: str, verdict: Verdict, batch_level: bool = False) -> None:
+        """Turn Great Expectations' results into dq_results rows and critical failures by row/source."""
+        self.validated += 1
         for result in outcome.results:
             config = result.expectation_config
             severity = str(getattr(config.severity, "value", config.severity) or "critical")
-            name = describe(config.type, config.kwargs)
+            name = describe(config.type, config.kwargs, table)
             details = result.result or {}
+            rows = details.get("unexpected_index_list")
+            observed = details.get("observed_value")
+            column = config.kwargs.get("column")
+            if observed is None and rows and table == SOURCES:  # which sources, with their values
+                observed = {str(row["source"]): row.get(column) for row in rows[:20]}
+            elif observed is None and details.get("partial_unexpected_list"):
+                observed = details["partial_unexpected_list"][:10]
+            error = (result.exception_info or {}).get("exception_message") if not result.success else None
             verdict.results.append(_result_row(
-                stage, suite_name, name, severity, bool(result.success), details.get("unexpected_count"),
-                details.get("unexpected_percent"), details.get("observed_value")))
+                verdict.stage, verdict.suite, name, severity, bool(result.success), details.get("unexpected_count"),
+                details.get("unexpected_percent"), observed if error is None else f"error: {error}"))
             if result.success or severity != "critical":
                 continue
-            rows = details.get("unexpected_index_list")
-            if rows is None:
-                verdict.batch_failures.append(f"{name} (observed {details.get('observed_value')!r})")
+            if error or rows is None or batch_level:
+                shown = error or (observed if observed is not None else "")
+                verdict.batch_failures.append(f"{name} (observed {_short(shown)})")
                 continue
-            column = config.kwargs.get("column")
             for row in rows:
-                value = row.get(column) if column else None
+                value = _plain(row.get(column)) if column else None
                 reason = f"{name}: {column}={_short(value)}" if column else name
-                verdict.failed_rows.setdefault(int(row[ROW_ID]), []).append(reason)
-        return verdict
+                if table == SOURCES:
+                    verdict.failed_sources.setdefault(str(row["source"]), []).append(reason)
+                elif table == DUPLICATES:
+                    verdict.failed_duplicates.setdefault(int(row[ROW_ID]), []).append(reason)
+                else:
+                    verdict.failed_rows.setdefault(int(row[ROW_ID]), []).append(reason)
+
+    def build_docs(self) -> Path | None:
+        """Render the run's validations as a Data Docs site; the path of its index page."""
+        if self.docs_dir is None or not self.validated:
+            return None
+        self.context.build_data_docs(site_names=["newsflow"])
+        index = self.docs_dir / "index.html"
+        return index if index.exists() else None
 
 
-def describe(kind: str, kwargs: dict[str, Any]) -> str:
-    """A readable name for an expectation: its type and the arguments that matter."""
-    shown = {k: v for k, v in kwargs.items() if k not in ("batch_id", "result_format", "catch_exceptions")}
+def describe(kind: str, kwargs: dict[str, Any], table: str = RECORDS) -> str:
+    """A readable name for an expectation: its type, the arguments that matter, and its table if not records."""
+    shown = {k: v for k, v in kwargs.items()
+             if k not in ("batch_id", "result_format", "catch_exceptions", "row_condition", "condition_parser")}
     column = shown.pop("column", None)
+    if kwargs.get("row_condition"):
+        shown["where"] = _condition(kwargs["row_condition"])
     args = ", ".join(f"{k}={_short(v)}" for k, v in sorted(shown.items()))
-    return f"{kind}({column}{', ' if column and args else ''}{args})" if column or args else kind
+    subject = (f"{table}.{column}" if column else table) if table != RECORDS else (column or "")
+    return f"{kind}({subject}{', ' if subject and args else ''}{args})" if subject or args else kind
+
+
+def _condition(condition: Any) -> str:
+    if isinstance(condition, dict) and "column" in condition:
+        return f"{condition['column'].get('name')} {condition.get('operator')} {condition.get('parameter')}"
+    return str(condition)
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -122,5 +281,15 @@ def _result_row(stage: str, suite: str, expectation: str, severity: str, success
         "success": success,
         "unexpected_count": int(unexpected_count) if unexpected_count is not None else None,
         "unexpected_percent": float(unexpected_percent) if unexpected_percent is not None else None,
-        "observed_value": None if observed is None else _short(observed, 500),
+        "observed_value": None if observed is None else _short(_plain(observed), 500),
     }
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and containers as plain Python, so that stored values read like the data."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    value = value.item() if hasattr(value, "item") else value
+    return round(value, 4) if isinstance(value, float) else value

@@ -1,0 +1,286 @@
+"""Data quality: the suites in expectations/, quarantine with reasons, per-source stage failures,
+suites edited on disk, the warehouse checks, and the reports (artifacts, Data Docs, `newsflow quality`)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tasks.settings import PROJECT_ROOT, Settings
+
+VOCABULARY = " ".join((
+    "the council harbour ferry school budget vote storm repair bridge island fishing quota festival library",
+    "hospital housing plan residents said on monday that new money would be spent over three years after a",
+    "long debate about roads rail buses and the future of local shops where families have lived for many",
+    "generations while the mayor told reporters at the town hall meeting that work will begin in spring",
+    "despite concerns raised by traders who fear higher rents parking charges and fewer visitors during",
+    "summer months when tourists usually fill cafes hotels beaches and campsites along the coast",
+)).split(" ")
+
+
+def prose(seed: int, words: int = 90) -> str:
+    """English-looking text, different enough per seed not to be taken for a near-duplicate."""
+    rng = random.Random(seed)
+    sentences, current = [], []
+    for _ in range(words):
+        current.append(rng.choice(VOCABULARY))
+        if len(current) >= rng.randint(8, 14):
+            sentences.append(" ".join(current).capitalize() + ".")
+            current = []
+    if current:
+        sentences.append(" ".join(current).capitalize() + ".")
+    return " ".join(sentences)
+
+
+def article(seed: int, **overrides):
+    from tasks.records import Article
+
+    url = f"https://news.example/{seed}"
+    fields = {"source": "desk", "url": url, "canonical_url": url, "text": prose(seed), "title": f"Story {seed}",
+              "authors": ["Ann Reporter"], "published_at": datetime.now(UTC) - timedelta(days=2), "language": "en"}
+    return Article(**{**fields, **overrides})
+
+
+# One article per critical expectation of the `cleaned` suite, each breaking exactly that one.
+BREAKING = {
+    "title_chars": {"title": "T" * 400},
+    "min_value=40": {"text": "Far too short to be an article."},
+    "max_value=50000": {"text": "word " * 50_001},
+    "has_markup": {"text": prose(900) + " <script>alert(1)</script>"},
+    "language": {"language": "ja"},
+    "published_age_days, min_value=-1": {"published_at": datetime.now(UTC) + timedelta(days=30)},
+    "published_age_days, max_value=13000": {"published_at": datetime(1901, 1, 1, tzinfo=UTC)},
+    "authors": {"authors": ["Ann Reporter", "ann@news.example"]},
+    "canonical_url": {"canonical_url": "news.example/no-scheme"},
+}
+
+
+@pytest.fixture(scope="module")
+def validator():
+    from tasks.validate import Validator
+
+    return Validator(PROJECT_ROOT / "expectations")
+
+
+def test_each_critical_cleaned_expectation_quarantines_exactly_its_row(validator):
+    from flows.stages import quarantine_rows
+    from tasks.frames import articles_frame, sources_frame
+
+    good = [article(seed) for seed in range(5)]
+    bad = [article(100 + i, **fields) for i, fields in enumerate(BREAKING.values())]
+    batch = good + bad
+    verdict = validator.validate("clean", {"records": articles_frame(batch),
+                                           "sources": sources_frame([a.source for a in batch], [], "no_text_share")})
+    passed, rejected = quarantine_rows("clean", batch, verdict.failed_rows)
+
+    assert passed == good
+    assert [r.url for r in rejected] == [a.url for a in bad]
+    for rejection, expected in zip(rejected, BREAKING, strict=True):
+        assert len(rejection.reasons) == 1, rejection.reasons
+        assert expected in rejection.reasons[0], (expected, rejection.reasons)
+        assert rejection.reasons[0].startswith("expect_column_values_to_")
+        # The offending value is named after the column.
+        column = rejection.reasons[0].split("(", 1)[1].split(",", 1)[0].rstrip(")")
+        assert f"{column}=" in rejection.reasons[0]
+        assert rejection.payload["text"] == batch[good.__len__() + list(BREAKING).index(expected)].text
+    assert "ja" in rejected[list(BREAKING).index("language")].reasons[0]
+    assert verdict.failed_sources == {} and verdict.batch_failures == []
+    # Warnings are results, never reasons.
+    severities = {r["severity"] for r in verdict.results}
+    assert {"critical", "warning"} <= severities
+    assert all(r["unexpected_percent"] is not None for r in verdict.results if r["unexpected_count"])
+
+
+def test_per_source_checks_fail_the_source_not_the_batch(validator):
+    from tasks.frames import documents_frame, duplicates_frame, sources_frame
+    from tasks.records import Document, Duplicate
+
+    # fetch: "flaky" lost 4 of 5 fetches; "steady" 1 of 5; "tiny" 1 of 1 (too few pages to judge).
+    documents = [Document("flaky", "https://flaky.example/1", html="<p>x</p>", status_code=200)] + [
+        Document("steady", f"https://steady.example/{i}", html="<p>x</p>", status_code=200) for i in range(4)]
+    failed = ["flaky"] * 4 + ["steady", "tiny"]
+    verdict = validator.validate("fetch", {"records": documents_frame(documents),
+                                           "sources": sources_frame([d.source for d in documents], failed,
+                                                                    "failed_share")})
+    assert set(verdict.failed_sources) == {"flaky"}
+    assert "failed_share" in verdict.failed_sources["flaky"][0] and "0.8" in verdict.failed_sources["flaky"][0]
+    warned = [r for r in verdict.results if r["severity"] == "warning" and "failed_share" in r["expectation"]]
+    assert warned and not warned[0]["success"] and warned[0]["unexpected_count"] == 1
+
+    # A page over HTTP without a status is held back; a file without one is fine.
+    no_status = Document("steady", "https://steady.example/x", html="<p>x</p>")
+    verdict = validator.validate("fetch", documents_frame([no_status], via_http=True))
+    assert list(verdict.failed_rows) == [0] and "status_code" in verdict.failed_rows[0][0]
+    assert validator.validate("fetch", documents_frame([no_status], via_http=False)).success
+
+    # dedupe: a duplicate pointing at nothing kept nor stored is caught.
+    kept = [article(1), article(2)]
+    for a in kept:
+        a.content_hash = f"{a.canonical_url.rsplit('/', 1)[1]:0>64}"
+    duplicates = [Duplicate("https://copy.example/1", "desk", kept[0].canonical_url, "exact"),
+                  Duplicate("https://copy.example/2", "desk", "https://gone.example/", "near", 0.8)]
+    from tasks.frames import articles_frame
+
+    kept_urls = [a.canonical_url for a in kept]
+    verdict = validator.validate("dedupe", {"records": articles_frame(kept),
+                                            "duplicates": duplicates_frame(duplicates, kept_urls)})
+    assert list(verdict.failed_duplicates) == [1]
+    assert "points_at_article" in verdict.failed_duplicates[1][0]
+    assert not verdict.failed_rows
+
+
+def test_suite_edited_on_disk_changes_the_outcome(tmp_path, monkeypatch):
+    from flows.stages import validator_for
+    from tasks.frames import articles_frame
+
+    copy = tmp_path / "expectations"
+    shutil.copytree(PROJECT_ROOT / "expectations", copy)
+    monkeypatch.setenv("NEWSFLOW_EXPECTATIONS_DIR", str(copy))
+    short = [article(1, text=prose(1, words=25)), article(2)]
+
+    first = validator_for("edit-before", Settings()).validate("clean", articles_frame(short))
+    assert list(first.failed_rows) == [0]
+
+    suite = json.loads((copy / "cleaned.json").read_text())
+    for expectation in suite["expectations"]:
+        if expectation["kwargs"].get("column") == "word_count" and "min_value" in expectation["kwargs"]:
+            expectation["kwargs"]["min_value"] = 20
+    (copy / "cleaned.json").write_text(json.dumps(suite))
+
+    second = validator_for("edit-after", Settings()).validate("clean", articles_frame(short))
+    assert second.success
+    assert any("min_value=20" in r["expectation"] for r in second.results)
+
+
+def test_warehouse_checks_reconcile_with_the_run(warehouse_url, validator):
+    from tasks.load import load_batch
+    from tasks.warehouse import get_engine
+
+    engine = get_engine(warehouse_url)
+    articles = [article(1), article(2)]
+    for number, a in enumerate(articles):
+        a.content_hash = f"{number:064x}"
+    load_batch(engine, "run-1", articles, {}, [])
+
+    verdict = validator.validate_warehouse(warehouse_url, "run-1", {"articles_loaded": 2, "duplicates_recorded": 0})
+    assert verdict.success, verdict.batch_failures
+    assert {r["suite"] for r in verdict.results} == {"loaded"}
+
+    with engine.begin() as conn:  # an article emptied behind the pipeline's back
+        conn.execute(text("UPDATE articles SET word_count = 0 WHERE canonical_url = :u"), {"u": articles[1].url})
+    verdict = validator.validate_warehouse(warehouse_url, "run-1", {"articles_loaded": 3, "duplicates_recorded": 0})
+    failures = " ".join(verdict.batch_failures)
+    assert "expect_table_row_count_to_equal(articles, value=3) (observed 2)" in failures
+    assert "articles.word_count" in failures
+    assert len(verdict.batch_failures) == 2
+
+
+# --- through the flow ------------------------------------------------------------------------
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> str:
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_run_quarantines_fails_the_broken_source_and_reports(tmp_path, prefect_server):
+    """One source with a row breaking each reachable critical check, one whose pages mostly have no
+    text: the bad rows are quarantined with reasons, the broken source fails the clean stage, the run
+    ends failed naming it, everything else is loaded, and the reports exist."""
+    from prefect import get_client
+
+    from flows.ingest import ingest_news
+    from tasks.validate import StageFailed
+
+    now = datetime.now(UTC)
+    good = [{"url": f"https://desk.example/{i}", "title": f"Desk story {i}", "text": prose(i),
+             "published_at": (now - timedelta(days=1)).isoformat()} for i in range(4)]
+    bad = {
+        "word_count": {"url": "https://desk.example/short", "title": "Short", "text": "Only a few words here."},
+        "published_age_days": {"url": "https://desk.example/future", "title": "From the future", "text": prose(50),
+                               "published_at": "2999-01-01T00:00:00+00:00"},
+        "title_chars": {"url": "https://desk.example/long-title", "title": "Long " * 100, "text": prose(51)},
+    }
+    empty_page = "<html><body><nav><a href='/'>Home</a></nav><footer>(c) Example</footer></body></html>"
+    broken = [{"url": f"https://layout.example/{i}", "html": empty_page} for i in range(5)]
+    broken.append({"url": "https://layout.example/ok", "title": "Still fine", "text": prose(60)})
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    sources = [
+        {"name": "desk", "kind": "files", "path": _write_jsonl(tmp_path / "desk.jsonl", good + list(bad.values()))},
+        {"name": "layout-changed", "kind": "files", "path": _write_jsonl(tmp_path / "layout.jsonl", broken)},
+    ]
+
+    with pytest.raises(StageFailed) as failure:
+        ingest_news(sources=sources, warehouse_url=warehouse)
+    message = str(failure.value)
+    assert "layout-changed" in message and "clean" in message and "no_text_share" in message
+    assert "desk" not in message
+
+    engine = create_engine(warehouse)
+    with engine.connect() as conn:
+        loaded = {r[0] for r in conn.execute(text("SELECT url FROM articles"))}
+        held = {r[0]: json.loads(r[1]) if isinstance(r[1], str) else r[1]
+                for r in conn.execute(text("SELECT url, reasons FROM quarantine"))}
+        run_id, status, run_message = conn.execute(text("SELECT run_id, status, message FROM pipeline_runs")).one()
+        dq = conn.execute(text("SELECT severity, unexpected_percent, observed_value FROM dq_results "
+                               "WHERE success = false")).all()
+    engine.dispose()
+    assert loaded == {r["url"] for r in good}
+    for column, record in bad.items():
+        assert len(held[record["url"]]) == 1 and column in held[record["url"]][0], held[record["url"]]
+    assert held["https://layout.example/ok"] == [
+        f"source layout-changed failed the clean stage: {message.split('clean stage: ', 1)[1]}"]
+    assert sum(url.startswith("https://layout.example/") for url in held) == 6  # five without text, one held back
+    assert status == "failed" and "layout-changed" in run_message
+    assert any(sev == "critical" and pct is not None for sev, pct, _ in dq)
+    assert any(observed and "layout-changed" in observed for _, _, observed in dq)
+
+    # The reports: artifacts with keys under this flow run, the Data Docs site, the CLI summary.
+    async def artifacts() -> dict[str, object]:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        return {a.key: a for a in found}
+
+    import asyncio
+
+    by_key = asyncio.run(artifacts())
+    assert {"quality-fetched", "quality-cleaned", "quality-deduplicated", "quality-loaded", "run-summary",
+            "data-docs"} <= set(by_key)
+    assert by_key["quality-cleaned"].type == "table" and by_key["run-summary"].type == "markdown"
+    assert "layout-changed" in by_key["run-summary"].data
+    docs_index = tmp_path / "data-docs" / run_id / "index.html"
+    assert docs_index.is_file() and f"{docs_index.as_uri()})" in by_key["data-docs"].data
+    assert "cleaned" in docs_index.read_text(encoding="utf-8")
+
+
+def test_quality_command_prints_the_summary(tmp_path, capsys):
+    from flows.cli import main
+    from tasks.records import Rejection
+    from tasks.warehouse import finish_run, get_engine, record_dq_results, record_rejections, start_run
+
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = get_engine(warehouse)
+    for run in ("old-run", "new-run"):
+        start_run(engine, run)
+    record_rejections(engine, "new-run", [Rejection("clean", "layout", "https://x.example/1",
+                                                    ["no article text found"])])
+    record_dq_results(engine, "new-run", [{
+        "stage": "clean", "suite": "cleaned", "expectation": "expect_x(no_text_share)", "severity": "critical",
+        "success": False, "unexpected_count": 1, "unexpected_percent": 100.0, "observed_value": "['layout']"}])
+    finish_run(engine, "new-run", "failed", {"clean_in": 1, "quarantined": 1}, "source 'layout' failed the clean stage")
+
+    assert main(["quality", "--warehouse", warehouse, "--run", "new-run"]) == 0
+    out = capsys.readouterr().out
+    assert "# Run new-run: failed" in out and "source 'layout' failed the clean stage" in out
+    assert "| clean | 1 | 0 | 1 |" in out
+    assert "| layout | 0 | 0 | 1 |" in out and "expect_x(no_text_share)" in out
+    assert main(["quality", "--warehouse", warehouse, "--run", "nope"]) == 2
