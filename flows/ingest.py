@@ -97,13 +97,20 @@ def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], di
         for source in {r.source for r in records} or {label}:
             failed_sources[source] = [*failed_sources.get(source, []), *verdict.batch_failures]
     for source, reasons in failed_sources.items():
-        report.fail(stage, source, reasons)
+        report.fail(stage, source, [*reasons, *_common_row_failures(source, records, verdict)])
     passed, failed = quarantine_rows(stage, records, verdict.failed_rows, {
         s: [f"source {s} failed the {stage} stage: {r}" for r in reasons] for s, reasons in failed_sources.items()})
     rejected += failed
     record_task(settings, run_id, f"{stage} quality {label}", rejections=rejected, dq_results=verdict.results)
     report.quarantined(stage, len(rejected))
     return passed
+
+
+def _common_row_failures(source: str, records: list[Any], verdict: Verdict, top: int = 2) -> list[str]:
+    """What most of a failed source's rows failed, so the run's message says why its pages were unusable."""
+    counts = Counter(reason.split(": ", 1)[0] for index, reasons in verdict.failed_rows.items()
+                     if records[index].source == source for reason in reasons)
+    return [f"{n} of its rows failed {name}" for name, n in counts.most_common(top)]
 
 
 def _hold_back_duplicates(duplicates: list[Duplicate], verdict: Verdict) -> tuple[list[Duplicate], list[Rejection]]:

@@ -118,7 +118,7 @@ class Validator:
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             })
         self._pandas = self.context.data_sources.add_pandas("newsflow")
-        self._sql: Any = None
+        self._sql: dict[str, Any] = {}
         self._definitions: dict[tuple[str, str], Any] = {}  # (suite, table) -> ValidationDefinition
         self._suites: dict[str, dict[str, Any]] = {}
         self._gx_suites: dict[str, Any] = {}
@@ -188,24 +188,30 @@ class Validator:
         (`articles_loaded`, `duplicates_recorded`), referred to in the suite as `{"$PARAMETER": name}`."""
         suite_name = SUITE_FOR_STAGE["load"]
         verdict = Verdict(stage="load", suite=suite_name, label=label)
-        if self._sql is None:
-            if warehouse_url.startswith("sqlite"):
-                self._sql = self.context.data_sources.add_sqlite("warehouse", connection_string=warehouse_url)
-            else:
-                with warnings.catch_warnings():  # "a more specific data source may be more appropriate"
-                    warnings.simplefilter("ignore")
-                    self._sql = self.context.data_sources.add_sql("warehouse", connection_string=warehouse_url)
+        source = self._sql_source(warehouse_url)
         queries = warehouse_queries(run_id)
         for table in self.tables_of(suite_name):
             def factory(table: str = table) -> Any:
-                asset = self._sql.add_query_asset(f"{table}-{run_id}", query=queries[table])
+                asset = source.add_query_asset(f"{table}-{run_id}", query=queries[table])
                 return asset.add_batch_definition_whole_table(f"{table}-{run_id}")
             # Queries name the run: one definition per run and table.
-            outcome = self._definition(suite_name, table, factory, variant=f"-{run_id}").run(
+            outcome = self._definition(suite_name, table, factory, variant=f"-{source.name}-{run_id}").run(
                 expectation_parameters=dict(counts), run_id=self._run_id(),
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS[ARTICLES]})
             self._read(outcome, table, verdict, batch_level=True)
         return verdict
+
+    def _sql_source(self, warehouse_url: str) -> Any:
+        """A SQL data source per warehouse (its connection string stays inside the context)."""
+        if warehouse_url not in self._sql:
+            name = f"warehouse-{len(self._sql) + 1}"
+            if warehouse_url.startswith("sqlite"):
+                self._sql[warehouse_url] = self.context.data_sources.add_sqlite(name, connection_string=warehouse_url)
+            else:
+                with warnings.catch_warnings():  # "a more specific data source may be more appropriate"
+                    warnings.simplefilter("ignore")
+                    self._sql[warehouse_url] = self.context.data_sources.add_sql(name, connection_string=warehouse_url)
+        return self._sql[warehouse_url]
 
     def _read(self, outcome: Any, table: str, verdict: Verdict, batch_level: bool = False) -> None:
         """Turn Great Expectations' results into dq_results rows and critical failures by row/source."""

@@ -96,7 +96,7 @@ def test_a_batch_failing_every_critical_check_fails_the_run(tmp_path, sqlite_url
             f"Breaking news {number}\n\n<div class=\"promo\">{story}</div>\n")
     assert main(["ingest", "--files", str(tmp_path / "*.txt"), "--warehouse", sqlite_url]) == EXIT_QUALITY
     reason = capsys.readouterr().err.strip().splitlines()[-1]  # after Prefect's own log lines
-    assert reason.startswith("newsflow: run failed:") and "every record" in reason and "has_markup" in reason
+    assert reason.startswith("newsflow: run failed:") and "files-1" in reason and "has_markup" in reason
     assert query(sqlite_url, "SELECT status FROM pipeline_runs") == [("failed",)]
     assert query(sqlite_url, "SELECT count(*) FROM quarantine WHERE stage = 'clean'") == [(3,)]
     assert query(sqlite_url, "SELECT count(*) FROM articles") == [(0,)]

@@ -234,8 +234,9 @@ def test_run_quarantines_fails_the_broken_source_and_reports(tmp_path, prefect_s
     assert loaded == {r["url"] for r in good}
     for column, record in bad.items():
         assert len(held[record["url"]]) == 1 and column in held[record["url"]][0], held[record["url"]]
-    assert held["https://layout.example/ok"] == [
-        f"source layout-changed failed the clean stage: {message.split('clean stage: ', 1)[1]}"]
+    (reason,) = held["https://layout.example/ok"]
+    assert reason.startswith("source layout-changed failed the clean stage: expect_column_values_to_be_between("
+                             "sources.no_text_share, max_value=0.5, where=pages >= 4): no_text_share=0.8333")
     assert sum(url.startswith("https://layout.example/") for url in held) == 6  # five without text, one held back
     assert status == "failed" and "layout-changed" in run_message
     assert any(sev == "critical" and pct is not None for sev, pct, _ in dq)
