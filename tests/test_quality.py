@@ -190,7 +190,8 @@ def _write_jsonl(path: Path, records: list[dict]) -> str:
 
 
 def test_run_quarantines_fails_the_broken_source_and_reports(tmp_path, prefect_server):
-    """One source with a row breaking each reachable critical check, one whose pages mostly have no
+    """One source with rows breaking critical checks the clean stage lets through (it drops short texts
+    and implausible dates itself), one whose pages mostly have no
     text: the bad rows are quarantined with reasons, the broken source fails the clean stage, the run
     ends failed naming it, everything else is loaded, and the reports exist."""
     from prefect import get_client
@@ -202,9 +203,8 @@ def test_run_quarantines_fails_the_broken_source_and_reports(tmp_path, prefect_s
     good = [{"url": f"https://desk.example/{i}", "title": f"Desk story {i}", "text": prose(i),
              "published_at": (now - timedelta(days=1)).isoformat()} for i in range(4)]
     bad = {
-        "word_count": {"url": "https://desk.example/short", "title": "Short", "text": "Only a few words here."},
-        "published_age_days": {"url": "https://desk.example/future", "title": "From the future", "text": prose(50),
-                               "published_at": "2999-01-01T00:00:00+00:00"},
+        "has_markup": {"url": "https://desk.example/markup", "title": "Promo left in",
+                       "text": f'<div class="promo">{prose(50)}</div>'},
         "title_chars": {"url": "https://desk.example/long-title", "title": "Long " * 100, "text": prose(51)},
     }
     empty_page = "<html><body><nav><a href='/'>Home</a></nav><footer>(c) Example</footer></body></html>"
