@@ -91,14 +91,14 @@ def test_a_batch_failing_every_critical_check_fails_the_run(tmp_path, sqlite_url
     # Texts with leftover markup: the clean stage passes plain text on as it is, the `cleaned` suite's
     # critical has_markup check holds every one back. (Near-empty stubs never reach it: clean quarantines them.)
     story = " ".join(f"The ferry service resumed on route {n} after the storm passed." for n in range(8))
-    for number in range(3):
+    for number in range(4):  # a source is judged on 4 pages or more (expectations/cleaned.json)
         (tmp_path / f"stub{number}.txt").write_text(
             f"Breaking news {number}\n\n<div class=\"promo\">{story}</div>\n")
     assert main(["ingest", "--files", str(tmp_path / "*.txt"), "--warehouse", sqlite_url]) == EXIT_QUALITY
     reason = capsys.readouterr().err.strip().splitlines()[-1]  # after Prefect's own log lines
     assert reason.startswith("newsflow: run failed:") and "files-1" in reason and "has_markup" in reason
     assert query(sqlite_url, "SELECT status FROM pipeline_runs") == [("failed",)]
-    assert query(sqlite_url, "SELECT count(*) FROM quarantine WHERE stage = 'clean'") == [(3,)]
+    assert query(sqlite_url, "SELECT count(*) FROM quarantine WHERE stage = 'clean'") == [(4,)]
     assert query(sqlite_url, "SELECT count(*) FROM articles") == [(0,)]
 
 
