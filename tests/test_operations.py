@@ -215,7 +215,7 @@ def test_prefect_deployment_run_ingests_and_reports_in_the_ui(ops, tmp_path):
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[good_run.id])))
         by_key = {a.key: a for a in artifacts if a.key}
-        assert {"run-summary", "data-quality", "fetch-progress"} <= set(by_key)
+        assert {"run-summary", "quality-cleaned", "data-docs", "fetch-progress"} <= set(by_key)
         assert float(by_key["fetch-progress"].data) == 100.0
         assert "load" in by_key["run-summary"].data  # its layout is the quality stage's business
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[good_run.id])))
