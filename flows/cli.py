@@ -125,7 +125,8 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
         from tasks.warehouse import get_engine
 
         get_engine(args.warehouse or tasks.settings.get_settings().warehouse_url)  # fail fast when unreachable
-        return reprocess_news(sources=args.source, urls=args.url, since=since, warehouse_url=args.warehouse)
+        return reprocess_news(sources=args.source, urls=args.url, since=since, warehouse_url=args.warehouse,
+                              quarantined=args.quarantined, stage=args.stage)
 
     return run_and_summarise(run)
 
@@ -306,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--source", metavar="NAME", action="append", help="only this source's documents")
     reprocess.add_argument("--url", metavar="URL", action="append", help="only this document")
     reprocess.add_argument("--since", metavar="ISO", help="only documents fetched since then (e.g. 2026-11-20)")
+    reprocess.add_argument("--quarantined", action="store_true",
+                           help="only records held back in quarantine and not loaded since (after a fix)")
+    reprocess.add_argument("--stage", choices=["fetch", "clean", "dedupe", "load"],
+                           help="with --quarantined: only records held back by this stage")
     reprocess.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
     reprocess.set_defaults(handler=cmd_reprocess)
 

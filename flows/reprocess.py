@@ -1,8 +1,9 @@
 """The `reprocess-news` flow: clean -> deduplicate -> validate -> load again from the raw store, without
 fetching. For when the clean stage improved, a load failed, or records were quarantined by mistake.
 
-Which documents: every stored page, or those of some sources, some URLs, or fetched since a time. More
-selections (e.g. the URLs of quarantined records) plug in as `urls`.
+Which documents: every stored page, or those of some sources, some URLs, fetched since a time, or held
+back in quarantine (optionally by one stage) and not loaded since: after a fix (a suite threshold, a
+better extractor), `newsflow reprocess --quarantined` releases them.
 """
 
 from __future__ import annotations
@@ -21,20 +22,30 @@ from tasks.frames import documents_frame
 from tasks.rawstore import select_raw, to_document
 from tasks.records import Document
 from tasks.settings import Settings, get_settings
-from tasks.warehouse import get_engine, start_run
+from tasks.warehouse import get_engine, held_back_urls, start_run
 
 
 @task(name="read raw store", **STAGE_TASK)
 def raw_documents_task(settings: Settings, sources: list[str] | None, urls: list[str] | None,
-                       since: datetime | None) -> list[Document]:
-    raws = select_raw(get_engine(settings.warehouse_url), sources=sources, urls=urls, since=since)
+                       since: datetime | None, quarantined: bool = False, stage: str | None = None) -> list[Document]:
+    engine = get_engine(settings.warehouse_url)
+    if quarantined:
+        held_back = held_back_urls(engine, stage)
+        urls = [u for u in held_back if urls is None or u in urls]
+        get_run_logger().info("%d quarantined records not loaded since%s", len(held_back),
+                              f" (stage {stage})" if stage else "")
+    raws = select_raw(engine, sources=sources, urls=urls, since=since)
     return [to_document(raw) for raw in raws]
 
 
 @flow(name="reprocess-news")
 def reprocess_news(sources: list[str] | None = None, urls: list[str] | None = None, since: datetime | None = None,
-                   warehouse_url: str | None = None) -> dict[str, Any]:
-    """Re-run clean -> load over stored raw pages (all, or those matching every filter given)."""
+                   warehouse_url: str | None = None, quarantined: bool = False,
+                   stage: str | None = None) -> dict[str, Any]:
+    """Re-run clean -> load over stored raw pages (all, or those matching every filter given).
+
+    `quarantined`: only records held back in quarantine (by `stage`, if given) and not loaded since.
+    """
     logger = get_run_logger()
     settings = get_settings()
     settings = settings.model_copy(update={"warehouse_url": resolve_warehouse_url(settings, warehouse_url)})
@@ -43,7 +54,7 @@ def reprocess_news(sources: list[str] | None = None, urls: list[str] | None = No
     start_run(engine, run_id, flow_run.id)
     report = RunReport()
     try:
-        documents = raw_documents_task(settings, sources, urls, since)
+        documents = raw_documents_task(settings, sources, urls, since, quarantined, stage)
         logger.info("reprocessing %d stored documents", len(documents))
         report.stage("fetch", len(documents), len(documents))
         documents = _gate("fetch", documents, lambda docs: {"records": documents_frame(docs, via_http=False)},

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, exists, insert, or_, select, text, update
 from sqlalchemy.engine import make_url
 
 from tasks import schema
@@ -244,3 +244,16 @@ class WarehouseIndex:
 def get_engine(url: str) -> Engine:
     """One engine (and connection pool) per warehouse URL per process."""
     return open_warehouse(url)
+
+
+def held_back_urls(engine: Engine, stage: str | None = None) -> list[str]:
+    """URLs of quarantined records not loaded since (neither as an article nor as a duplicate)."""
+    q, a, d = schema.quarantine, schema.articles, schema.duplicates
+    query = (select(q.c.url).distinct()
+             .where(q.c.url.is_not(None))
+             .where(~exists().where(or_(a.c.url == q.c.url, a.c.canonical_url == q.c.url)))
+             .where(~exists().where(d.c.url == q.c.url)))
+    if stage:
+        query = query.where(q.c.stage == stage)
+    with engine.connect() as conn:
+        return sorted(conn.execute(query).scalars())

@@ -1,0 +1,69 @@
+"""`newsflow reprocess --quarantined`: records held back by a stage are released after a fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from flows.cli import EXIT_OK, main
+from tasks.settings import PROJECT_ROOT, get_settings
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def editable_suites(tmp_path, monkeypatch):
+    copy = tmp_path / "expectations"
+    shutil.copytree(PROJECT_ROOT / "expectations", copy)
+    monkeypatch.setenv("NEWSFLOW_EXPECTATIONS_DIR", str(copy))
+    get_settings.cache_clear()
+    yield copy
+    get_settings.cache_clear()
+
+
+def set_min_words(suites, minimum: int) -> None:
+    path = suites / "cleaned.json"
+    suite = json.loads(path.read_text())
+    for expectation in suite["expectations"]:
+        if expectation["kwargs"].get("column") == "word_count":
+            expectation["kwargs"]["min_value"] = minimum
+    path.write_text(json.dumps(suite))
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_quarantined_records_are_released_after_the_suite_is_fixed(sample_site, sqlite_url, editable_suites):
+    from flows.ingest import ingest_news
+
+    set_min_words(editable_suites, 300)  # too strict: some real articles are held back
+    site = [{"name": "gazette", "kind": "rss", "url": f"{sample_site}/feed.xml", "allow_private_network": True}]
+    ingest_news(sources=site, warehouse_url=sqlite_url)
+    held = {url for (url,) in query(sqlite_url, "SELECT url FROM quarantine WHERE stage = 'clean' "
+                                                "AND reasons LIKE '%word_count%'")}
+    loaded_before = query(sqlite_url, "SELECT count(*) FROM articles")[0][0]
+    site_pages = {u for u in held if u.startswith(sample_site)}
+    assert site_pages, "the strict threshold should hold back some sample pages"
+    assert not site_pages & {u for (u,) in query(sqlite_url, "SELECT url FROM articles")}
+
+    set_min_words(editable_suites, 40)  # the fix
+    assert main(["reprocess", "--quarantined", "--stage", "clean", "--warehouse", sqlite_url]) == EXIT_OK
+    loaded = {u for (u,) in query(sqlite_url, "SELECT url FROM articles")}
+    assert site_pages <= loaded  # released through clean -> dedupe -> validate -> load
+    assert query(sqlite_url, "SELECT count(*) FROM articles")[0][0] == loaded_before + len(site_pages)
+    # Pages that fail for good (the broken page, the paywall stub) stay held back; history is kept.
+    still_held = {u for (u,) in query(sqlite_url, "SELECT DISTINCT url FROM quarantine WHERE stage = 'clean'")}
+    assert any(u.endswith("broken-page.html") for u in still_held - loaded)
+    assert held <= still_held
+
+    # Releasing again finds nothing new to load.
+    assert main(["reprocess", "--quarantined", "--warehouse", sqlite_url]) == EXIT_OK
+    assert query(sqlite_url, "SELECT count(*) FROM articles")[0][0] == loaded_before + len(site_pages)
