@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from sqlalchemy import create_engine, text
+from warehouse_sql import query
 
 from flows.cli import EXIT_OK, EXIT_QUALITY, EXIT_SOURCES, EXIT_USAGE, EXIT_WAREHOUSE, main
 from tasks.settings import PROJECT_ROOT
@@ -21,13 +21,6 @@ NO_TITLE = (
 )
 
 
-def query(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -14,6 +14,7 @@ from crawl_server import CrawlServer, Reply, article_html, html
 from sqlalchemy import text
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
+from warehouse_sql import query
 
 from tasks.settings import get_settings
 from tasks.warehouse import make_engine
@@ -144,13 +145,6 @@ def crawl_settings(monkeypatch):
     get_settings.cache_clear()
 
 
-def query(url: str, sql: str) -> list[tuple]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def test_crawl_every_hard_case_then_conditional_rerun_then_reprocess(warehouse_url, crawl_settings, tmp_path):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import text
+from warehouse_sql import query
 
 from tasks import migrate
 from tasks.dedupe import fingerprint
@@ -32,13 +32,6 @@ def load(url: str, articles: list[Article], duplicates: list[Duplicate] = (), ru
     return load_batch(make_engine(url), run_id, articles, prints, list(duplicates))
 
 
-def query(url: str, sql: str) -> list[tuple]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def test_changed_text_keeps_the_id_and_stores_the_previous_text(warehouse_url):

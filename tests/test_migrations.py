@@ -9,6 +9,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
+from warehouse_sql import query
 
 from flows.cli import main
 from tasks import migrate, schema
@@ -38,13 +39,6 @@ def downgrade():
 '''
 
 
-def query(url: str, sql: str) -> list[tuple]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def insert_article(conn, title: str) -> None:

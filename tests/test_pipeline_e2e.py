@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from warehouse_sql import query
 
 from tasks.settings import PROJECT_ROOT
 
@@ -14,13 +14,6 @@ STABLE_COLUMNS = ("id, url, canonical_url, source, title, authors, published_at,
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-def rows(url: str, query: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(query))]
-    finally:
-        engine.dispose()
 
 
 def test_sample_site_end_to_end(warehouse_url, sample_site):
@@ -28,13 +21,13 @@ def test_sample_site_end_to_end(warehouse_url, sample_site):
 
     summary = ingest_news(sources_file=SOURCES_FILE, warehouse_url=warehouse_url)
 
-    titles = {r[0] for r in rows(warehouse_url, "SELECT title FROM articles")}
+    titles = {r[0] for r in query(warehouse_url, "SELECT title FROM articles")}
     # Twelve site articles (the wire copy and the partner copy dropped), three texts, four JSONL records.
     assert len(titles) == 19
     assert "Council approves £48m budget after late-night vote" in titles
     assert "Island ferry link to start in March after decade-long campaign" not in titles
 
-    duplicates = rows(warehouse_url, "SELECT d.url, d.kind, a.url FROM duplicates d "
+    duplicates = query(warehouse_url, "SELECT d.url, d.kind, a.url FROM duplicates d "
                                      "JOIN articles a ON a.id = d.article_id")
     dropped = {url.removeprefix(sample_site): kind for url, kind, _ in duplicates}
     assert "/partners/island-ferry-link.html" in dropped
@@ -44,30 +37,30 @@ def test_sample_site_end_to_end(warehouse_url, sample_site):
     assert len(duplicates) == 2
 
     fetches = {r[0].removeprefix(sample_site): (r[1], r[2])
-               for r in rows(warehouse_url, "SELECT url, status_code, error FROM fetches")}
+               for r in query(warehouse_url, "SELECT url, status_code, error FROM fetches")}
     assert fetches["/feed.xml"] == (200, None)
     assert fetches["/articles/this-page-does-not-exist.html"][0] == 404
     assert "404" in fetches["/articles/this-page-does-not-exist.html"][1]
     assert fetches["/articles/council-budget-vote.html"] == (200, None)
 
     quarantine = {(r[0], r[1].removeprefix(sample_site)): r[2]
-                  for r in rows(warehouse_url, "SELECT stage, url, reasons FROM quarantine")}
+                  for r in query(warehouse_url, "SELECT stage, url, reasons FROM quarantine")}
     assert ("fetch", "/articles/this-page-does-not-exist.html") in quarantine
     assert ("clean", "/articles/broken-page.html") in quarantine
     assert ("clean", "/articles/subscribe-to-read.html") in quarantine
     bad_jsonl = [key for key in quarantine if key[1].endswith(("bad.jsonl#L2", "bad.jsonl#L3"))]
     assert len(bad_jsonl) == 2
 
-    dq = rows(warehouse_url, "SELECT stage, suite, expectation, success FROM dq_results")
+    dq = query(warehouse_url, "SELECT stage, suite, expectation, success FROM dq_results")
     assert {r[1] for r in dq} == {"fetched", "cleaned", "deduplicated", "loaded"}
 
-    run = rows(warehouse_url, "SELECT status, fetch_in, load_out, quarantined, duplicates FROM pipeline_runs")
+    run = query(warehouse_url, "SELECT status, fetch_in, load_out, quarantined, duplicates FROM pipeline_runs")
     assert run == [("completed", summary["fetch_in"], 19, summary["quarantined"], 2)]
 
     # A second run over the same sources leaves the articles exactly as they were.
-    before = rows(warehouse_url, f"SELECT {STABLE_COLUMNS} FROM articles ORDER BY id")
+    before = query(warehouse_url, f"SELECT {STABLE_COLUMNS} FROM articles ORDER BY id")
     ingest_news(sources_file=SOURCES_FILE, warehouse_url=warehouse_url)
-    after = rows(warehouse_url, f"SELECT {STABLE_COLUMNS} FROM articles ORDER BY id")
+    after = query(warehouse_url, f"SELECT {STABLE_COLUMNS} FROM articles ORDER BY id")
     assert after == before
-    assert len(rows(warehouse_url, "SELECT url FROM duplicates")) == 2
-    assert rows(warehouse_url, "SELECT count(*) FROM pipeline_runs WHERE status = 'completed'") == [(2,)]
+    assert len(query(warehouse_url, "SELECT url FROM duplicates")) == 2
+    assert query(warehouse_url, "SELECT count(*) FROM pipeline_runs WHERE status = 'completed'") == [(2,)]

@@ -6,19 +6,10 @@ import json
 import shutil
 
 import pytest
-from sqlalchemy import create_engine, text
+from warehouse_sql import query
 
 from flows.cli import EXIT_OK, main
 from tasks.settings import PROJECT_ROOT, get_settings
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
