@@ -102,7 +102,9 @@ def test_per_host_delay_and_parallel_hosts():
         for server in (one, two):
             assert len(server.log) == 5  # robots.txt and four pages
             times = sent[int(server.base.rsplit(":", 1)[1])]
-            assert len(times) == 5 and min(b - a for a, b in pairwise(times)) >= 0.3 - 0.005  # to a few ms
+            # The hook fires a little after the client's own slot is taken, and thread scheduling on a busy
+            # machine blurs it by tens of ms; without the delay the gaps would be about a millisecond.
+            assert len(times) == 5 and min(b - a for a, b in pairwise(times)) >= 0.3 * 0.8
         # The two hosts were served side by side, not one after the other.
         assert min(two.times("/p0.html")) < max(one.times("/p3.html"))
 
