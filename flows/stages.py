@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from tasks.clean import CleanOutcome, clean_documents
-from tasks.crawlstate import WarehouseState, store_validators
+from tasks.crawlstate import state_for, store_validators
 from tasks.dedupe import DedupOutcome, deduplicate
 from tasks.fetch import FetchOutcome, fetch_source
 from tasks.load import LoadOutcome, load_batch
@@ -45,7 +45,7 @@ def close_validator(run_id: str) -> None:
 def fetch_task(source: Source, settings: Settings) -> FetchOutcome:
     """Fetch one source against what the warehouse already knows; keep raw bodies and validators."""
     engine = get_engine(settings.warehouse_url)
-    outcome = fetch_source(source, settings, WarehouseState(engine))
+    outcome = fetch_source(source, settings, state_for(engine, settings.full_refresh))
     try:
         store_raw(engine, outcome.raw)
         store_validators(engine, outcome.validators)

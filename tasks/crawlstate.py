@@ -79,3 +79,9 @@ def store_validators(engine: Engine, validators: Mapping[str, Validators]) -> in
         with engine.begin() as conn:
             upsert(conn, schema.http_cache, rows, ["url"], ["etag", "last_modified", "fetched_at"])
     return len(rows)
+
+
+def state_for(engine: Engine, full_refresh: bool = False) -> FetchState:
+    """What a run knows of earlier ones: the warehouse, or nothing for a full refresh (every page is
+    fetched again, unconditionally; what it learns is still stored for the next run)."""
+    return NoState() if full_refresh else WarehouseState(engine)

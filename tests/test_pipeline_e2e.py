@@ -64,3 +64,20 @@ def test_sample_site_end_to_end(warehouse_url, sample_site):
     assert after == before
     assert len(query(warehouse_url, "SELECT url FROM duplicates")) == 2
     assert query(warehouse_url, "SELECT count(*) FROM pipeline_runs WHERE status = 'completed'") == [(2,)]
+
+
+def test_full_refresh_fetches_known_pages_again(sqlite_url, sample_site):
+    from flows.ingest import ingest_news
+
+    article_fetches = ("SELECT count(*) FROM fetches f JOIN pipeline_runs r ON r.run_id = f.run_id "
+                       "WHERE f.url LIKE '%/articles/%' AND f.status_code = 200 AND r.run_id = '{}'")
+    first = ingest_news(sources_file=SOURCES_FILE, warehouse_url=sqlite_url)
+    incremental = ingest_news(sources_file=SOURCES_FILE, warehouse_url=sqlite_url)
+    refresh = ingest_news(sources_file=SOURCES_FILE, warehouse_url=sqlite_url, full_refresh=True)
+
+    fetched_first = query(sqlite_url, article_fetches.format(first["run_id"]))[0][0]
+    assert fetched_first >= 12
+    # An incremental run skips pages already loaded; a full refresh asks for every one of them again.
+    assert query(sqlite_url, article_fetches.format(incremental["run_id"]))[0][0] < fetched_first
+    assert query(sqlite_url, article_fetches.format(refresh["run_id"]))[0][0] == fetched_first
+    assert query(sqlite_url, "SELECT count(*) FROM articles") == [(19,)]
