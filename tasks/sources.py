@@ -56,14 +56,19 @@ class HttpSource(_SourceBase):
         return url
 
 
-class RssSource(HttpSource):
-    kind: Literal["rss"]
+class _ListingSource(HttpSource):
+    """A source read from one listing URL (a feed or a sitemap)."""
+
     url: str
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
         return cls._check_http(value)
+
+
+class RssSource(_ListingSource):
+    kind: Literal["rss"]  # RSS, Atom or JSON Feed
 
 
 class UrlsSource(HttpSource):
@@ -76,14 +81,8 @@ class UrlsSource(HttpSource):
         return [cls._check_http(v) for v in values]
 
 
-class SitemapSource(HttpSource):
-    kind: Literal["sitemap"]
-    url: str  # a sitemap, a sitemap index or a Google News sitemap, optionally gzipped
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return cls._check_http(value)
+class SitemapSource(_ListingSource):
+    kind: Literal["sitemap"]  # a sitemap, a sitemap index or a Google News sitemap, optionally gzipped
 
 
 class WarcSource(_SourceBase):
