@@ -64,7 +64,11 @@ def clean_task(documents: Sequence[Any], label: str) -> CleanOutcome:
 
 @task(name="dedupe", task_run_name="dedupe {label}", **STAGE_TASK)
 def dedupe_task(articles: Sequence[Article], settings: Settings, label: str) -> DedupOutcome:
-    return deduplicate(articles, WarehouseIndex(get_engine(settings.warehouse_url)), settings)
+    index = WarehouseIndex(get_engine(settings.warehouse_url))
+    seen_up_to = index.newest_id()  # before comparing: the load checks again only what came after
+    outcome = deduplicate(articles, index, settings)
+    outcome.seen_up_to = seen_up_to
+    return outcome
 
 
 @task(name="validate", task_run_name="check {stage} {label}", **STAGE_TASK)
@@ -91,7 +95,8 @@ def load_task(articles: Sequence[Article], outcome: DedupOutcome, settings: Sett
     kept = {a.canonical_url for a in articles}
     fingerprints = {url: p for url, p in outcome.fingerprints.items() if url in kept}
     duplicates = [d for d in outcome.duplicates if d.kept_article_id or d.kept_url in kept]
-    return load_batch(get_engine(settings.warehouse_url), run_id, articles, fingerprints, duplicates, settings)
+    return load_batch(get_engine(settings.warehouse_url), run_id, articles, fingerprints, duplicates, settings,
+                      outcome.seen_up_to)
 
 
 @task(name="record", task_run_name="record {what}", retries=2, retry_delay_seconds=2, **STAGE_TASK)

@@ -413,6 +413,7 @@ class DedupOutcome:
     duplicates: list[Duplicate] = field(default_factory=list)
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)  # by canonical URL, for loading
     stats: StageStats = field(default_factory=lambda: StageStats("dedupe"))
+    seen_up_to: int | None = None  # newest article id of the warehouse it was compared with (load's recheck)
 
 
 def _preference(article: Article) -> tuple[datetime, int, str]:

@@ -152,19 +152,17 @@ def _stored_centroid(story: Story) -> dict[str, float]:
     return {str(term): round(value, 4) for term, value in heaviest}
 
 
-def link_stories(conn: Connection, articles: Sequence[Any], article_ids: Mapping[str, int], now: datetime,
-                 settings: Settings, matcher: StoryMatcher | None = None) -> dict[str, int]:
-    """Give each newly loaded article a story (an open one of the window, or a new one); returns the
-    story id by canonical URL. Runs inside the load transaction, so concurrent runs take turns."""
-    a, s = schema.articles, schema.stories
-    ids = [article_ids[x.canonical_url] for x in articles if x.canonical_url in article_ids]
-    unlinked = set()
-    for start in range(0, len(ids), 500):
-        unlinked.update(conn.execute(select(a.c.id).where(a.c.id.in_(ids[start:start + 500]),
-                                                          a.c.story_id.is_(None))).scalars())
-    fresh = [x for x in articles if article_ids.get(x.canonical_url) in unlinked]
-    if not fresh:
+def assign_stories(conn: Connection, articles: Sequence[Any], now: datetime, settings: Settings,
+                   matcher: StoryMatcher | None = None) -> dict[str, int]:
+    """A story for each article (an open one of the window, or a new one), by canonical URL.
+
+    Creates and updates the `stories` rows; the caller writes `articles.story_id` with the article itself
+    (in the same statement that inserts it: no second write of the row, whose full-text index entry would be
+    computed again). Runs inside the load transaction, so concurrent runs take turns.
+    """
+    if not articles:
         return {}
+    s = schema.stories
     matcher = matcher or LexicalMatcher(settings.story_threshold)
     since = now - timedelta(days=settings.dedupe_window_days)
     # The most recently active stories of the window, at most `story_candidates`: a flat cost per batch.
@@ -174,9 +172,9 @@ def link_stories(conn: Connection, articles: Sequence[Any], article_ids: Mapping
                                        .order_by(s.c.last_seen_at.desc(), s.c.id.desc())
                                        .limit(settings.story_candidates))]
     known = len(stories)
-    vectors = matcher.vectors([story_text(x.title, x.text, settings.story_words) for x in fresh])
+    vectors = matcher.vectors([story_text(x.title, x.text, settings.story_words) for x in articles])
     labels = assign(vectors, stories, matcher.threshold)
-    first = {label: x for x, label in reversed(list(zip(fresh, labels, strict=True)))}
+    first = {label: x for x, label in reversed(list(zip(articles, labels, strict=True)))}
     created = list(range(known, len(stories)))
     if created:
         rows = [{"title": first[i].title, "centroid": _stored_centroid(stories[i]), "first_seen_at": now,
@@ -184,12 +182,9 @@ def link_stories(conn: Connection, articles: Sequence[Any], article_ids: Mapping
         new_ids = conn.execute(insert(s).returning(s.c.id, sort_by_parameter_order=True), rows).scalars().all()
         for index, story_id in zip(created, new_ids, strict=True):
             stories[index].id = story_id
-    linked = {x.canonical_url: stories[label].id for x, label in zip(fresh, labels, strict=True)}
-    conn.execute(update(a).where(a.c.id == bindparam("article")).values(story_id=bindparam("story")),
-                 [{"article": article_ids[url], "story": story} for url, story in linked.items()])
     added = Counter(labels)
     conn.execute(update(s).where(s.c.id == bindparam("story")).values(
         centroid=bindparam("new_centroid"), last_seen_at=now, article_count=s.c.article_count + bindparam("added")),
         [{"story": stories[label].id, "new_centroid": _stored_centroid(stories[label]), "added": count}
          for label, count in sorted(added.items(), key=lambda item: stories[item[0]].id)])
-    return linked
+    return {x.canonical_url: stories[label].id for x, label in zip(articles, labels, strict=True)}

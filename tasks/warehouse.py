@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exists, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import make_url
 
 from tasks import schema
@@ -192,11 +192,20 @@ def record_dq_results(engine: Engine, run_id: str, results: Iterable[dict[str, A
 class WarehouseIndex:
     """The dedupe stage's view of articles already loaded (implements `tasks.dedupe.DedupIndex`).
 
-    Works on an engine, or on a connection inside a transaction (the load stage's last check).
+    Works on an engine, or on a connection inside a transaction (the load stage's last check, which
+    only looks at articles with an id above `after_id`: those loaded since the dedupe stage looked).
     """
 
-    def __init__(self, bind: Engine | Connection) -> None:
+    def __init__(self, bind: Engine | Connection, after_id: int | None = None) -> None:
         self.bind = bind
+        self.after_id = after_id
+
+    def newest_id(self) -> int:
+        """The largest article id committed so far (0 when there is none). Loads take turns under the load
+        lock and ids only grow, so an article committed later has a larger id: the load stage passes this,
+        read before deduplicating, as `seen_up_to` and checks again only what came after it."""
+        with self._connect() as conn:
+            return conn.execute(select(func.max(schema.articles.c.id))).scalar() or 0
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -212,8 +221,10 @@ class WarehouseIndex:
         a = schema.articles
         with self._connect() as conn:
             for start in range(0, len(values), 500):
-                rows = conn.execute(select(a.c.id, a.c.canonical_url, column)
-                                    .where(column.in_(values[start:start + 500])))
+                query = select(a.c.id, a.c.canonical_url, column).where(column.in_(values[start:start + 500]))
+                if self.after_id is not None:
+                    query = query.where(a.c.id > self.after_id)
+                rows = conn.execute(query)
                 for row in rows:
                     found[row[2]] = KnownArticle(row.id, row.canonical_url)
         return found
@@ -236,6 +247,8 @@ class WarehouseIndex:
                          .join(s, s.c.article_id == a.c.id).where(a.c.id.in_(matching)))
                 if since is not None:
                     query = query.where(a.c.first_seen_at >= since)
+                if self.after_id is not None:
+                    query = query.where(a.c.id > self.after_id)
                 found.update({r.id: KnownArticle(r.id, r.canonical_url, r.signature) for r in conn.execute(query)})
         return list(found.values())
 

@@ -152,3 +152,46 @@ def test_two_processes_loading_overlapping_articles_store_each_once(warehouse_ur
         [("https://copy.example/a", "https://copy.example/b")],
         [("https://copy.example/b", "https://copy.example/a")],
     )
+
+
+def test_a_near_copy_loaded_by_another_run_after_the_dedupe_stage_looked_is_caught(warehouse_url):
+    """The load checks again only articles newer than what the dedupe stage saw (`seen_up_to`)."""
+    import threading
+
+    from tasks.dedupe import deduplicate
+    from tasks.warehouse import WarehouseIndex
+
+    open_warehouse(warehouse_url).dispose()
+    story = ("The harbour authority said on Monday that the storm had damaged twelve fishing boats and the "
+             "old pier, and that repairs would take until the end of the month. ") * 6
+    load(warehouse_url, [article(1)], run_id="earlier")  # before either run looked: not checked again
+    engine = make_engine(warehouse_url)
+    settings = Settings()
+    both_looked = threading.Barrier(2, timeout=60)
+    results: dict[str, object] = {}
+
+    def run(run_id: str, item: Article) -> None:
+        try:
+            index = WarehouseIndex(engine)
+            seen_up_to = index.newest_id()
+            outcome = deduplicate([item], index, settings)
+            both_looked.wait()
+            results[run_id] = load_batch(engine, run_id, outcome.kept, outcome.fingerprints, outcome.duplicates,
+                                         settings, seen_up_to)
+        except BaseException as exc:  # reported by the assertion below
+            results[run_id] = exc
+
+    threads = [threading.Thread(target=run, args=("run-a", article(2, story, "https://a.example/storm"))),
+               threading.Thread(target=run, args=("run-b", article(3, story.replace("Monday", "Tuesday"),
+                                                                    "https://b.example/storm")))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    engine.dispose()
+    assert all(not isinstance(r, BaseException) for r in results.values()), results
+    assert sorted(r.stats.counts.get("late_duplicates", 0) for r in results.values()) == [0, 1]
+    stored = query(warehouse_url, "SELECT canonical_url FROM articles WHERE canonical_url LIKE '%storm'")
+    assert query(warehouse_url, "SELECT d.url, d.kind, a.canonical_url FROM duplicates d "
+                                "JOIN articles a ON a.id = d.article_id") == [
+        (({"https://a.example/storm", "https://b.example/storm"} - {stored[0][0]}).pop(), "near", stored[0][0])]
