@@ -14,6 +14,7 @@ hash buffer in one call. The benchmarked `cluster_ids` runs the same `deduplicat
 
 from __future__ import annotations
 
+import array
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -89,14 +90,34 @@ class Tokens:
     lines: np.ndarray | None = None  # per token, the number of its line (lines of all texts in order)
     line_hashes: np.ndarray | None = None  # per line, a hash of its words
 
-    def select(self, mask: np.ndarray) -> Tokens:
-        """The masked tokens of each text; all of a text's tokens when the mask leaves it none."""
+    def token_mask(self, texts: np.ndarray) -> np.ndarray:
+        """Per token: whether it belongs to one of `texts` (sorted text numbers)."""
         counts = np.diff(self.offsets)
-        cumulative = np.r_[0, np.cumsum(mask)]
+        chosen = np.zeros(len(counts), dtype=bool)
+        chosen[texts] = True
+        return np.repeat(chosen, counts)
+
+    def texts(self, texts: np.ndarray) -> Tokens:
+        """The tokens of `texts` only (sorted text numbers), with their line marks."""
+        mask = self.token_mask(texts)
+        counts = np.diff(self.offsets)[texts]
+        return Tokens(self.hashes[mask], np.r_[0, np.cumsum(counts)].tolist(), self.prose[mask],
+                      self.sentences[mask])
+
+    def select(self, mask: np.ndarray, limit: int | None = None, fallback: bool = True) -> Tokens:
+        """The masked tokens of each text (its first `limit` of them); all of a text's tokens when the mask
+        leaves it none (unless not `fallback`)."""
+        counts = np.diff(self.offsets)
+        cumulative = np.zeros(len(mask) + 1, dtype=np.int64)
+        np.cumsum(mask, out=cumulative[1:])
         empty = (cumulative[self.offsets[1:]] - cumulative[self.offsets[:-1]]) == 0
-        mask = mask | np.repeat(empty & (counts > 0), counts)
-        kept = np.r_[0, np.cumsum(mask)]
-        return Tokens(self.hashes[mask], kept[self.offsets].tolist())
+        if fallback and empty.any():
+            mask = mask | np.repeat(empty & (counts > 0), counts)
+            np.cumsum(mask, out=cumulative[1:])
+        if limit is not None:  # rank of each token among its text's masked tokens
+            mask = mask & (cumulative[1:] - np.repeat(cumulative[self.offsets[:-1]], counts) <= limit)
+            np.cumsum(mask, out=cumulative[1:])
+        return Tokens(self.hashes[mask], cumulative[self.offsets].tolist())
 
 
 def tokenize(folded: Sequence[bytes], chunk_bytes: int = 1 << 20) -> tuple[Tokens, list[str]]:
@@ -163,26 +184,24 @@ def _tokenize_chunk(folded: list[bytes], digests: list[str]) -> Tokens:
                   line_numbers, line_hashes)
 
 
-def shingle_hashes(tokens: Tokens, size: int, max_tokens: int | None = None) -> Tokens:
+def shingle_hashes(tokens: Tokens, size: int) -> Tokens:
     """Hashes of the word n-grams of each text (the whole text when it is shorter than one n-gram).
 
-    `max_tokens` keeps only each text's first tokens (the lead). A text without words gets one
-    shingle of its own, so that empty texts never look alike.
+    A text without words gets one shingle of its own, so that empty texts never look alike.
     """
     offsets = np.asarray(tokens.offsets, dtype=np.int64)
-    full = np.diff(offsets)
-    counts = full if max_tokens is None else np.minimum(full, max_tokens)
+    counts = np.diff(offsets)
     flat = tokens.hashes
     windows = max(len(flat) - size + 1, 0)
-    combined = np.zeros(windows, dtype=_U64)
-    for k in range(size):
+    combined = flat[:windows] * _SHINGLE_MULTIPLIERS[0]
+    for k in range(1, size):
         combined += flat[k:windows + k] * _SHINGLE_MULTIPLIERS[k]
-    # A window is a shingle when it lies within the first `counts` tokens of the text it starts in.
-    owner = np.repeat(np.arange(len(full)), full)[:windows]
-    position = np.arange(windows) - offsets[:-1][owner]
-    valid = position + size <= counts[owner]
-    shingles = _mix(combined[valid])
-    per_text = np.bincount(owner[valid], minlength=len(full))
+    # A window is a shingle when it lies within the text it starts in: runs of valid starts per text.
+    per_text = np.maximum(counts - size + 1, 0)
+    edges = np.zeros(windows + 1, dtype=np.int8)
+    np.add.at(edges, offsets[:-1][per_text > 0], 1)
+    np.add.at(edges, (offsets[:-1] + per_text)[per_text > 0], -1)
+    shingles = _mix(combined[np.cumsum(edges[:windows], dtype=np.int8).view(bool)])
     short = np.flatnonzero(counts < size)  # one shingle each: the whole (short or empty) text
     if len(short):
         whole = [int((flat[offsets[t]:offsets[t] + counts[t]] * _SHINGLE_MULTIPLIERS[:counts[t]]).sum())
@@ -209,7 +228,10 @@ def minhash_matrix(shingles: Tokens, permutations: int) -> np.ndarray:
         return np.zeros((0, permutations), dtype=np.uint32)
     matrix = RMinHash.digest_matrix_from_flat_token_hashes(
         shingles.hashes, np.asarray(shingles.offsets, dtype=_U64), permutations, MINHASH_SEED)
-    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(-1, permutations)
+    flat = array.array("I")  # rensa gives lists of ints; array.extend reads them faster than numpy does
+    for row in matrix.to_rows():
+        flat.extend(row)
+    return np.frombuffer(flat, dtype=np.uint32).reshape(-1, permutations)
 
 
 def band_hashes(signatures: np.ndarray, bands: int, first_band: int = 0) -> np.ndarray:
@@ -227,10 +249,8 @@ def band_hashes(signatures: np.ndarray, bands: int, first_band: int = 0) -> np.n
 
 def key_strings(keys: np.ndarray) -> list[list[str]]:
     """Band keys as the 16-hex-digit strings stored in `article_band_keys`, one list per text."""
-    digits = keys.astype(">u8").tobytes().hex()
-    width = 16 * keys.shape[1]
-    return [[row[k:k + 16] for k in range(0, width, 16)] for row in
-            (digits[start:start + width] for start in range(0, len(digits), width))]
+    digits = np.frombuffer(keys.astype(">u8").tobytes().hex().encode("ascii"), dtype="S16")
+    return digits.astype(str).reshape(keys.shape).tolist()
 
 
 # --- sketches of a batch ----------------------------------------------------------------------
@@ -276,38 +296,114 @@ class Sketches:
 
 
 def sketch(texts: Sequence[str], settings: Settings, sources: Sequence[str] | None = None) -> Sketches:
-    """Content hashes and MinHash sketches of a batch of texts (`sources`: where each came from)."""
+    """Content hashes and MinHash sketches of a batch of texts (`sources`: where each came from).
+
+    Boilerplate lines are left out of the sketches: lines found in `boilerplate_min_texts` texts of one source,
+    and lines found in texts of that many different stories of the batch, whatever their source (an outlet's
+    footer, when the caller cannot tell the outlet). See `story_groups` for how stories are told apart.
+    """
     folded = [fold_lines(text) for text in texts]
     tokens, digests = tokenize([text.encode("utf-8") for text in folded])
-    content = tokens.prose & ~boilerplate(tokens, digests, sources, settings.boilerplate_min_texts)
+    batch = _Batch(tokens, digests, sources)
+    min_texts = settings.boilerplate_min_texts
+    content = tokens.prose & batch.spread_below(batch.same_text, batch.source_of, min_texts)
+    sketches, body = _sketch_tokens(tokens, content, digests, settings)
+    if min_texts < 2 or len(digests) < min_texts:
+        return sketches
+    everywhere = np.zeros(len(digests), dtype=np.int64)
+    shared = ~batch.spread_below(story_groups(batch, sketches, body, settings), everywhere, min_texts)
+    changed = np.unique(batch.text_of_token[content & shared])
+    if len(changed):
+        content &= ~shared
+        redone, _ = _sketch_tokens(tokens.texts(changed), content[tokens.token_mask(changed)], [], settings)
+        sketches.sizes[changed], sketches.body[changed], sketches.lede[changed] = \
+            redone.sizes, redone.body, redone.lede
+    return sketches
+
+
+def _sketch_tokens(tokens: Tokens, content: np.ndarray, digests: list[str],
+                   settings: Settings) -> tuple[Sketches, Tokens]:
+    """Sketches of the `content` tokens of each text, and the hashes of its body shingles."""
     body = shingle_hashes(tokens.select(content), settings.shingle_size)
-    lede = shingle_hashes(tokens.select(content & tokens.sentences), settings.lede_shingle_size,
-                          max_tokens=settings.lede_words)
+    lede = shingle_hashes(tokens.select(content & tokens.sentences, settings.lede_words), settings.lede_shingle_size)
     return Sketches(digests, distinct_counts(body), minhash_matrix(body, settings.minhash_permutations),
-                    minhash_matrix(lede, settings.lede_permutations))
+                    minhash_matrix(lede, settings.lede_permutations)), body
 
 
-def boilerplate(tokens: Tokens, digests: Sequence[str], sources: Sequence[str] | None, min_texts: int) -> np.ndarray:
-    """Per token: whether its line is boilerplate, i.e. found in at least `min_texts` different texts of the
-    same source in this batch (an outlet's header, footer or sign-up line).
+class _Batch:
+    """The lines of a batch's texts: which text each line is in, and how widely each line recurs."""
 
-    Counted per source because a wire story's paragraphs recur across outlets while an outlet's boilerplate
-    recurs across its own stories; texts with the same content hash count once.
+    def __init__(self, tokens: Tokens, digests: Sequence[str], sources: Sequence[str] | None) -> None:
+        self.tokens = tokens
+        self.text_of_token = np.repeat(np.arange(len(digests)), np.diff(tokens.offsets))
+        self.line_text = np.zeros(len(tokens.line_hashes), dtype=np.int64)
+        self.line_text[tokens.lines] = self.text_of_token
+        first_text: dict[str, int] = {}  # texts with one content hash count as one
+        self.same_text = np.array([first_text.setdefault(d, i) for i, d in enumerate(digests)], dtype=np.int64)
+        source_ids: dict[str, int] = {}
+        self.source_of = np.array([source_ids.setdefault(s, len(source_ids)) for s in sources] if sources
+                                  else [0] * len(digests), dtype=np.int64)
+
+    def spread(self, group_of: np.ndarray, source_of: np.ndarray) -> np.ndarray:
+        """Per line: in how many groups (`group_of`, per text) of its source (`source_of`, per text) it is."""
+        line_keys = _mix(self.tokens.line_hashes ^ (source_of[self.line_text].astype(_U64) * _SHINGLE_MULTIPLIERS[2]))
+        in_group = _mix(line_keys ^ (group_of[self.line_text].astype(_U64) * _SHINGLE_MULTIPLIERS[3]))
+        keys, counts = np.unique(line_keys[np.unique(in_group, return_index=True)[1]], return_counts=True)
+        return counts[np.searchsorted(keys, line_keys)]
+
+    def spread_below(self, group_of: np.ndarray, source_of: np.ndarray, least: int) -> np.ndarray:
+        """Per token: whether its line is in fewer than `least` groups of its source."""
+        if least < 2 or not len(self.tokens.hashes):
+            return np.ones(len(self.tokens.hashes), dtype=bool)
+        return self.spread(group_of, source_of)[self.tokens.lines] < least
+
+
+def story_groups(batch: _Batch, sketches: Sketches, body: Tokens, settings: Settings) -> np.ndarray:
+    """Per text, a label shared by the texts of one story in the batch (`body`: the texts' body shingles).
+
+    Stories are the connected components of verified near-duplicate pairs, counting only the pairs where
+    one text's own lines (its rare lines, found in fewer than `boilerplate_min_texts` texts) share a word
+    shingle with the other's body, or where one text has no rare line. Copies of one wire story share their
+    paragraphs, and a copy's edited sentences still share shingles with the original's; stories dressed
+    in one outlet's header and footer are near-duplicates by those, but their own lines have nothing in
+    common. One shingle in four, sampled by hash alike in every text, is looked at.
     """
-    if not len(tokens.hashes) or min_texts < 2:
-        return np.zeros(len(tokens.hashes), dtype=bool)
-    first_text: dict[str, int] = {}
-    text_id = np.array([first_text.setdefault(d, i) for i, d in enumerate(digests)], dtype=_U64)
-    source_ids: dict[str, int] = {}
-    source_of = np.array([source_ids.setdefault(s, len(source_ids)) for s in sources] if sources
-                         else [0] * len(digests), dtype=_U64)
-    texts_per_token = np.repeat(np.arange(len(digests)), np.diff(tokens.offsets))
-    line_text = np.zeros(len(tokens.line_hashes), dtype=np.int64)
-    line_text[tokens.lines] = texts_per_token
-    line_keys = _mix(tokens.line_hashes ^ (source_of[line_text] * _SHINGLE_MULTIPLIERS[2]))
-    once_per_text = np.unique(_mix(line_keys ^ (text_id[line_text] * _SHINGLE_MULTIPLIERS[3])), return_index=True)[1]
-    keys, counts = np.unique(line_keys[once_per_text], return_counts=True)
-    return np.isin(line_keys, keys[counts >= min_texts])[tokens.lines]
+    tokens, texts = batch.tokens, len(sketches)
+    pairs = candidate_pairs(sketches.lsh_keys(settings))
+    pairs = pairs[verify(sketches, pairs[:, 0], sketches, pairs[:, 1], settings) > 0]
+    if len(pairs):
+        rare = tokens.prose & batch.spread_below(batch.same_text, np.zeros(texts, dtype=np.int64),
+                                                 settings.boilerplate_min_texts)
+        has_rare = np.diff(np.r_[0, np.cumsum(rare)][tokens.offsets]) > 0
+        own = _sampled(shingle_hashes(tokens.select(rare, fallback=False), settings.shingle_size))
+        whole = _sampled(body)
+        # Directed pairs (i, j): is one of i's own sampled shingles in j's body?
+        directed = np.concatenate([pairs, pairs[:, ::-1]])
+        counts = np.diff(own.offsets)[directed[:, 0]]
+        first = np.asarray(own.offsets[:-1], dtype=np.int64)[directed[:, 0]]
+        index = np.repeat(first - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+        target = np.repeat(directed[:, 1], counts).astype(_U64)
+        owners = np.repeat(np.arange(texts, dtype=_U64), np.diff(whole.offsets))
+        haystack = np.sort(_mix(whole.hashes ^ (owners * _SHINGLE_MULTIPLIERS[4])))
+        needles = _mix(own.hashes[index] ^ (target * _SHINGLE_MULTIPLIERS[4]))
+        found = haystack[np.searchsorted(haystack, needles).clip(max=len(haystack) - 1)] == needles
+        hits = np.bincount(np.repeat(np.arange(len(directed)), counts), weights=found, minlength=len(directed)) > 0
+        same = hits[:len(pairs)] | hits[len(pairs):] | ~has_rare[pairs[:, 0]] | ~has_rare[pairs[:, 1]]
+        pairs = pairs[same]
+    label = np.arange(texts)
+    while len(pairs):  # label propagation with pointer jumping: a few rounds
+        np.minimum.at(label, pairs[:, 0], label[pairs[:, 1]])
+        np.minimum.at(label, pairs[:, 1], label[pairs[:, 0]])
+        label = label[label]
+        if (label[pairs[:, 0]] == label[pairs[:, 1]]).all():
+            break
+    return label
+
+
+def _sampled(shingles: Tokens) -> Tokens:
+    """One shingle in four of each text, chosen by hash (the same shingle is chosen in every text)."""
+    chosen = (shingles.hashes >> _U64(62)) == 0
+    return Tokens(shingles.hashes[chosen], np.r_[0, np.cumsum(chosen)][shingles.offsets].tolist())
 
 
 def verify(left: Sketches, i: np.ndarray, right: Sketches, j: np.ndarray, settings: Settings) -> np.ndarray:
@@ -328,19 +424,24 @@ def verify(left: Sketches, i: np.ndarray, right: Sketches, j: np.ndarray, settin
 
 
 def candidate_pairs(keys: np.ndarray) -> np.ndarray:
-    """(pairs, 2) row pairs i < j sharing at least one LSH key (keys: (texts, bands)).
-
-    Buckets are grouped by size so that all pairs of all buckets of one size come from one numpy
-    operation. A bucket of more than MAX_BUCKET texts (boilerplate-like) yields only neighbour pairs.
-    """
-    if keys.size == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    flat = keys.ravel()
+    """(pairs, 2) row pairs i < j sharing at least one LSH key (keys: (texts, bands))."""
     owner = np.repeat(np.arange(keys.shape[0], dtype=np.int64), keys.shape[1])
-    order = np.argsort(flat, kind="stable")
-    flat, owner = flat[order], owner[order]
-    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
-    sizes = np.diff(np.r_[starts, len(flat)])
+    codes = sharing_pairs(keys.ravel(), owner, keys.shape[0])
+    return np.column_stack([codes // keys.shape[0], codes % keys.shape[0]])
+
+
+def sharing_pairs(values: np.ndarray, owner: np.ndarray, texts: int) -> np.ndarray:
+    """Pairs of texts i < j (as codes i * texts + j, sorted) that share a value (`owner`: each value's text).
+
+    Buckets (texts with one value) are grouped by size so that all pairs of all buckets of one size come from
+    one numpy operation. A bucket of more than MAX_BUCKET texts (boilerplate-like) yields only neighbour pairs.
+    """
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(values)
+    values, owner = values[order], owner[order]
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    sizes = np.diff(np.r_[starts, len(values)])
     pairs = [np.zeros((0, 2), dtype=np.int64)]
     for size in np.unique(sizes[sizes > 1]).tolist():
         members = owner[starts[sizes == size][:, None] + np.arange(size)]  # (buckets, size)
@@ -350,8 +451,8 @@ def candidate_pairs(keys: np.ndarray) -> np.ndarray:
             left, right = np.triu_indices(size, k=1)
         pairs.append(np.column_stack([members[:, left].ravel(), members[:, right].ravel()]))
     found = np.concatenate(pairs)
-    found = np.sort(found[found[:, 0] != found[:, 1]], axis=1)
-    return np.unique(found, axis=0)
+    low, high = np.minimum(found[:, 0], found[:, 1]), np.maximum(found[:, 0], found[:, 1])
+    return np.unique((low * texts + high)[low != high])
 
 
 # --- the warehouse side ----------------------------------------------------------------------
@@ -555,8 +656,9 @@ def _point_at_survivors(duplicates: list[Duplicate]) -> None:
 def cluster_ids(texts: list[str], settings: Settings | None = None, sources: list[str] | None = None) -> list[int]:
     """Cluster label per text (exact and near-duplicates share a label): the function benchmarks score.
 
-    `sources` (the outlet of each text) lets boilerplate be told by outlet, as the pipeline does with
-    each article's source; without it each text is its own source (no line is taken for boilerplate).
+    `sources` (the outlet of each text) lets boilerplate also be told by outlet, as the pipeline does with
+    each article's source; without it each text is its own source, and boilerplate is what recurs across
+    different stories of the batch (see `sketch`).
     """
     settings = settings or Settings()
     articles = [Article(source=sources[i] if sources else str(i), url=f"doc:{i}", canonical_url=f"doc:{i}",

@@ -60,7 +60,7 @@ The terminal will replace the ageing passenger building, which engineers said la
 
 Continue reading the full story at coastnews.example.org."""
 
-_OUTLET_FOOTER = """
+OUTLET_FOOTER = """
 Sign up to the Island Weekly newsletter for the stories that matter to you, delivered every Friday morning.
 
 Have your say: comments on this story are moderated and may take up to an hour to appear.
@@ -73,21 +73,21 @@ OUTLET_STORY_A = """Library to open on Sundays
 By Sam Porter, Staff Writer
 
 The central library will open on Sundays from next month after the council found money for two extra staff.
-""" + _OUTLET_FOOTER
+""" + OUTLET_FOOTER
 
 OUTLET_STORY_B = """School wins robotics final
 
 By Sam Porter, Staff Writer
 
 Pupils from the harbour primary school have won the national junior robotics final with a machine that sorts litter.
-""" + _OUTLET_FOOTER
+""" + OUTLET_FOOTER
 
 OUTLET_STORY_C = """Lifeboat crew called out twice
 
 By Ana Duarte, Staff Writer
 
 The island lifeboat was launched twice on Saturday to help walkers cut off by the tide below the lighthouse.
-""" + _OUTLET_FOOTER
+""" + OUTLET_FOOTER
 
 # A later, different story about the same terminal: a new lead, some background repeated.
 FOLLOW_UP = """Judicial review sought over ferry terminal

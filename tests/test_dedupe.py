@@ -18,6 +18,7 @@ from tasks.textnorm import content_hash
 from tasks.warehouse import WarehouseIndex, get_engine
 from tests.dedup_texts import (
     FOLLOW_UP,
+    OUTLET_FOOTER,
     OUTLET_STORY_A,
     OUTLET_STORY_B,
     OUTLET_STORY_C,
@@ -54,6 +55,23 @@ def test_stories_of_one_outlet_are_not_joined_by_its_header_and_footer():
     # Its footer on a wire copy does not hide the copy either.
     labels = cluster_ids([*outlet, WIRE_STORY, WIRE_COPY], sources=["island-weekly"] * 3 + ["wire", "island-weekly"])
     assert labels[3] == labels[4] and len(set(labels)) == 4
+
+
+def test_without_sources_a_footer_found_in_several_stories_is_boilerplate():
+    """The plain call (what the benchmark scores) cannot tell outlets: a line recurring across different
+    stories of the batch is boilerplate, a wire story's paragraphs recurring across its copies are not."""
+    paragraphs = WIRE_STORY.split("\n\n")
+    # A copy that cut the lead and a middle paragraph, under the outlet's three-line footer.
+    copy = "\n\n".join(["Terminal row ends as harbour board says yes", *paragraphs[2:5], *paragraphs[6:9]])
+    copy += "\n" + OUTLET_FOOTER
+    assert len(set(cluster_ids([WIRE_STORY, copy]))) == 2  # alone, the footer hides the copy
+    labels = cluster_ids([WIRE_STORY, copy, OUTLET_STORY_A, OUTLET_STORY_B, OUTLET_STORY_C])
+    assert labels[0] == labels[1] and len(set(labels)) == 4
+    # Stories dressed in one header and footer, nothing else in common, are not joined.
+    assert len(set(cluster_ids([OUTLET_STORY_A, OUTLET_STORY_B, OUTLET_STORY_C]))) == 3
+    # Copies of one wire story in several outlets keep the paragraphs they share.
+    labels = cluster_ids([WIRE_STORY, normalised_copy(WIRE_STORY), WIRE_COPY, TRUNCATED_COPY, FOLLOW_UP])
+    assert labels[0] == labels[1] == labels[2] == labels[3] != labels[4]
 
 
 def test_the_earliest_published_is_kept_and_the_copies_say_how_they_matched():
