@@ -12,9 +12,11 @@ take longer than the time limit become `Rejection`s with the reason, and the bat
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from typing import Any
 import py3langid
 from charset_normalizer import from_bytes
 
-from tasks.extract import BOILERPLATE_LINE, extract_text
+from tasks.extract import BOILERPLATE_LINE, extract_from_tree, extract_text, parse_html
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection, StageStats
 from tasks.settings import Settings, get_settings
@@ -208,8 +210,10 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
     if html is not None:
         if reason := bad_input_reason(html, settings.clean_max_html_chars):
             return _reject(document, reason, chars=len(html))
-        metadata = extract_metadata(html, document.url)
-        body = extract_text(html, document.url)
+        # Parsed once: metadata reads the tree, then extraction prunes it in place.
+        tree = parse_html(html)
+        metadata = extract_metadata(tree, document.url) if tree is not None else {"authors": [], "tags": []}
+        body = extract_from_tree(tree, document.url) if tree is not None else ""
         if not body.strip() and (reason := no_text_reason(html)):
             return _reject(document, reason, title=metadata.get("title"))
         title = metadata.get("title") or hints.get("title")
@@ -279,6 +283,7 @@ class TimeLimitedCleaner:
     A runaway parse cannot be interrupted inside a thread (lxml holds the interpreter in C code), so the
     work happens in a spawned process that is killed and replaced when a document overruns. Works from
     Prefect's worker threads; `spawn` keeps the child free of the parent's threads and locks.
+    `clean_documents` keeps the cleaner (and its warm worker) for the next batch of the same process.
     """
 
     def __init__(self, timeout: float, settings: Settings | None = None,
@@ -301,6 +306,12 @@ class TimeLimitedCleaner:
             # Imports and model loading happen here, outside any document's time limit.
             self._pool.apply_async(warm_up).get(WORKER_START_TIMEOUT)
         return self._pool
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id while one is running."""
+        workers = getattr(self._pool, "_pool", None) or []
+        return workers[0].pid if workers else None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -330,18 +341,57 @@ class TimeLimitedCleaner:
             return _reject(document, f"cleaning failed in the worker process: {type(exc).__name__}: {exc}")
 
 
+# Cleaners kept between batches: a worker process costs a spawn and the parsers' import (a second or more)
+# per batch otherwise. One per concurrent caller at most; their workers end with this process.
+_SPARE_CLEANERS: list[TimeLimitedCleaner] = []
+_SPARE_LOCK = threading.Lock()
+MAX_SPARE_CLEANERS = 4
+
+
+def _borrow_cleaner(timeout: float, settings: Settings) -> TimeLimitedCleaner:
+    with _SPARE_LOCK:
+        cleaner = _SPARE_CLEANERS.pop() if _SPARE_CLEANERS else None
+    if cleaner is None:
+        return TimeLimitedCleaner(timeout, settings)
+    cleaner.timeout, cleaner.settings = timeout, settings
+    return cleaner
+
+
+def _give_back(cleaner: TimeLimitedCleaner) -> None:
+    with _SPARE_LOCK:
+        if len(_SPARE_CLEANERS) < MAX_SPARE_CLEANERS:
+            _SPARE_CLEANERS.append(cleaner)
+            return
+    cleaner.close()
+
+
+@atexit.register
+def close_spare_cleaners() -> None:
+    """End the kept worker processes (at exit; tests and long-lived callers may call it too)."""
+    with _SPARE_LOCK:
+        spare, _SPARE_CLEANERS[:] = list(_SPARE_CLEANERS), []
+    for cleaner in spare:
+        cleaner.close()
+
+
 def clean_documents(documents: Iterable[Document], settings: Settings | None = None) -> CleanOutcome:
     """Clean a batch: every document becomes an article or a rejection with its reason; the batch goes on.
 
-    With `clean_timeout_seconds` > 0 each document is cleaned in a worker process under that time limit.
+    With `clean_timeout_seconds` > 0 each document is cleaned in a worker process under that time limit;
+    the worker is kept for the next batch.
     """
     settings = settings or get_settings()
     outcome = CleanOutcome()
     documents = list(documents)
     # A daemonic process (a Dask worker) may not start children: there the documents are cleaned in-process.
     if settings.clean_timeout_seconds > 0 and documents and not multiprocessing.current_process().daemon:
-        with TimeLimitedCleaner(settings.clean_timeout_seconds, settings) as cleaner:
+        cleaner = _borrow_cleaner(settings.clean_timeout_seconds, settings)
+        try:
             results = [cleaner.clean(document) for document in documents]
+        except BaseException:
+            cleaner.close()
+            raise
+        _give_back(cleaner)
     else:
         results = [clean_safely(document, settings) for document in documents]
     for result in results:

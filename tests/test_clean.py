@@ -10,11 +10,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+import tasks.clean as clean_module
 from tasks.clean import (
+    _SPARE_CLEANERS,
     TimeLimitedCleaner,
     clean_document,
     clean_documents,
     clean_safely,
+    close_spare_cleaners,
     dedupe_paragraphs,
     split_title,
 )
@@ -441,3 +444,32 @@ def test_clean_documents_uses_the_worker_process_by_default():
     settings = get_settings().model_copy(update={"clean_timeout_seconds": 60})
     outcome = clean_documents([doc(article_html()), doc("%PDF-1.4")], settings)
     assert len(outcome.articles) == 1 and "PDF" in outcome.rejections[0].reasons[0]
+
+
+def test_the_worker_process_is_kept_for_the_next_batch():
+    settings = get_settings().model_copy(update={"clean_timeout_seconds": 60})
+    close_spare_cleaners()
+    try:
+        clean_documents([doc(article_html())], settings)
+        [cleaner] = _SPARE_CLEANERS
+        first_worker = cleaner.worker_pid
+        outcome = clean_documents([doc(article_html())], settings)
+        assert len(outcome.articles) == 1
+        assert first_worker is not None and [c.worker_pid for c in _SPARE_CLEANERS] == [first_worker]
+    finally:
+        close_spare_cleaners()
+    assert _SPARE_CLEANERS == []
+
+
+def test_a_kept_worker_still_ends_a_runaway_document():
+    settings = IN_PROCESS.model_copy(update={"clean_timeout_seconds": 3})
+    cleaner = clean_module._borrow_cleaner(3, settings)
+    cleaner.work = slow_on_request
+    clean_module._give_back(cleaner)
+    try:
+        outcome = clean_documents([doc(article_html(), url="https://news.example/slow"),
+                                   doc(article_html(), url="https://news.example/fine")], settings)
+        assert "longer than the 3 s limit" in outcome.rejections[0].reasons[0]
+        assert [a.url for a in outcome.articles] == ["https://news.example/fine"]
+    finally:
+        close_spare_cleaners()
