@@ -75,6 +75,9 @@ def _boilerplate_named(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElemen
     return named
 
 
+# Never text, and dropped by every extractor: gone before the tree is copied and walked (JSON-LD stays, it
+# tells trafilatura about forum pages).
+_NEVER_TEXT = ("script", "style", "svg", "link")
 _ALWAYS_PRUNED = ("figcaption", "form", "button", "noscript", "iframe", "template", "dialog")
 _MEDIA = ("img", "picture", "video", "audio", "svg")
 
@@ -153,6 +156,9 @@ def _paragraph_chars(tree: lxml.html.HtmlElement) -> int:
 
 def prune_boilerplate(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     """Remove boilerplate blocks in place (see the module docstring) and return the tree."""
+    for element in list(tree.iter(*_NEVER_TEXT)):
+        if element.tag != "script" or element.get("type") != "application/ld+json":
+            _drop(element)
     for element in list(tree.iter(*_ALWAYS_PRUNED)):
         _drop(element)
     for figure in list(tree.iter("figure")):
