@@ -312,6 +312,14 @@ def test_short_repeated_lines_are_dropped_but_long_repeats_kept_once():
     assert dedupe_paragraphs(paragraphs) == [STORY[0], STORY[1]]
 
 
+@pytest.mark.parametrize("line", ["Advertisement", "Read more: Ferry timetable changes for the winter",
+                                  "Sign up for our morning briefing", "Share this story", "Comments are closed."])
+def test_boilerplate_lines_of_a_plain_text_are_dropped(line):
+    article = clean_document(doc(text="\n\n".join(["Quay plan approved", STORY[0], line, *STORY[1:]])),
+                             IN_PROCESS)
+    assert article.text.split("\n\n") == STORY
+
+
 def test_split_title_finds_summary_and_headline():
     title, summary, body = split_title("A one sentence summary of the story.\nThe headline\n\nBody text here.")
     assert (title, summary, body.strip()) == ("The headline", "A one sentence summary of the story.",
@@ -344,6 +352,11 @@ def test_not_found_page_served_with_200_is_flagged():
     html = page("<h1>Page not found</h1><p>Sorry, the page you were looking for does not exist.</p>"
                 "<p><a href='/'>Back to the home page</a></p>", head="<title>404 Not Found</title>")
     assert "error page" in reasons(clean_document(doc(html), IN_PROCESS))
+
+
+def test_near_empty_page_is_flagged():
+    html = page("<article><h1>Quay plan approved</h1><p>More to follow.</p></article>")
+    assert "near-empty" in reasons(clean_document(doc(html), IN_PROCESS))
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -400,6 +413,20 @@ def test_non_utf8_bytes_are_decoded():
 ])
 def test_files_posing_as_html_are_rejected(content, kind):
     assert kind in reasons(clean_safely(doc(content), IN_PROCESS))
+
+
+@pytest.mark.parametrize("content, kind", [
+    (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj", "PDF"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x04\x00\x00\x00\x03\x00\x08\x06", "PNG"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00H\x00H\x00\x00\xff\xdb", "JPEG"),
+])
+def test_files_posing_as_html_are_rejected_when_they_arrive_as_bytes(content, kind):
+    assert kind in reasons(clean_safely(doc(content), IN_PROCESS))
+
+
+def test_xhtml_with_an_encoding_declaration_is_parsed():
+    html = "<?xml version='1.0' encoding='utf-8'?>\n" + article_html().replace("<!DOCTYPE html>", "")
+    assert extract_text(html).split("\n\n") == STORY
 
 
 def test_a_batch_with_every_bad_input_keeps_going():
