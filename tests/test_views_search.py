@@ -9,8 +9,11 @@ from test_load import load, query
 
 from flows.cli import main
 from tasks import migrate
+from tasks.dedupe import fingerprint
+from tasks.load import load_batch
 from tasks.records import Article, Duplicate, FetchAttempt, Rejection
 from tasks.search import PG_DOCUMENT, fts5_query, search
+from tasks.settings import Settings
 from tasks.textnorm import content_hash
 from tasks.warehouse import make_engine, record_fetches, record_rejections
 
@@ -115,3 +118,32 @@ def test_search_command(warehouse_url, capsys):
     assert STORIES[1].title in out and STORIES[1].canonical_url in out
     assert main(["search", "zeppelin", "--warehouse", warehouse_url]) == 0
     assert "no article matches" in capsys.readouterr().out
+
+
+def test_latest_articles_has_one_row_per_article_with_source_story_and_duplicates(warehouse_url):
+    migrate.upgrade(warehouse_url)
+    follow_up = news("budget-2", "Council budget vote: councillors approve the city budget",
+                     "Councillors approved the city budget after the late-night vote on roads and schools. " * 5,
+                     source="gazette")
+    copies = [Duplicate(url="https://mirror.example/budget", source="mirror", kept_url=STORIES[0].canonical_url,
+                        kind="exact")]
+    engine = make_engine(warehouse_url)
+    settings = Settings()
+    prints = {a.canonical_url: fingerprint(a.text, settings) for a in [*STORIES, follow_up]}
+    load_batch(engine, "run-1", STORIES, prints, copies, settings)
+    load_batch(engine, "run-2", [follow_up, STORIES[1]], prints, [], settings)  # the ferry seen again
+    engine.dispose()
+
+    rows = query(warehouse_url, "SELECT l.canonical_url, l.source, l.story_id, l.story_title, l.duplicate_count "
+                                "FROM latest_articles l ORDER BY l.id")
+    assert [(url, source, count) for url, source, _, _, count in rows] == [
+        (STORIES[0].canonical_url, "wire", 1), (STORIES[1].canonical_url, "wire", 0),
+        (STORIES[2].canonical_url, "coast", 0), (follow_up.canonical_url, "gazette", 0)]
+    story = {url: (story_id, title) for url, _, story_id, title, _ in rows}
+    assert all(story_id is not None for story_id, _ in story.values())
+    # The follow-up joined the budget story, titled after its first article; the others are their own.
+    assert story[follow_up.canonical_url] == story[STORIES[0].canonical_url] == (
+        story[STORIES[0].canonical_url][0], STORIES[0].title)
+    assert len({story_id for story_id, _ in story.values()}) == 3
+    assert query(warehouse_url, "SELECT count(*) FROM latest_articles l JOIN articles a ON a.id = l.id "
+                                "AND a.story_id = l.story_id") == [(4,)]
