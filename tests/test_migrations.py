@@ -102,6 +102,35 @@ def test_previous_version_upgrades_in_place_with_an_added_column(warehouse_url, 
     engine.dispose()
 
 
+def test_the_previous_revision_upgrades_in_place(warehouse_url):
+    """A warehouse at the revision before the head (the previous version) keeps every row, and loads after."""
+    from alembic.script import ScriptDirectory
+    from test_load import article, load
+
+    (head,) = migrate.heads()
+    previous = ScriptDirectory.from_config(migrate.alembic_config()).get_revision(head).down_revision
+    migrate.upgrade(warehouse_url, previous)
+    insert_baseline_article(warehouse_url)
+    engine = make_engine(warehouse_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO article_band_keys (band_key, article_id) "
+                          "SELECT '00000000000000aa', id FROM articles"))
+    engine.dispose()
+
+    assert migrate.upgrade(warehouse_url) == (head,)
+
+    assert query(warehouse_url, "SELECT title, duplicate_count FROM latest_articles") == [("Old", 1)]
+    assert query(warehouse_url, "SELECT k.band_key, a.title FROM article_band_keys k "
+                                "JOIN articles a ON a.id = k.article_id") == [("00000000000000aa", "Old")]
+    load(warehouse_url, [article(1), article(2, url="https://a.example/Old")], run_id="after-upgrade")
+    assert query(warehouse_url, "SELECT canonical_url, version FROM articles ORDER BY id") == [
+        ("https://a.example/Old", 2), ("https://news.example/1", 1)]
+    assert query(warehouse_url, "SELECT text FROM article_versions") == [("old text",)]
+    engine = make_engine(warehouse_url)
+    assert [hit.title for hit in search(engine, "word2x5")] == ["Title 2"]
+    engine.dispose()
+
+
 def test_warehouse_created_before_migrations_is_adopted(warehouse_url):
     # The first release created its tables with create_all, without alembic_version.
     migrate.upgrade(warehouse_url, migrate.BASELINE_REVISION)
