@@ -5,12 +5,15 @@ pipeline's batch size, next to the physical reference on the same rows in the sa
     python benchmarks/load.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
     python benchmarks/load.py --articles 20000 --postgres ... # quicker
 
-Reference: `executemany` into an unindexed SQLite table; `COPY` into an unindexed PostgreSQL table.
-Pipeline: the migrated warehouse with all its indexes (unique canonical URL, content hash, source,
-published date, band keys, full-text search) and upsert semantics, one transaction per batch.
-Only the writes are timed (generating texts and their dedup fingerprints is not). Resident memory is
-sampled every 10% of the run to show it stays flat. Each PostgreSQL run uses its own database, dropped
-at the end. The machine is shared: figures are noisy, compare the ratio within one run.
+Reference: `executemany` into an unindexed SQLite table; `COPY` into an unindexed PostgreSQL table. Next to
+it, the same into a table whose only index is the warehouse's full-text one (FTS5; the GIN `tsvector`
+expression index): what tokenising every text costs by itself, a ceiling for any load that indexes for search.
+Pipeline: `load_batch` as the flow calls it, into the migrated warehouse with all its indexes (unique
+canonical URL, content hash, source, published date, story, band keys, full-text search), upsert semantics
+and story links, one transaction per batch. Every writer takes each batch in turn, so the machine's load
+hits them alike. Only the writes are timed (generating texts and their dedup fingerprints is not). Resident
+memory is sampled every 10% of the run to show it stays flat. Each PostgreSQL run uses its own database,
+dropped at the end. The machine is shared: figures are noisy, compare the ratios within one run.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from tasks import migrate
 from tasks.dedupe import fingerprint
 from tasks.load import load_batch
 from tasks.records import Article
+from tasks.search import PG_DOCUMENT
 from tasks.settings import get_settings
 from tasks.textnorm import content_hash
-from tasks.warehouse import make_engine
+from tasks.warehouse import WarehouseIndex, make_engine
 
 VOCABULARY = """the council said on monday that a new budget for roads schools and hospitals would be
 approved after a long debate residents protested outside the town hall while officials promised more money for
@@ -95,22 +99,18 @@ class Meter:
         self.name, self.total = name, total
         self.rows = self.bytes = 0
         self.seconds = 0.0
-        self.memory: list[float] = []
 
     def add(self, rows: int, size: int, seconds: float) -> None:
-        before = self.rows * 10 // self.total
         self.rows += rows
         self.bytes += size
         self.seconds += seconds
-        if self.rows * 10 // self.total > before:
-            self.memory.append(rss_mb())
 
     def line(self, reference: Meter | None = None) -> str:
         rate = self.rows / self.seconds
-        share = f"  {100 * rate / (reference.rows / reference.seconds):5.1f}% of reference" if reference else ""
-        memory = " ".join(f"{m:.0f}" for m in self.memory)
-        return (f"  {self.name:<44}{self.rows:>8} rows {self.seconds:8.1f} s {rate:9.0f} rows/s "
-                f"{self.bytes / 2**20 / self.seconds:7.1f} MB/s{share}\n      RSS MB every 10%: {memory}")
+        share = f"  {100 * rate / (reference.rows / reference.seconds):5.1f}% of {reference.name.split(',')[0]}" \
+            if reference else ""
+        return (f"  {self.name:<48}{self.rows:>8} rows {self.seconds:8.1f} s {rate:9.0f} rows/s "
+                f"{self.bytes / 2**20 / self.seconds:7.1f} MB/s{share}")
 
 
 def reference_row(article: Article, now: datetime) -> tuple:
@@ -118,59 +118,87 @@ def reference_row(article: Article, now: datetime) -> tuple:
             article.content_hash, article.published_at, now)
 
 
-def sqlite_reference(url: str, count: int, size: int) -> Meter:
-    meter = Meter("executemany, unindexed table", count)
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f"CREATE TABLE reference ({', '.join(REFERENCE_COLUMNS)})"))
-    raw = engine.raw_connection()
-    marks = ", ".join("?" for _ in REFERENCE_COLUMNS)
-    for batch in batches(count, size):
+class SqliteReference:
+    """`executemany` into an unindexed table (or, `fts`, one whose FTS5 index a trigger keeps, as the
+    warehouse's): the physical reference, and what the full-text index alone costs."""
+
+    def __init__(self, url: str, fts: bool = False) -> None:
+        self.name = "executemany, table with only FTS5" if fts else "executemany, unindexed table"
+        self.engine = create_engine(url)
+        with self.engine.begin() as conn:
+            conn.execute(text(f"CREATE TABLE reference ({', '.join(REFERENCE_COLUMNS)})"))
+            if fts:
+                conn.execute(text("CREATE VIRTUAL TABLE reference_fts USING fts5(title, text, content='reference', "
+                                  "tokenize='porter unicode61 remove_diacritics 2')"))
+                conn.execute(text("CREATE TRIGGER reference_fts_insert AFTER INSERT ON reference BEGIN "
+                                  "INSERT INTO reference_fts (rowid, title, text) VALUES (new.rowid, new.title, "
+                                  "new.text); END"))
+        self.raw = self.engine.raw_connection()
+
+    def write(self, batch: list[Article], prints: dict, number: int) -> float:
         now = datetime.now(UTC)
         rows = [(*reference_row(a, now)[:7], a.published_at.isoformat(), now.isoformat()) for a in batch]
         started = time.perf_counter()
-        cursor = raw.cursor()
-        cursor.executemany(f"INSERT INTO reference VALUES ({marks})", rows)
-        raw.commit()
-        meter.add(len(batch), payload_bytes(batch), time.perf_counter() - started)
-    raw.close()
-    engine.dispose()
-    return meter
+        cursor = self.raw.cursor()
+        cursor.executemany(f"INSERT INTO reference VALUES ({', '.join('?' for _ in REFERENCE_COLUMNS)})", rows)
+        self.raw.commit()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.raw.close()
+        self.engine.dispose()
 
 
-def postgres_reference(url: str, count: int, size: int) -> Meter:
-    meter = Meter("COPY, unindexed table", count)
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE reference (url text, canonical_url text, source varchar(200), title text, "
-                          "text text, word_count integer, content_hash varchar(64), published_at timestamptz, "
-                          "first_seen_at timestamptz)"))
-    raw = engine.raw_connection()
-    for batch in batches(count, size):
+class PostgresReference:
+    """`COPY` into an unindexed table (or, `fts`, one with only the warehouse's full-text GIN index)."""
+
+    def __init__(self, url: str, fts: bool = False) -> None:
+        self.name = "COPY, table with only the full-text index" if fts else "COPY, unindexed table"
+        self.table = "reference_fts" if fts else "reference"
+        self.engine = create_engine(url)
+        with self.engine.begin() as conn:
+            conn.execute(text(f"CREATE TABLE {self.table} (url text, canonical_url text, source varchar(200), "
+                              "title text, text text, word_count integer, content_hash varchar(64), "
+                              "published_at timestamptz, first_seen_at timestamptz)"))
+            if fts:
+                conn.execute(text(f"CREATE INDEX ON {self.table} USING gin ({PG_DOCUMENT})"))
+        self.raw = self.engine.raw_connection()
+
+    def write(self, batch: list[Article], prints: dict, number: int) -> float:
         now = datetime.now(UTC)
         started = time.perf_counter()
-        with raw.cursor() as cursor, cursor.copy(f"COPY reference ({', '.join(REFERENCE_COLUMNS)}) FROM STDIN") as copy:
+        with self.raw.cursor() as cursor, \
+                cursor.copy(f"COPY {self.table} ({', '.join(REFERENCE_COLUMNS)}) FROM STDIN") as copy:
             for article in batch:
                 copy.write_row(reference_row(article, now))
-        raw.commit()
-        meter.add(len(batch), payload_bytes(batch), time.perf_counter() - started)
-    raw.close()
-    engine.dispose()
-    return meter
+        self.raw.commit()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.raw.close()
+        self.engine.dispose()
 
 
-def pipeline_load(url: str, count: int, size: int) -> Meter:
-    meter = Meter("load_batch: all indexes, upsert", count)
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    settings = get_settings()
-    for number, batch in enumerate(batches(count, size)):
-        prints = {a.canonical_url: fingerprint(a.text, settings) for a in batch}
+class Pipeline:
+    """`load_batch` as the flow calls it: the migrated warehouse with all its indexes (unique canonical URL,
+    content hash, source, published date, story, band keys, full-text search), upserts, story links, one
+    transaction per batch. `seen_up_to` is read as the dedupe stage reads it, untimed."""
+
+    name = "load_batch: all indexes, upsert, stories"
+
+    def __init__(self, url: str) -> None:
+        migrate.upgrade(url)
+        self.engine = make_engine(url)
+        self.settings = get_settings()
+
+    def write(self, batch: list[Article], prints: dict, number: int) -> float:
+        seen_up_to = WarehouseIndex(self.engine).newest_id()
         started = time.perf_counter()
-        load_batch(engine, f"bench-{number}", batch, prints, [])
-        meter.add(len(batch), payload_bytes(batch), time.perf_counter() - started)
-    engine.dispose()
-    return meter
+        load_batch(self.engine, f"bench-{number}", batch, prints, [], self.settings, seen_up_to)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def postgres_database(base_url: str) -> tuple[str, callable]:
@@ -188,6 +216,30 @@ def postgres_database(base_url: str) -> tuple[str, callable]:
     return base.set(database=name).render_as_string(hide_password=False), drop
 
 
+def run(groups: dict[str, list], count: int, size: int) -> None:
+    """Every writer takes each batch in turn (the machine's load hits them alike); one line per writer."""
+    settings = get_settings()
+    meters = {id(w): Meter(w.name, count) for writers in groups.values() for w in writers}
+    memory: list[float] = []
+    done = 0
+    for number, batch in enumerate(batches(count, size)):
+        prints = {a.canonical_url: fingerprint(a.text, settings) for a in batch}
+        size_bytes = payload_bytes(batch)
+        for writers in groups.values():
+            for writer in writers:
+                meters[id(writer)].add(len(batch), size_bytes, writer.write(batch, prints, number))
+        if (done + len(batch)) * 10 // count > done * 10 // count or number == 0:
+            memory.append(rss_mb())
+        done += len(batch)
+        if number % 20 == 19:
+            print(f"  ... {done} articles", file=sys.stderr, flush=True)
+    for label, writers in groups.items():
+        reference = meters[id(writers[0])]
+        print(label + "\n" + "\n".join(meters[id(w)].line(reference if i else None)
+                                       for i, w in enumerate(writers)))
+    print(f"resident memory (MB), after the first batch then every 10%: {' '.join(f'{m:.0f}' for m in memory)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=100_000)
@@ -199,20 +251,24 @@ def main() -> None:
     print(f"{args.articles} articles in batches of {args.batch_size}; mean text "
           f"{sum(len(a.text) for a in sample) / len(sample):.0f} characters, "
           f"{sum(a.word_count for a in sample) / len(sample):.0f} words")
-
-    if not args.skip_sqlite:
-        with tempfile.TemporaryDirectory() as folder:
-            reference = sqlite_reference(f"sqlite:///{folder}/reference.db", args.articles, args.batch_size)
-            loaded = pipeline_load(f"sqlite:///{folder}/warehouse.db", args.articles, args.batch_size)
-        print("SQLite\n" + reference.line() + "\n" + loaded.line(reference))
-    if args.postgres:
-        url, drop = postgres_database(args.postgres)
+    groups: dict[str, list] = {}
+    cleanup = []
+    with tempfile.TemporaryDirectory() as folder:
         try:
-            reference = postgres_reference(url, args.articles, args.batch_size)
-            loaded = pipeline_load(url, args.articles, args.batch_size)
+            if not args.skip_sqlite:
+                groups["SQLite"] = [SqliteReference(f"sqlite:///{folder}/reference.db"),
+                                    SqliteReference(f"sqlite:///{folder}/reference_fts.db", fts=True),
+                                    Pipeline(f"sqlite:///{folder}/warehouse.db")]
+            if args.postgres:
+                url, drop = postgres_database(args.postgres)
+                cleanup.append(drop)
+                groups["PostgreSQL"] = [PostgresReference(url), PostgresReference(url, fts=True), Pipeline(url)]
+            run(groups, args.articles, args.batch_size)
         finally:
-            drop()
-        print("PostgreSQL\n" + reference.line() + "\n" + loaded.line(reference))
+            for writer in (w for writers in groups.values() for w in writers):
+                writer.close()
+            for drop in cleanup:
+                drop()
 
 
 if __name__ == "__main__":
