@@ -30,7 +30,8 @@ from flows.stages import (
     validate_task,
 )
 from tasks.clean import CleanOutcome
-from tasks.frames import articles_frame, documents_frame, duplicates_frame, sources_frame
+from tasks.dedupe import DedupOutcome
+from tasks.frames import articles_frame, documents_frame, duplicates_frame
 from tasks.records import Article, Document, Duplicate, Rejection
 from tasks.report import render_markdown, run_summary
 from tasks.settings import Settings, get_settings
@@ -86,11 +87,8 @@ def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], di
     earlier = {r.source for r in records} & set(report.failed_sources)
     held_back = {s: [f"source {s} failed earlier in this run: {report.failed_sources[s][0]}"] for s in earlier}
     records, rejected = quarantine_rows(stage, records, {}, held_back)
-    verdict = validate_task(stage, build_tables(records), settings, run_id, label)
-    usable = [r.source for i, r in enumerate(records) if i not in verdict.failed_rows]
-    unusable = [*already_rejected, *(records[i].source for i in verdict.failed_rows)]
-    sources = sources_frame(usable, unusable, share_column)
-    verdict.merge(validate_task(stage, {"sources": sources}, settings, run_id, f"{label} sources"))
+    verdict = validate_task(stage, build_tables(records), settings, run_id, label,
+                            [r.source for r in records], list(already_rejected), share_column)
     report.verdicts.append(verdict)
     failed_sources = dict(verdict.failed_sources)
     if verdict.batch_failures:  # a whole-batch check failed: every source in the batch fails
@@ -104,6 +102,19 @@ def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], di
     record_task(settings, run_id, f"{stage} quality {label}", rejections=rejected, dq_results=verdict.results)
     report.quarantined(stage, len(rejected))
     return passed
+
+
+def gate_fetched(outcomes: list[Any], kinds: dict[str, str], settings: Settings, run_id: str,
+                 report: RunReport) -> list[Document]:
+    """The `fetched` suite on every source's documents at once: one validation per run, not one per
+    source (each costs Great Expectations' fixed overhead); its per-source expectations still judge each
+    source on its own row of the `sources` table."""
+    local = {name for name, kind in kinds.items() if kind in ("files", "warc")}  # no HTTP status expected
+    return _gate("fetch", [d for outcome in outcomes for d in outcome.documents],
+                 lambda docs: {"records": documents_frame(docs, local_sources=local)}, settings, run_id,
+                 f"{len(outcomes)} sources", report,
+                 already_rejected=[r.source for outcome in outcomes for r in outcome.rejections],
+                 share_column="failed_share")
 
 
 def _common_row_failures(source: str, records: list[Any], verdict: Verdict, top: int = 2) -> list[str]:
@@ -191,23 +202,13 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
         cleaned = next(cleaned_batches) if precleaned is None else CleanOutcome(articles=precleaned)
         record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
         report.quarantined("clean", len(cleaned.rejections))
-        articles = _gate("clean", cleaned.articles, lambda kept: {"records": articles_frame(kept)},
-                         settings, run_id, label, report,
-                         already_rejected=[r.source for r in cleaned.rejections], share_column="no_text_share")
+        articles = gate_cleaned(cleaned, settings, run_id, label, report)
         report.stage("clean", len(batch), len(articles))
 
         deduped = dedupe_task(articles, settings, label)
         deduped.duplicates += pending.duplicates  # copies dropped before the articles were spooled
         report.stage("dedupe", len(articles), len(deduped.kept))
-        kept_urls = {a.canonical_url for a in deduped.kept}
-        valid = _gate("dedupe", deduped.kept, lambda kept, deduped=deduped, kept_urls=kept_urls: {
-            "records": articles_frame(kept), "duplicates": duplicates_frame(deduped.duplicates, kept_urls)},
-            settings, run_id, label, report)
-        verdict = report.verdicts[-1]
-        if verdict.failed_duplicates:
-            deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, verdict)
-            record_task(settings, run_id, f"dedupe duplicates {label}", rejections=held)
-            report.quarantined("dedupe", len(held))
+        valid = gate_deduplicated(deduped, settings, run_id, label, report)
         report.stage("validate", len(deduped.kept), len(valid))
 
         # Cleaned and checked: if the load fails for good, these are what the spool keeps.
@@ -228,7 +229,35 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
                     len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
 
     pending.documents = []
-    # The warehouse itself, through a SQL data source: the run's rows reconcile with its counts.
+    gate_warehouse(settings, run_id, report)
+
+
+def gate_cleaned(cleaned: CleanOutcome, settings: Settings, run_id: str, label: str,
+                 report: RunReport) -> list[Article]:
+    """The `cleaned` suite on a batch's articles; per source, the pages without usable text."""
+    return _gate("clean", cleaned.articles, lambda kept: {"records": articles_frame(kept)},
+                 settings, run_id, label, report,
+                 already_rejected=[r.source for r in cleaned.rejections], share_column="no_text_share")
+
+
+def gate_deduplicated(deduped: DedupOutcome, settings: Settings, run_id: str, label: str,
+                      report: RunReport) -> list[Article]:
+    """The `deduplicated` suite on the articles kept and the copies dropped; copies pointing at nothing
+    are held back (removed from `deduped.duplicates`)."""
+    kept_urls = {a.canonical_url for a in deduped.kept}
+    valid = _gate("dedupe", deduped.kept, lambda kept: {
+        "records": articles_frame(kept), "duplicates": duplicates_frame(deduped.duplicates, kept_urls)},
+        settings, run_id, label, report)
+    verdict = report.verdicts[-1]
+    if verdict.failed_duplicates:
+        deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, verdict)
+        record_task(settings, run_id, f"dedupe duplicates {label}", rejections=held)
+        report.quarantined("dedupe", len(held))
+    return valid
+
+
+def gate_warehouse(settings: Settings, run_id: str, report: RunReport) -> None:
+    """The warehouse itself, through a SQL data source: the run's rows reconcile with its counts."""
     verdict = check_warehouse_task(settings, run_id, {"articles_loaded": len(report.loaded_urls),
                                                       "duplicates_recorded": report.counts["duplicates"]})
     report.verdicts.append(verdict)
@@ -301,10 +330,7 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
             report.quarantined("fetch", len(outcome.rejections))
             logger.info("%s: fetched %d documents, %d attempts, %d rejected", outcome.source,
                         len(outcome.documents), len(outcome.attempts), len(outcome.rejections))
-            via_http = kinds.get(outcome.source) not in ("files", "warc")
-            documents.extend(_gate("fetch", outcome.documents, lambda docs, http=via_http: {
-                "records": documents_frame(docs, http)}, settings, run_id, outcome.source, report,
-                already_rejected=[r.source for r in outcome.rejections], share_column="failed_share"))
+        documents.extend(gate_fetched(outcomes, kinds, settings, run_id, report))
         report.counts["fetch_out"] = len(documents)
 
         process_documents(documents, settings, run_id, engine, report, pending)

@@ -72,8 +72,12 @@ def dedupe_task(articles: Sequence[Article], settings: Settings, label: str) -> 
 
 
 @task(name="validate", task_run_name="check {stage} {label}", **STAGE_TASK)
-def validate_task(stage: str, tables: Any, settings: Settings, run_id: str, label: str) -> Verdict:
-    return validator_for(run_id, settings).validate(stage, tables, label)
+def validate_task(stage: str, tables: Any, settings: Settings, run_id: str, label: str,
+                  row_sources: Sequence[str] = (), already_rejected: Sequence[str] = (),
+                  share_column: str = "failed_share") -> Verdict:
+    """One task run per stage and batch: the records, then the per-source shares (see Validator.check_batch)."""
+    return validator_for(run_id, settings).check_batch(stage, tables, label, row_sources, already_rejected,
+                                                       share_column)
 
 
 @task(name="check-warehouse", task_run_name="check the warehouse", **STAGE_TASK)

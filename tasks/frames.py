@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -19,13 +19,15 @@ from tasks.records import Article, Document, Duplicate
 _MARKUP = re.compile(r"<(script|style|iframe|/?[a-z][a-z0-9]*\s[^>]*>|/?(p|div|span|br|a)>)", re.IGNORECASE)
 
 
-def documents_frame(documents: Sequence[Document], via_http: bool = True) -> pd.DataFrame:
-    """Fetched documents; `via_http` says whether they came over HTTP (and so must have a status)."""
+def documents_frame(documents: Sequence[Document], via_http: bool = True,
+                    local_sources: Collection[str] = ()) -> pd.DataFrame:
+    """Fetched documents; `via_http` says whether they came over HTTP (and so must have a status),
+    except those of `local_sources` (files, WARC archives)."""
     return pd.DataFrame({
         "row_id": range(len(documents)),
         "source": [d.source for d in documents],
         "url": [d.url for d in documents],
-        "via_http": [via_http] * len(documents),
+        "via_http": [via_http and d.source not in local_sources for d in documents],
         "status_code": pd.array([d.status_code for d in documents], dtype="Int64"),
         "content_type": [d.content_type for d in documents],
         "body_chars": [len(d.html or d.text or "") for d in documents],

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,6 +181,21 @@ class Validator:
                 batch_parameters={"dataframe": frame}, run_id=self._run_id(),
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS[table]})
             self._read(outcome, table, verdict)
+        return verdict
+
+    def check_batch(self, stage: str, tables: dict[str, pd.DataFrame], label: str, row_sources: Sequence[str],
+                    already_rejected: Sequence[str] = (), share_column: str = "failed_share") -> Verdict:
+        """A stage's quality gate on one batch: its records (and duplicates), then, if the suite has
+        per-source expectations, the share of each source's pages the stage could not use: those it
+        `already_rejected` itself (one source name per page) and the rows failing a critical check.
+        `row_sources` names the source of each records row."""
+        from tasks.frames import sources_frame
+
+        verdict = self.validate(stage, tables, label)
+        if SOURCES in self.tables_of(SUITE_FOR_STAGE[stage]):
+            usable = [s for i, s in enumerate(row_sources) if i not in verdict.failed_rows]
+            unusable = [*already_rejected, *(row_sources[i] for i in verdict.failed_rows)]
+            verdict.merge(self.validate(stage, {SOURCES: sources_frame(usable, unusable, share_column)}, label))
         return verdict
 
     def validate_warehouse(self, warehouse_url: str, run_id: str, counts: dict[str, int],
