@@ -24,6 +24,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ROW_ID = "row_id"
+BASIC = {"result_format": "BASIC"}  # counts, percent and a sample of unexpected values
 SUITE_FOR_STAGE = {"fetch": "fetched", "clean": "cleaned", "dedupe": "deduplicated", "load": "loaded"}
 RECORDS, SOURCES, DUPLICATES, ARTICLES = "records", "sources", "duplicates", "articles"
 # How failing rows of each table are identified in Great Expectations' results.
@@ -110,6 +112,7 @@ class Validator:
         self.docs_dir = docs_dir
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.context.enable_analytics(False)  # GX_ANALYTICS_ENABLED=false is set too (tasks.settings)
         # Only our site: the ephemeral context's default one would go to a temporary directory.
         self.context.variables.data_docs_sites = {}
         if docs_dir is not None:
@@ -123,13 +126,32 @@ class Validator:
         self._definitions: dict[tuple[str, str], Any] = {}  # (suite, table) -> ValidationDefinition
         self._suites: dict[str, dict[str, Any]] = {}
         self._gx_suites: dict[str, Any] = {}
+        self._failure_definitions: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+        self._original_id: dict[str, str] = {}  # expectation id in a failures suite -> in its whole suite
+        self._unsaved: list[tuple[Any, Any, Any]] = []  # validation results not yet in the context's store
         self.validated = 0
         self.run_name = run_name  # shown in the Data Docs
 
-    def _run_id(self) -> Any:
+    def _run(self, definition: Any, result_format: dict[str, Any], batch_parameters: dict[str, Any] | None = None,
+             expectation_parameters: dict[str, Any] | None = None) -> Any:
+        """What `ValidationDefinition.run` does, less its per-call costs this class makes needless: no
+        freshness check of suite and definition (built here once per run, never changed), and the results
+        kept for the Data Docs (stored by `build_docs`, once per run; not at all without a site)."""
         from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.validator.v1_validator import Validator as BatchValidator
 
-        return RunIdentifier(run_name=self.run_name) if self.run_name else None
+        validator = BatchValidator(batch_definition=definition.batch_definition, batch_parameters=batch_parameters,
+                                   result_format=result_format)
+        results = validator.validate_expectation_suite(definition.suite, expectation_parameters)
+        if self.docs_dir is not None:
+            run_id = RunIdentifier(run_name=self.run_name, run_time=datetime.now(UTC))
+            results.meta.update(validation_id=definition.id, checkpoint_id=None, run_id=run_id,
+                                validation_time=run_id.run_time,
+                                batch_parameters={k: "<dataframe>" if k == "dataframe" else v
+                                                  for k, v in (batch_parameters or {}).items()} or None)
+            suite_id, result_id = definition._get_expectation_suite_and_validation_result_ids(validator, run_id)
+            self._unsaved.append((results, result_id, suite_id))
+        return results
 
     # --- building the GX objects once ---------------------------------------------------------
 
@@ -158,6 +180,49 @@ class Validator:
                 name=f"{suite}.{table}{variant}", data=batch_definition, suite=self._gx_suite(suite, table)))
         return self._definitions[key]
 
+    def _failures_definition(self, suite: str, table: str, failed: list[str]) -> Any:
+        """The failed expectations of a suite's table (by id), on their own: their failing rows in full."""
+        key = (suite, table, tuple(failed))
+        if key not in self._failure_definitions:
+            whole = self._gx_suite(suite, table)
+            number = len(self._failure_definitions) + 1
+            name = f"{whole.name}.failed-{number}"
+            picked = [e for e in whole.expectations if e.id in failed]
+            sub = self.context.suites.add(self._gx.ExpectationSuite(
+                name=name, expectations=[e.configuration.to_json_dict() for e in picked], meta=whole.meta))
+            for original, copy in zip(picked, sub.expectations, strict=True):
+                self._original_id[copy.id] = original.id
+            self._failure_definitions[key] = self.context.validation_definitions.add(self._gx.ValidationDefinition(
+                name=name, data=self._dataframe_definition(suite, table).batch_definition, suite=sub))
+        return self._failure_definitions[key]
+
+    def _needed(self, suite: str, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """Only the columns the table's expectations read (and the row ids): Great Expectations hashes
+        and handles every column of the frame it is given."""
+        columns: set[str] = set(INDEX_COLUMNS[table])
+        for expectation in self.suite_definition(suite)["expectations"]:
+            if table_of(expectation) != table:
+                continue
+            kwargs = expectation.get("kwargs") or {}
+            condition = kwargs.get("row_condition")
+            if expectation["type"].startswith("expect_table_") or (condition and not isinstance(condition, dict)):
+                return frame  # reads the whole table, or a condition we do not parse: all columns
+            columns |= {kwargs[k] for k in ("column", "column_A", "column_B") if isinstance(kwargs.get(k), str)}
+            columns |= set(kwargs.get("column_list") or ())
+            if condition:
+                columns.add((condition.get("column") or {}).get("name"))
+        kept = [c for c in frame.columns if c in columns]
+        return frame[kept] if len(kept) < len(frame.columns) else frame
+
+    def prepare(self) -> None:
+        """Build every suite's Great Expectations objects now (once per run), not in the first batch."""
+        for suite in SUITE_FOR_STAGE.values():
+            for table in self.tables_of(suite):
+                if suite != SUITE_FOR_STAGE["load"]:
+                    self._dataframe_definition(suite, table)
+                else:
+                    self._gx_suite(suite, table)
+
     def _dataframe_definition(self, suite: str, table: str) -> Any:
         def factory() -> Any:
             asset = self._pandas.add_dataframe_asset(f"{suite}.{table}")
@@ -177,10 +242,22 @@ class Validator:
             frame = tables.get(table)
             if frame is None or frame.empty:
                 continue  # nothing of that kind in this batch (no duplicates found, ...)
-            outcome = self._dataframe_definition(suite_name, table).run(
-                batch_parameters={"dataframe": frame}, run_id=self._run_id(),
-                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS[table]})
-            self._read(outcome, table, verdict)
+            # Counts and a sample for every expectation (BASIC costs far less than COMPLETE), then every
+            # failing row only for the critical expectations that failed: those quarantine rows
+            frame = self._needed(suite_name, table, frame)
+            outcome = self._run(self._dataframe_definition(suite_name, table), BASIC, {"dataframe": frame})
+            # (on sources, of any severity: which sources failed is what the reports show)
+            failed = [r.expectation_config.id for r in outcome.results
+                      if not r.success and not (r.exception_info or {}).get("raised_exception")
+                      and (table == SOURCES or _severity(r.expectation_config) == "critical")]
+            rows: dict[str, list[dict[str, Any]]] = {}
+            if failed:
+                detail = self._run(self._failures_definition(suite_name, table, failed), {
+                    "result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS[table],
+                    "return_unexpected_index_query": False}, {"dataframe": frame})
+                rows = {self._original_id[r.expectation_config.id]: (r.result or {}).get("unexpected_index_list")
+                        for r in detail.results}
+            self._read(outcome, table, verdict, rows=rows)
         return verdict
 
     def check_batch(self, stage: str, tables: dict[str, pd.DataFrame], label: str, row_sources: Sequence[str],
@@ -211,9 +288,8 @@ class Validator:
                 asset = source.add_query_asset(f"{table}-{run_id}", query=queries[table])
                 return asset.add_batch_definition_whole_table(f"{table}-{run_id}")
             # Queries name the run: one definition per run and table.
-            outcome = self._definition(suite_name, table, factory, variant=f"-{source.name}-{run_id}").run(
-                expectation_parameters=dict(counts), run_id=self._run_id(),
-                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS[ARTICLES]})
+            definition = self._definition(suite_name, table, factory, variant=f"-{source.name}-{run_id}")
+            outcome = self._run(definition, BASIC, expectation_parameters=dict(counts))
             self._read(outcome, table, verdict, batch_level=True)
         return verdict
 
@@ -229,19 +305,21 @@ class Validator:
                     self._sql[warehouse_url] = self.context.data_sources.add_sql(name, connection_string=warehouse_url)
         return self._sql[warehouse_url]
 
-    def _read(self, outcome: Any, table: str, verdict: Verdict, batch_level: bool = False) -> None:
-        """Turn Great Expectations' results into dq_results rows and critical failures by row/source."""
+    def _read(self, outcome: Any, table: str, verdict: Verdict, batch_level: bool = False,
+              rows: dict[str, Any] | None = None) -> None:
+        """Turn Great Expectations' results into dq_results rows and critical failures by row/source;
+        `rows` are the failing rows of the critical expectations that failed, by expectation id."""
         self.validated += 1
         for result in outcome.results:
             config = result.expectation_config
-            severity = str(getattr(config.severity, "value", config.severity) or "critical")
+            severity = _severity(config)
             name = describe(config.type, config.kwargs, table)
             details = result.result or {}
-            rows = details.get("unexpected_index_list")
+            rows_failed = (rows or {}).get(config.id)
             observed = details.get("observed_value")
             column = config.kwargs.get("column")
-            if observed is None and rows and table == SOURCES:  # which sources, with their values
-                observed = {str(row["source"]): row.get(column) for row in rows[:20]}
+            if observed is None and rows_failed and table == SOURCES:  # which sources, with their values
+                observed = {str(row["source"]): row.get(column) for row in rows_failed[:20]}
             elif observed is None and details.get("partial_unexpected_list"):
                 observed = details["partial_unexpected_list"][:10]
             error = (result.exception_info or {}).get("exception_message") if not result.success else None
@@ -250,11 +328,11 @@ class Validator:
                 details.get("unexpected_percent"), observed if error is None else f"error: {error}"))
             if result.success or severity != "critical":
                 continue
-            if error or rows is None or batch_level:
+            if error or rows_failed is None or batch_level:
                 shown = error or (observed if observed is not None else "")
                 verdict.batch_failures.append(f"{name} (observed {_short(shown)})")
                 continue
-            for row in rows:
+            for row in rows_failed:
                 value = _plain(row.get(column)) if column else None
                 reason = f"{name}: {column}={_short(value)}" if column else name
                 if table == SOURCES:
@@ -268,9 +346,19 @@ class Validator:
         """Render the run's validations as a Data Docs site; the path of its index page."""
         if self.docs_dir is None or not self.validated:
             return None
+        store = self.context.validation_results_store
+        for results, result_id, suite_id in self._unsaved:
+            store.store_validation_results(suite_validation_result=results,
+                                           suite_validation_result_identifier=result_id,
+                                           expectation_suite_identifier=suite_id)
+        self._unsaved.clear()
         self.context.build_data_docs(site_names=["newsflow"])
         index = self.docs_dir / "index.html"
         return index if index.exists() else None
+
+
+def _severity(config: Any) -> str:
+    return str(getattr(config.severity, "value", config.severity) or "critical")
 
 
 def describe(kind: str, kwargs: dict[str, Any], table: str = RECORDS) -> str:
