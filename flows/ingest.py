@@ -99,7 +99,8 @@ def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], di
     passed, failed = quarantine_rows(stage, records, verdict.failed_rows, {
         s: [f"source {s} failed the {stage} stage: {r}" for r in reasons] for s, reasons in failed_sources.items()})
     rejected += failed
-    record_task(settings, run_id, f"{stage} quality {label}", rejections=rejected, dq_results=verdict.results)
+    if rejected:  # (the validate task stored the results)
+        record_task(settings, run_id, f"{stage} quality {label}", rejections=rejected)
     report.quarantined(stage, len(rejected))
     return passed
 
@@ -260,8 +261,7 @@ def gate_warehouse(settings: Settings, run_id: str, report: RunReport) -> None:
     """The warehouse itself, through a SQL data source: the run's rows reconcile with its counts."""
     verdict = check_warehouse_task(settings, run_id, {"articles_loaded": len(report.loaded_urls),
                                                       "duplicates_recorded": report.counts["duplicates"]})
-    report.verdicts.append(verdict)
-    record_task(settings, run_id, "load quality warehouse", dq_results=verdict.results)
+    report.verdicts.append(verdict)  # (its results are stored by the task)
     if verdict.batch_failures:
         report.failures.append(f"the warehouse failed the load checks: {'; '.join(verdict.batch_failures)}")
 

@@ -33,7 +33,8 @@ _VALIDATORS: dict[str, Validator] = {}
 def validator_for(run_id: str, settings: Settings) -> Validator:
     """One Great Expectations context per run (building it costs about a second), its suites read once."""
     if run_id not in _VALIDATORS:
-        _VALIDATORS[run_id] = Validator(settings.expectations_dir, data_docs_dir(settings, run_id), run_id)
+        _VALIDATORS[run_id] = validator = Validator(settings.expectations_dir, data_docs_dir(settings, run_id), run_id)
+        validator.prepare()
     return _VALIDATORS[run_id]
 
 
@@ -71,18 +72,23 @@ def dedupe_task(articles: Sequence[Article], settings: Settings, label: str) -> 
     return outcome
 
 
-@task(name="validate", task_run_name="check {stage} {label}", **STAGE_TASK)
+@task(name="validate", task_run_name="check {stage} {label}", retries=2, retry_delay_seconds=2, **STAGE_TASK)
 def validate_task(stage: str, tables: Any, settings: Settings, run_id: str, label: str,
                   row_sources: Sequence[str] = (), already_rejected: Sequence[str] = (),
                   share_column: str = "failed_share") -> Verdict:
-    """One task run per stage and batch: the records, then the per-source shares (see Validator.check_batch)."""
-    return validator_for(run_id, settings).check_batch(stage, tables, label, row_sources, already_rejected,
-                                                       share_column)
+    """One task run per stage and batch: the records, then the per-source shares (see Validator.check_batch);
+    the results go to dq_results here (one task run less per batch than a separate record task)."""
+    verdict = validator_for(run_id, settings).check_batch(stage, tables, label, row_sources, already_rejected,
+                                                          share_column)
+    record_dq_results(get_engine(settings.warehouse_url), run_id, verdict.results)
+    return verdict
 
 
-@task(name="check-warehouse", task_run_name="check the warehouse", **STAGE_TASK)
+@task(name="check-warehouse", task_run_name="check the warehouse", retries=2, retry_delay_seconds=2, **STAGE_TASK)
 def check_warehouse_task(settings: Settings, run_id: str, counts: dict[str, int]) -> Verdict:
-    return validator_for(run_id, settings).validate_warehouse(settings.warehouse_url, run_id, counts)
+    verdict = validator_for(run_id, settings).validate_warehouse(settings.warehouse_url, run_id, counts)
+    record_dq_results(get_engine(settings.warehouse_url), run_id, verdict.results)
+    return verdict
 
 
 @task(name="data-docs", task_run_name="build data docs", **STAGE_TASK)
@@ -105,11 +111,9 @@ def load_task(articles: Sequence[Article], outcome: DedupOutcome, settings: Sett
 
 @task(name="record", task_run_name="record {what}", retries=2, retry_delay_seconds=2, **STAGE_TASK)
 def record_task(settings: Settings, run_id: str, what: str,
-                attempts: Sequence[FetchAttempt] = (), rejections: Sequence[Rejection] = (),
-                dq_results: Sequence[dict[str, Any]] = ()) -> int:
+                attempts: Sequence[FetchAttempt] = (), rejections: Sequence[Rejection] = ()) -> int:
     engine = get_engine(settings.warehouse_url)
-    return (record_fetches(engine, run_id, attempts) + record_rejections(engine, run_id, rejections)
-            + record_dq_results(engine, run_id, dq_results))
+    return record_fetches(engine, run_id, attempts) + record_rejections(engine, run_id, rejections)
 
 
 def quarantine_rows(stage: str, records: Sequence[Any], failed_rows: dict[int, list[str]],
