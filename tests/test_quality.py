@@ -285,3 +285,70 @@ def test_quality_command_prints_the_summary(tmp_path, capsys):
     assert "| clean | 1 | 0 | 1 |" in out
     assert "| layout | 0 | 0 | 1 |" in out and "expect_x(no_text_share)" in out
     assert main(["quality", "--warehouse", warehouse, "--run", "nope"]) == 2
+
+
+# One document per critical row-level expectation of the `fetched` suite, each breaking exactly that one.
+FETCH_BREAKING = {
+    "expect_column_values_to_not_be_null(url)": {"url": None},
+    "expect_column_values_to_match_regex(url": {"url": "htp:/broken url"},
+    "expect_column_values_to_not_be_null(status_code": {"status_code": None},
+    "expect_column_values_to_be_between(status_code": {"status_code": 404},
+    "expect_column_values_to_not_be_null(content_type)": {"content_type": None},
+    "expect_column_values_to_be_between(body_chars": {"html": ""},
+    "expect_column_values_to_not_be_null(fetched_at)": {"fetched_at": None},
+}
+
+
+def test_each_critical_fetched_and_deduplicated_expectation_quarantines_exactly_its_row(validator):
+    from flows.stages import quarantine_rows
+    from tasks.frames import articles_frame, documents_frame
+    from tasks.records import Document
+
+    def document(number: int, **overrides) -> Document:
+        fields = {"source": "desk", "url": f"https://desk.example/{number}", "html": f"<p>{prose(number)}</p>",
+                  "status_code": 200, "content_type": "text/html"}
+        return Document(**{**fields, **overrides})
+
+    good = [document(n) for n in range(4)]
+    bad = [document(100 + i, **fields) for i, fields in enumerate(FETCH_BREAKING.values())]
+    batch = good + bad
+    verdict = validator.validate("fetch", documents_frame(batch))
+    passed, rejected = quarantine_rows("fetch", batch, verdict.failed_rows)
+    assert passed == good
+    assert [len(r.reasons) for r in rejected] == [1] * len(bad), [r.reasons for r in rejected]
+    for rejection, expected in zip(rejected, FETCH_BREAKING, strict=True):
+        assert rejection.reasons[0].startswith(expected), (expected, rejection.reasons)
+    assert "status_code=404" in rejected[3].reasons[0]
+
+    # deduplicated: a second copy of a canonical URL, of a content hash, and a hash that is no SHA-256.
+    kept = [article(seed) for seed in range(4)]
+    for number, a in enumerate(kept):
+        a.content_hash = f"{number:064x}"
+    copies = [article(10, canonical_url=kept[0].canonical_url), article(11), article(12)]
+    copies[0].content_hash, copies[1].content_hash, copies[2].content_hash = f"{10:064x}", kept[1].content_hash, "md5"
+    verdict = validator.validate("dedupe", articles_frame(kept + copies))
+    failed = verdict.failed_rows
+    # Uniqueness flags every row holding the value: the original and its copy.
+    assert set(failed) == {0, 1, 4, 5, 6}
+    assert all("canonical_url" in r for i in (0, 4) for r in failed[i])
+    assert all("expect_column_values_to_be_unique(content_hash)" in r for i in (1, 5) for r in failed[i])
+    assert len(failed[6]) == 1 and "content_hash=md5" in failed[6][0]
+
+
+def test_great_expectations_is_imported_only_by_the_validation_task():
+    """Importing it costs seconds: the CLI, the flows and the stage modules must not pull it in."""
+    import subprocess
+    import sys
+
+    code = ("import sys, flows.cli, flows.ingest, flows.reprocess, flows.stages, tasks.validate, tasks.frames; "
+            "print('great_expectations' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_context_has_progress_bars_and_analytics_off(validator):
+    import os
+
+    assert os.environ["GX_ANALYTICS_ENABLED"] == "false" and os.environ["DO_NOT_TRACK"] == "1"
+    assert validator.context.config.analytics_enabled is False
+    assert validator.context.variables.progress_bars.globally is False
