@@ -34,7 +34,7 @@ def validator_for(run_id: str, settings: Settings) -> Validator:
     """One Great Expectations context per run (building it costs about a second), its suites read once."""
     if run_id not in _VALIDATORS:
         _VALIDATORS[run_id] = validator = Validator(settings.expectations_dir, data_docs_dir(settings, run_id), run_id)
-        validator.prepare()
+        validator.prepare(settings.warehouse_url, run_id)
     return _VALIDATORS[run_id]
 
 

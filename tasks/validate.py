@@ -214,12 +214,15 @@ class Validator:
         kept = [c for c in frame.columns if c in columns]
         return frame[kept] if len(kept) < len(frame.columns) else frame
 
-    def prepare(self) -> None:
-        """Build every suite's Great Expectations objects now (once per run), not in the first batch."""
+    def prepare(self, warehouse_url: str | None = None, run_id: str | None = None) -> None:
+        """Build every suite's Great Expectations objects now (once per run), not in the first batch;
+        the warehouse checks' too when the warehouse and the run are given."""
         for suite in SUITE_FOR_STAGE.values():
             for table in self.tables_of(suite):
                 if suite != SUITE_FOR_STAGE["load"]:
                     self._dataframe_definition(suite, table)
+                elif warehouse_url and run_id:
+                    self._warehouse_definition(warehouse_url, run_id, table)
                 else:
                     self._gx_suite(suite, table)
 
@@ -281,17 +284,20 @@ class Validator:
         (`articles_loaded`, `duplicates_recorded`), referred to in the suite as `{"$PARAMETER": name}`."""
         suite_name = SUITE_FOR_STAGE["load"]
         verdict = Verdict(stage="load", suite=suite_name, label=label)
-        source = self._sql_source(warehouse_url)
-        queries = warehouse_queries(run_id)
         for table in self.tables_of(suite_name):
-            def factory(table: str = table) -> Any:
-                asset = source.add_query_asset(f"{table}-{run_id}", query=queries[table])
-                return asset.add_batch_definition_whole_table(f"{table}-{run_id}")
-            # Queries name the run: one definition per run and table.
-            definition = self._definition(suite_name, table, factory, variant=f"-{source.name}-{run_id}")
+            definition = self._warehouse_definition(warehouse_url, run_id, table)
             outcome = self._run(definition, BASIC, expectation_parameters=dict(counts))
             self._read(outcome, table, verdict, batch_level=True)
         return verdict
+
+    def _warehouse_definition(self, warehouse_url: str, run_id: str, table: str) -> Any:
+        """The `loaded` suite's check of one warehouse table; queries name the run: one per run and table."""
+        source = self._sql_source(warehouse_url)
+
+        def factory() -> Any:
+            asset = source.add_query_asset(f"{table}-{run_id}", query=warehouse_queries(run_id)[table])
+            return asset.add_batch_definition_whole_table(f"{table}-{run_id}")
+        return self._definition(SUITE_FOR_STAGE["load"], table, factory, variant=f"-{source.name}-{run_id}")
 
     def _sql_source(self, warehouse_url: str) -> Any:
         """A SQL data source per warehouse (its connection string stays inside the context)."""
