@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
+import ftfy
 import pytest
 
 import tasks.clean as clean_module
@@ -25,6 +26,7 @@ from tasks.extract import extract_text
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection
 from tasks.settings import PROJECT_ROOT, get_settings
+from tasks.textnorm import repair_unicode
 
 IN_PROCESS = get_settings().model_copy(update={"clean_timeout_seconds": 0})
 
@@ -305,6 +307,16 @@ def test_unicode_is_repaired_and_normalised():
     assert first.startswith("Café owners")  # mojibake repaired
     assert "\u200b" not in first and "  " not in first  # invisibles and runs of spaces gone
     assert "café has" in first and "e\u0301" not in first  # NFC
+
+
+@pytest.mark.parametrize("text", [
+    "Plain ASCII line one.\nCaf\u00c3\u00a9 owners on the quay\nAnother plain line",
+    "Fish &amp; chips on the quay\n<b>bold</b> line\nSalt &amp; vinegar",  # entities until the first '<'
+    "Windows\r\nline breaks\rand a bell\x07 and an escape \x1b[31mred\x1b[0m",
+    "ﬂat ＷＩＤＥ e\u0301 \u2028 separator\x85next \ufeffBOM",
+])
+def test_unicode_repair_skips_only_what_ftfy_would_leave_unchanged(text):
+    assert repair_unicode(text) == ftfy.fix_text(text, normalization="NFC", uncurl_quotes=False)
 
 
 def test_short_repeated_lines_are_dropped_but_long_repeats_kept_once():
