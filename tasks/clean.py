@@ -186,11 +186,16 @@ def dedupe_paragraphs(paragraphs: Iterable[str], title: str | None = None) -> li
     return kept
 
 
+# py3langid walks the text byte by byte in Python (about 0.5 µs a byte); 2,000 characters of an article
+# tell its language as well as 5,000 (same answers on the 62 extraction dev pages).
+LANGUAGE_SAMPLE_CHARS = 2000
+
+
 def detect_language(text: str) -> str | None:
     """ISO 639-1 code of the text's language (py3langid, offline), None for texts too short to tell."""
     if len(text) < 20:
         return None
-    language, _ = py3langid.classify(text[:5000])
+    language, _ = py3langid.classify(text[:LANGUAGE_SAMPLE_CHARS])
     return language
 
 
