@@ -207,8 +207,8 @@ _READABILITY_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquot
 
 
 class _Readability(ReadabilityDocument):
-    """readability-lxml on a tree parsed here. Its own preparation of the tree, minus making links
-    absolute: only the text is used, and walking every link of the page costs a fifth of readability's time."""
+    """readability-lxml on a tree parsed here, without a copy of our own (its cleaner works on a copy anyway)
+    and without making links absolute (on pages with a <base href> it rewrote every link; only text is used)."""
 
     def _parse(self, input: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
         for element in input.xpath("//*[@hidden]"):
