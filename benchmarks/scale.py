@@ -1,8 +1,8 @@
 """Where cleaning runs: the same `newsflow ingest` over a generated corpus of HTML pages read from disk
 (so that fetching costs nothing and cleaning dominates), three ways:
 
-- in-process: NEWSFLOW_CPU_WORKERS=1, every batch cleaned in the flow's process;
-- process pool: the default, chunks of NEWSFLOW_CPU_CHUNK_SIZE documents on one process per core;
+- one worker: NEWSFLOW_CPU_WORKERS=1, every batch cleaned by one warm cleaning process;
+- process pool: the default, chunks of NEWSFLOW_CPU_CHUNK_SIZE documents on one warm process per core;
 - Dask: a local Dask cluster of two worker processes (NEWSFLOW_DASK_ADDRESS).
 
     .venv/bin/python benchmarks/scale.py               # 400 pages
@@ -56,13 +56,13 @@ def main() -> None:
             wait_for(f"{api_url}/health")
             with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
                 configurations = {
-                    "in-process": {"NEWSFLOW_CPU_WORKERS": "1"},
+                    "one worker": {"NEWSFLOW_CPU_WORKERS": "1"},
                     "process pool": {},
                     "dask (2 workers)": {"NEWSFLOW_DASK_ADDRESS": cluster.scheduler_address},
                 }
                 for name, extra in configurations.items():
                     warehouse = workdir / f"{name.split()[0]}.db"
-                    seconds, peak, code = run_measured(
+                    seconds, peak, code, _ = run_measured(
                         [str(Path(sys.executable).parent / "newsflow"), "ingest", "--sources", str(sources),
                          "--warehouse", f"sqlite:///{warehouse}"], {**env, **extra})
                     with sqlite3.connect(warehouse) as conn:

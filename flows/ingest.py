@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from prefect.runtime import flow_run
 
 from flows.config import sources_from_variable
 from flows.config import warehouse_url as resolve_warehouse_url
-from flows.scale import StageProgress, clean_batches
+from flows.scale import StageProgress, clean_batches, interleave_sources
 from flows.stages import (
     check_warehouse_task,
     close_validator,
@@ -28,24 +29,30 @@ from flows.stages import (
     quarantine_rows,
     record_task,
     validate_task,
+    validated,
 )
 from tasks.clean import CleanOutcome
 from tasks.dedupe import DedupOutcome
+from tasks.fetch import FetchOutcome
 from tasks.frames import articles_frame, documents_frame, duplicates_frame
 from tasks.records import Article, Document, Duplicate, Rejection
 from tasks.report import render_markdown, run_summary
 from tasks.settings import Settings, get_settings
-from tasks.sources import resolve_sources
+from tasks.sources import Source, resolve_sources
 from tasks.spool import SpoolFile, discard, read_spool, warehouse_unavailable, write_spool
 from tasks.validate import SUITE_FOR_STAGE, StageFailed, Verdict
 from tasks.warehouse import WarehouseError, finish_run, get_engine, safe_url, start_run
+
+STAGES = ("fetch", "clean", "dedupe", "validate", "load")
 
 
 class RunReport:
     """Counts of what each stage took in and passed on, kept as the run goes."""
 
     def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
+        # Every stage's figures, zero until it sees something (a run with nothing new still reports them).
+        self.counts: Counter[str] = Counter({f"{stage}_{side}": 0 for stage in STAGES for side in ("in", "out")})
+        self.counts.update({"quarantined": 0, "duplicates": 0})
         self.quarantined_by_stage: Counter[str] = Counter()
         self.verdicts: list[Verdict] = []
         self.failed_sources: dict[str, list[str]] = {}  # source -> why it failed a stage
@@ -69,8 +76,16 @@ class RunReport:
                 "failures": list(self.failures)}
 
 
-def _batches(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), max(1, size))] or [[]]
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Batches of `size` as the items arrive (the last one shorter); none when there is nothing."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= max(1, size):
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dict[str, Any]],
@@ -84,6 +99,8 @@ def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], di
     checked: a source over its bound fails this stage, all its records are quarantined and the run
     will end failed, naming it and the expectation.
     """
+    if not records and not already_rejected and not any(len(t) for t in build_tables([]).values()):
+        return []  # nothing to judge: no Great Expectations run (an unchanged re-run validates nothing)
     earlier = {r.source for r in records} & set(report.failed_sources)
     held_back = {s: [f"source {s} failed earlier in this run: {report.failed_sources[s][0]}"] for s in earlier}
     records, rejected = quarantine_rows(stage, records, {}, held_back)
@@ -107,9 +124,9 @@ def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], di
 
 def gate_fetched(outcomes: list[Any], kinds: dict[str, str], settings: Settings, run_id: str,
                  report: RunReport) -> list[Document]:
-    """The `fetched` suite on every source's documents at once: one validation per run, not one per
-    source (each costs Great Expectations' fixed overhead); its per-source expectations still judge each
-    source on its own row of the `sources` table."""
+    """The `fetched` suite on a group of sources' documents at once: one validation per group (about a
+    batch), not one per source (each costs Great Expectations' fixed overhead); its per-source
+    expectations still judge each source on its own row of the `sources` table."""
     local = {name for name, kind in kinds.items() if kind in ("files", "warc")}  # no HTTP status expected
     return _gate("fetch", [d for outcome in outcomes for d in outcome.documents],
                  lambda docs: {"records": documents_frame(docs, local_sources=local)}, settings, run_id,
@@ -161,12 +178,29 @@ def _publish(report: RunReport, run_id: str, settings: Settings, docs_index: str
 
 
 class Pending:
-    """What the run holds that the warehouse does not have yet: spooled if the warehouse goes away."""
+    """What the run holds that the warehouse does not have yet: spooled if the warehouse goes away.
+
+    Documents are held from the moment a source's fetch is taken in until their batch is cleaned and
+    checked (quarantined ones leave when their rejection is recorded); its articles are held until loaded.
+    """
 
     def __init__(self, spooled: list[SpoolFile]) -> None:
-        self.documents: list[Document] = [d for f in spooled for d in f.documents]
+        self._documents: dict[int, Document] = {}
+        self.spooled_documents: list[Document] = [d for f in spooled for d in f.documents]
+        self.hold(self.spooled_documents)
         self.articles: list[Article] = [a for f in spooled for a in f.articles]
         self.duplicates: list[Duplicate] = [d for f in spooled for d in f.duplicates]
+
+    @property
+    def documents(self) -> list[Document]:
+        return list(self._documents.values())
+
+    def hold(self, documents: Iterable[Document]) -> None:
+        self._documents.update((id(d), d) for d in documents)
+
+    def release(self, documents: Iterable[Document]) -> None:
+        for document in documents:
+            self._documents.pop(id(document), None)
 
 
 def _keep_for_next_run(settings: Settings, run_id: str, pending: Pending, spooled: list[SpoolFile],
@@ -181,27 +215,46 @@ def _keep_for_next_run(settings: Settings, run_id: str, pending: Pending, spoole
                           f"({type(error).__name__}: {reason}); {kept}")
 
 
-def process_documents(documents: list[Document], settings: Settings, run_id: str, engine: Any,
+def _chain(*parts: Iterable[Any]) -> Iterator[Any]:
+    for part in parts:
+        yield from part
+
+
+def _load(articles: list[Article], deduped: Any, settings: Settings, run_id: str, label: str) -> Any:
+    return load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
+        settings.load_retry_delay * 2 ** attempt for attempt in range(settings.load_retries)])(
+        articles, deduped, settings, run_id, label)
+
+
+def process_documents(documents: Iterable[Document], settings: Settings, run_id: str, engine: Any,
                       report: RunReport, pending: Pending | None = None) -> None:
     """Clean -> dedupe -> validate -> load, with the quality gates, then the warehouse checks; shared by
-    `ingest-news` and `reprocess-news` (which feeds it documents rebuilt from the raw store). `pending`
-    tracks what is not loaded yet, its spooled cleaned articles going first as their own batch."""
+    `ingest-news` (which streams its fetched documents in) and `reprocess-news` (documents rebuilt from
+    the raw store). `pending` tracks what is not loaded yet, its spooled cleaned articles going first as
+    their own batch."""
     logger = get_run_logger()
     pending = pending or Pending([])
-    # Clean -> dedupe -> validate -> load, batch by batch: later batches see earlier ones loaded.
-    # Cleaning is CPU-bound: all batches go to the process pool (or Dask) at once, in small chunks.
-    batches = _batches(documents, settings.batch_size)
-    cleaned_batches = iter(clean_batches(batches, settings))
-    # Spooled cleaned articles first, as their own batch.
-    work: list[tuple[str, list[Document], list[Article] | None]] = (
-        [("spooled articles", [], pending.articles)] if pending.articles else [])
-    work += [(f"batch {n}", b, None) for n, b in enumerate(batches, start=1)]
-    for index, (label, batch, precleaned) in enumerate(work):
-        pending.documents = [d for _, b, _ in work[index:] for d in b]
-        pending.articles = list(precleaned or [])
+    # Batch by batch, as documents arrive: later batches see earlier ones loaded. Cleaning is CPU-bound and
+    # runs ahead in the worker processes while this thread deduplicates, checks and loads.
+    batches: deque[list[Document]] = deque()
+
+    def arriving() -> Iterator[list[Document]]:
+        for batch in _batches(documents, settings.batch_size):
+            pending.hold(batch)
+            batches.append(batch)
+            yield batch
+
+    cleaned_batches = clean_batches(arriving(), settings)
+    work: Iterator[tuple[str, CleanOutcome, list[Document]]] = (
+        (f"batch {n}", cleaned, batches.popleft()) for n, cleaned in enumerate(cleaned_batches, start=1))
+    if pending.articles:  # spooled cleaned articles first, as their own batch
+        work = _chain([("spooled articles", CleanOutcome(articles=pending.articles), [])], work)
+    for label, cleaned, batch in work:
+        precleaned = label == "spooled articles"
+        pending.articles = list(cleaned.articles) if precleaned else []
         pending.duplicates = pending.duplicates if precleaned else []
-        cleaned = next(cleaned_batches) if precleaned is None else CleanOutcome(articles=precleaned)
-        record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
+        if cleaned.rejections:
+            record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
         report.quarantined("clean", len(cleaned.rejections))
         articles = gate_cleaned(cleaned, settings, run_id, label, report)
         report.stage("clean", len(batch), len(articles))
@@ -213,13 +266,13 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
         report.stage("validate", len(deduped.kept), len(valid))
 
         # Cleaned and checked: if the load fails for good, these are what the spool keeps.
-        pending.documents = [d for _, b, _ in work[index + 1:] for d in b]
+        pending.release(batch)
         pending.articles, pending.duplicates = valid, list(deduped.duplicates)
-        loaded = load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
-            settings.load_retry_delay * 2 ** attempt for attempt in range(settings.load_retries)])(
-            valid, deduped, settings, run_id, label)
+        loaded = _load(valid, deduped, settings, run_id, label) if valid or deduped.duplicates else None
         pending.articles, pending.duplicates = [], []
-        report.stage("load", len(valid), loaded.stats.passed_on)
+        report.stage("load", len(valid), loaded.stats.passed_on if loaded else 0)
+        if loaded is None:
+            continue
         report.counts["duplicates"] += loaded.stats.counts["duplicates"]
         report.loaded_urls.update(loaded.article_ids)
         if loaded.orphans:
@@ -229,7 +282,6 @@ def process_documents(documents: list[Document], settings: Settings, run_id: str
         logger.info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", label,
                     len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
 
-    pending.documents = []
     gate_warehouse(settings, run_id, report)
 
 
@@ -246,11 +298,12 @@ def gate_deduplicated(deduped: DedupOutcome, settings: Settings, run_id: str, la
     """The `deduplicated` suite on the articles kept and the copies dropped; copies pointing at nothing
     are held back (removed from `deduped.duplicates`)."""
     kept_urls = {a.canonical_url for a in deduped.kept}
+    checked = len(report.verdicts)
     valid = _gate("dedupe", deduped.kept, lambda kept: {
         "records": articles_frame(kept), "duplicates": duplicates_frame(deduped.duplicates, kept_urls)},
         settings, run_id, label, report)
-    verdict = report.verdicts[-1]
-    if verdict.failed_duplicates:
+    verdict = report.verdicts[-1] if len(report.verdicts) > checked else None  # none: nothing to check
+    if verdict is not None and verdict.failed_duplicates:
         deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, verdict)
         record_task(settings, run_id, f"dedupe duplicates {label}", rejections=held)
         report.quarantined("dedupe", len(held))
@@ -259,11 +312,69 @@ def gate_deduplicated(deduped: DedupOutcome, settings: Settings, run_id: str, la
 
 def gate_warehouse(settings: Settings, run_id: str, report: RunReport) -> None:
     """The warehouse itself, through a SQL data source: the run's rows reconcile with its counts."""
+    if not report.loaded_urls and not report.counts["duplicates"]:
+        return  # nothing written: nothing for the warehouse checks to reconcile
     verdict = check_warehouse_task(settings, run_id, {"articles_loaded": len(report.loaded_urls),
                                                       "duplicates_recorded": report.counts["duplicates"]})
     report.verdicts.append(verdict)  # (its results are stored by the task)
     if verdict.batch_failures:
         report.failures.append(f"the warehouse failed the load checks: {'; '.join(verdict.batch_failures)}")
+
+
+def fetch_outcomes(specs: Sequence[Source], settings: Settings) -> Iterator[FetchOutcome]:
+    """Each source's fetch outcome, in order (sources interleaved by host), with at most
+    `fetch_sources_in_flight` sources being fetched or waiting to be taken in: the next one starts as
+    one is taken. Requests to different hosts run in parallel (bounded by `fetch_concurrency`), one at a
+    time per host."""
+    progress = StageProgress("fetch", len(specs), "sources")
+    waiting = iter(interleave_sources(specs))
+    in_flight = deque(fetch_task.submit(s, settings)
+                      for s in islice(waiting, max(1, settings.fetch_sources_in_flight)))
+    while in_flight:
+        outcome = in_flight.popleft().result()
+        following = next(waiting, None)
+        if following is not None:
+            in_flight.append(fetch_task.submit(following, settings))
+        progress.advance()
+        yield outcome
+
+
+def fetched_documents(specs: Sequence[Source], kinds: dict[str, str], settings: Settings, run_id: str,
+                      report: RunReport, pending: Pending) -> Iterator[Document]:
+    """The documents that pass the fetch stage, as they come: spooled ones of earlier runs first, then a
+    group of sources at a time (about a batch of documents: one record task and one quality check per
+    group, not per source)."""
+    report.counts["fetch_out"] += len(pending.spooled_documents)
+    yield from pending.spooled_documents
+    group: list[FetchOutcome] = []
+    for outcome in fetch_outcomes(specs, settings):
+        pending.hold(outcome.documents)  # spooled if the warehouse goes away from here on
+        group.append(outcome)
+        if sum(len(o.documents) for o in group) >= settings.batch_size:
+            yield from _take_fetched(group, kinds, settings, run_id, report, pending)
+            group = []
+    if group:
+        yield from _take_fetched(group, kinds, settings, run_id, report, pending)
+
+
+def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], settings: Settings, run_id: str,
+                  report: RunReport, pending: Pending) -> list[Document]:
+    """Record a group of sources' attempts and rejections, and run the fetch checks on their documents."""
+    logger = get_run_logger()
+    names = [o.source for o in outcomes]
+    record_task(settings, run_id, f"fetch {', '.join(names) if len(names) <= 3 else f'{len(names)} sources'}",
+                attempts=[a for o in outcomes for a in o.attempts],
+                rejections=[r for o in outcomes for r in o.rejections])
+    for outcome in outcomes:
+        report.counts["fetch_in"] += outcome.stats.taken_in
+        report.quarantined("fetch", len(outcome.rejections))
+        logger.info("%s: fetched %d documents, %d attempts, %d rejected", outcome.source,
+                    len(outcome.documents), len(outcome.attempts), len(outcome.rejections))
+    passed = gate_fetched(outcomes, kinds, settings, run_id, report)
+    kept = {id(d) for d in passed}
+    pending.release(d for o in outcomes for d in o.documents if id(d) not in kept)  # quarantined: recorded
+    report.counts["fetch_out"] += len(passed)
+    return passed
 
 
 def end_run(engine: Any, run_id: str, report: RunReport, settings: Settings,
@@ -315,25 +426,10 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
         logger.info("taking %d spooled file(s) that earlier runs could not load", len(spooled))
     pending = Pending(spooled)
     try:
-        # Fetch: every source in parallel (I/O bound), every attempt recorded.
-        documents: list[Document] = list(pending.documents)
-        fetch_progress = StageProgress("fetch", len(specs), "sources")
-        outcomes = []
-        for future in [fetch_task.submit(s, settings) for s in specs]:
-            outcomes.append(future.result())
-            fetch_progress.advance()
-        pending.documents += [d for outcome in outcomes for d in outcome.documents]  # spooled if need be
-        for outcome in outcomes:
-            record_task(settings, run_id, f"fetch {outcome.source}", attempts=outcome.attempts,
-                        rejections=outcome.rejections)
-            report.stage("fetch", outcome.stats.taken_in, len(outcome.documents))
-            report.quarantined("fetch", len(outcome.rejections))
-            logger.info("%s: fetched %d documents, %d attempts, %d rejected", outcome.source,
-                        len(outcome.documents), len(outcome.attempts), len(outcome.rejections))
-        documents.extend(gate_fetched(outcomes, kinds, settings, run_id, report))
-        report.counts["fetch_out"] = len(documents)
-
-        process_documents(documents, settings, run_id, engine, report, pending)
+        # Fetch streams into clean -> dedupe -> validate -> load: sources are fetched a window at a time
+        # while earlier batches are cleaned and loaded; nothing waits for (or holds) the whole crawl.
+        process_documents(fetched_documents(specs, kinds, settings, run_id, report, pending),
+                          settings, run_id, engine, report, pending)
     except Exception as exc:
         failure: BaseException = exc
         if warehouse_unavailable(exc):
@@ -355,7 +451,7 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
 def _publish_safely(report: RunReport, run_id: str, settings: Settings) -> None:
     """Reports must not hide the run's own outcome: a failure to publish them is logged, not raised."""
     try:
-        _publish(report, run_id, settings, data_docs_task(settings, run_id))
+        _publish(report, run_id, settings, data_docs_task(settings, run_id) if validated(run_id) else None)
     except Exception as exc:
         get_run_logger().warning("could not publish the quality reports: %s: %s", type(exc).__name__, exc)
     finally:

@@ -1,20 +1,31 @@
 """Where the work runs. Fetching is I/O-bound: threads (the flow's default task runner and the fetch
-stage's own pool). Cleaning is CPU-bound: small chunks of documents go to a process pool sized to the
-machine, or to a Dask cluster (prefect-dask) when `NEWSFLOW_DASK_ADDRESS` names one."""
+stage's own pool). Cleaning is CPU-bound: chunks of documents go to time-limited cleaning processes, one
+per core, waited on by as many threads of the flow's process and kept warm between batches (parsers and
+language model loaded; see tasks.clean), or to a Dask cluster (prefect-dask) when
+`NEWSFLOW_DASK_ADDRESS` names one. Batches stream: a batch is cleaned while the ones before it are
+deduplicated and loaded, and the next ones are being fetched."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from flows.stages import clean_task
 from tasks.clean import CleanOutcome
 from tasks.records import Document
 from tasks.settings import Settings
+from tasks.sources import Source
+from tasks.urls import host_of
+
+# Batches handed to the cleaners beyond the one being deduplicated and loaded: enough to keep every
+# worker busy, few enough that memory holds a few batches, never the corpus.
+CLEAN_AHEAD = 2
 
 
 def cpu_workers(settings: Settings) -> int:
@@ -22,7 +33,8 @@ def cpu_workers(settings: Settings) -> int:
 
 
 def cpu_task_runner(settings: Settings) -> TaskRunner[Any]:
-    """The Dask cluster named in the settings, else a process pool with one worker per core."""
+    """The Dask cluster named in the settings, else a process pool with one worker per core (used when
+    cleaning has no time limit; with one, threads wait on time-limited cleaning processes)."""
     if settings.dask_address:
         try:
             from prefect_dask import DaskTaskRunner
@@ -31,6 +43,18 @@ def cpu_task_runner(settings: Settings) -> TaskRunner[Any]:
                                "pip install 'newsflow[dask]'") from None
         return DaskTaskRunner(address=settings.dask_address)
     return ProcessPoolTaskRunner(max_workers=cpu_workers(settings))
+
+
+def interleave_sources(sources: Sequence[Source]) -> list[Source]:
+    """Round-robin over the hosts sources are read from (their feed, sitemap or first URL), keeping the
+    file's order within a host: the sources fetched at once are on different hosts, so one host's
+    politeness delay does not serialise them."""
+    by_host: dict[str, list[Source]] = {}
+    for source in sources:
+        url = getattr(source, "url", None) or next(iter(getattr(source, "urls", None) or []), "")
+        by_host.setdefault(host_of(str(url)) if url else "", []).append(source)
+    groups = list(by_host.values())
+    return [group[i] for i in range(max(map(len, groups), default=0)) for group in groups if i < len(group)]
 
 
 def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -60,6 +84,14 @@ class StageProgress:
 
     def advance(self, n: int = 1) -> None:
         self.done = min(self.total, self.done + n)
+        self._update()
+
+    def grow(self, n: int) -> None:
+        """More parts became known (a streamed stage learns its total as it goes)."""
+        self.total += n
+        self._update()
+
+    def _update(self) -> None:
         update_progress_artifact(self.artifact_id, progress=100.0 * self.done / self.total,
                                  description=self._describe())
 
@@ -73,24 +105,58 @@ def merge_clean_outcomes(outcomes: Sequence[CleanOutcome]) -> CleanOutcome:
     return merged
 
 
-def clean_batches(batches: Sequence[Sequence[Document]], settings: Settings) -> Iterator[CleanOutcome]:
-    """Each batch's clean outcome, in order. All chunks of all batches are submitted at once, so later
-    batches are cleaned while earlier ones are deduplicated and loaded."""
-    chunks = [split_for_workers(batch, settings) for batch in batches]
-    total = sum(len(c) for c in chunks)
-    if total <= 1 or (cpu_workers(settings) == 1 and not settings.dask_address):
-        # A pool would cost more to start than the work (or there is one core): clean in this process.
+class _CleanRunner:
+    """Submits a batch's chunks to where cleaning runs; started when the first batch arrives."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runner: TaskRunner[Any] | None = None
+        self.progress: StageProgress | None = None
+
+    def submit(self, batch: Sequence[Document], number: int) -> list[PrefectFuture[CleanOutcome]]:
+        settings = self.settings
+        if self.runner is None:
+            unbounded = settings.clean_timeout_seconds <= 0  # no time limit: no need for a process per document
+            if settings.dask_address or (unbounded and cpu_workers(settings) > 1):
+                self.runner = cpu_task_runner(settings)
+            else:  # each thread waits on a time-limited cleaning process, kept warm between batches
+                self.runner = ThreadPoolTaskRunner(max_workers=cpu_workers(settings))
+            self.runner.__enter__()
+        chunks = split_for_workers(batch, settings)
+        if self.progress is None:
+            self.progress = StageProgress("clean", len(chunks), "chunks")
+        else:
+            self.progress.grow(len(chunks))
+        labels = [f"batch {number}"] if len(chunks) == 1 else [
+            f"batch {number} chunk {c}" for c in range(1, len(chunks) + 1)]
+        return [self.runner.submit(clean_task, {"documents": list(chunk), "label": label})
+                for label, chunk in zip(labels, chunks, strict=True)]
+
+    def collect(self, futures: list[PrefectFuture[CleanOutcome]]) -> CleanOutcome:
+        outcomes = []
+        for future in futures:
+            outcomes.append(future.result())
+            if self.progress is not None:
+                self.progress.advance()
+        return merge_clean_outcomes(outcomes)
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.__exit__(None, None, None)
+
+
+def clean_batches(batches: Iterable[Sequence[Document]], settings: Settings) -> Iterator[CleanOutcome]:
+    """Each batch's clean outcome, in order, as the batches arrive. Up to `CLEAN_AHEAD` batches are
+    cleaned while the caller deduplicates and loads the one before them; nothing waits for the whole
+    input, and at most a few batches are held at once."""
+    runner = _CleanRunner(settings)
+    in_flight: deque[list[PrefectFuture[CleanOutcome]]] = deque()
+    try:
         for number, batch in enumerate(batches, start=1):
-            yield clean_task(batch, f"batch {number}")
-        return
-    progress = StageProgress("clean", total, "chunks")
-    with cpu_task_runner(settings) as runner:
-        futures = [[runner.submit(clean_task, {"documents": list(chunk), "label": f"batch {b} chunk {c}"})
-                    for c, chunk in enumerate(batch_chunks, start=1)]
-                   for b, batch_chunks in enumerate(chunks, start=1)]
-        for batch_futures in futures:
-            outcomes = []
-            for future in batch_futures:
-                outcomes.append(future.result())
-                progress.advance()
-            yield merge_clean_outcomes(outcomes)
+            in_flight.append(runner.submit(batch, number))
+            if len(in_flight) > CLEAN_AHEAD:
+                yield runner.collect(in_flight.popleft())
+        while in_flight:
+            yield runner.collect(in_flight.popleft())
+    finally:
+        runner.close()

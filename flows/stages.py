@@ -38,6 +38,11 @@ def validator_for(run_id: str, settings: Settings) -> Validator:
     return _VALIDATORS[run_id]
 
 
+def validated(run_id: str) -> bool:
+    """Whether the run validated anything (an unchanged re-run does not even start Great Expectations)."""
+    return run_id in _VALIDATORS
+
+
 def close_validator(run_id: str) -> None:
     _VALIDATORS.pop(run_id, None)
 
@@ -55,6 +60,9 @@ def fetch_task(source: Source, settings: Settings) -> FetchOutcome:
             raise
         # The warehouse went away: the documents still reach the flow, which spools what it cannot load.
         get_run_logger().warning("raw bodies of %s not stored: warehouse unavailable", source.name)
+    # The bodies are stored (or, the warehouse gone, lost either way): the flow needs only the documents,
+    # and holding a second copy of every page until the run ends would double its memory.
+    outcome.raw = []
     return outcome
 
 

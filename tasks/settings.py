@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_response_bytes: int = 5_000_000
     max_redirects: int = 5
     fetch_concurrency: int = 8
+    # Sources fetched at once (each on its own thread, one host usually): more keeps more hosts busy under
+    # their politeness delay; each may hold up to `max_items` pages until the flow takes them in.
+    fetch_sources_in_flight: int = 16
     host_delay_seconds: float = 1.0
     max_retries: int = 2
     retry_backoff_seconds: float = 1.0  # first retry after ~1 s (plus jitter), then 2 s, 4 s, ...

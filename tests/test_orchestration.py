@@ -1,0 +1,128 @@
+"""How the flow spends its resources: cleaning processes started once per run and reused by every batch,
+batches streamed with a bounded look-ahead (nothing holds the whole input), sources fetched host by host,
+and an unchanged re-run that asks only for what may have changed and validates nothing."""
+
+from __future__ import annotations
+
+import pytest
+from warehouse_sql import query
+
+from tasks.settings import get_settings
+from tasks.sources import parse_sources
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def task_run_names(flow_run_id: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return sorted(r.name for r in runs)
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    for name, value in {"BATCH_SIZE": "4", "CPU_WORKERS": "2", "CPU_CHUNK_SIZE": "2"}.items():
+        monkeypatch.setenv(f"NEWSFLOW_{name}", value)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(sqlite_url, small_batches,
+                                                                               monkeypatch):
+    from crawl_server import CrawlServer, Reply, article_html, html
+
+    from flows.ingest import ingest_news
+    from tasks.clean import TimeLimitedCleaner, close_spare_cleaners
+
+    close_spare_cleaners()  # none left warm by earlier tests
+    started: list[int] = []
+    start = TimeLimitedCleaner._start
+
+    def counting_start(self):
+        if self._pool is None:
+            started.append(1)
+        return start(self)
+
+    monkeypatch.setattr(TimeLimitedCleaner, "_start", counting_start)
+    pages = [f"/story-{n}.html" for n in range(12)]
+    server = CrawlServer({path: html(article_html(100 + n)) for n, path in enumerate(pages)})
+
+    def feed(number: int, headers: dict[str, str]) -> Reply:
+        if headers.get("if-none-match") == '"v1"':
+            return Reply(304, b"", {"ETag": '"v1"'})
+        items = "".join(f"<item><title>Story {n}</title><link>{server.url(p)}</link></item>"
+                        for n, p in enumerate(pages))
+        return Reply(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{items}'
+                          "</channel></rss>".encode(), {"Content-Type": "application/rss+xml", "ETag": '"v1"'})
+
+    server.routes["/feed.xml"] = feed
+    sources = [{"name": "gazette", "kind": "rss", "url": server.url("/feed.xml"), "allow_private_network": True}]
+    with server:
+        first = ingest_news(sources=sources, warehouse_url=sqlite_url)
+        assert first["fetch_out"] == 12 and first["load_out"] == 12
+        clean_runs = [n for n in task_run_names(first["run_id"]) if n.startswith("clean batch")]
+        # 12 pages in batches of 4: 3 batches, each split between the 2 workers ...
+        assert len(clean_runs) == 6
+        # ... and only 2 cleaning processes for all of them: each chunk borrows a warm one.
+        assert len(started) == 2
+
+        started.clear()
+        again = ingest_news(sources=sources, warehouse_url=sqlite_url)
+    assert again["fetch_in"] == 0 and again["clean_in"] == 0 and again["load_out"] == 0
+    # The feed is asked for conditionally (304); the pages it listed, all loaded, are not asked for again.
+    assert server.hits["/feed.xml"] == 2 and all(server.hits[p] == 1 for p in pages)
+    fetched = query(sqlite_url, "SELECT url, status_code, not_modified FROM fetches "
+                                f"WHERE run_id = '{again['run_id']}'")
+    assert [(url, status, bool(nm)) for url, status, nm in fetched if not url.endswith("robots.txt")] == [
+        (server.url("/feed.xml"), 304, True)]
+    # Nothing to clean, check or load: no task run for it, no cleaning process, no validation.
+    assert task_run_names(again["run_id"]) == ["fetch gazette", "record fetch gazette"]
+    assert started == []
+    assert query(sqlite_url, f"SELECT count(*) FROM dq_results WHERE run_id = '{again['run_id']}'") == [(0,)]
+
+
+def test_batches_are_cleaned_as_they_arrive_with_a_bounded_look_ahead(small_batches):
+    from prefect import flow
+
+    from flows.scale import CLEAN_AHEAD, clean_batches
+    from tasks.records import Document
+
+    pulled: list[int] = []
+
+    def arriving():
+        for number in range(8):
+            pulled.append(number)
+            yield [Document(source="s", url=f"http://example.org/{number}-{n}", html="<p>too short</p>")
+                   for n in range(2)]
+
+    @flow
+    def clean_all() -> list[int]:
+        seen = []
+        for outcome in clean_batches(arriving(), get_settings()):
+            seen.append(len(pulled))  # batches taken from the input when this outcome came out
+            assert len(outcome.rejections) == 2  # too short to be an article, still accounted for
+        return seen
+
+    seen = clean_all()
+    # The first outcome comes out before the input is exhausted: never more than the look-ahead in flight.
+    assert seen[0] == CLEAN_AHEAD + 1
+    assert all(taken <= n + CLEAN_AHEAD + 1 for n, taken in enumerate(seen, start=1))
+    assert len(seen) == 8
+
+
+def test_sources_are_fetched_host_by_host_in_turn():
+    from flows.scale import interleave_sources
+
+    specs = parse_sources([
+        {"name": "a1", "kind": "rss", "url": "https://a.example/feed-1.xml"},
+        {"name": "a2", "kind": "rss", "url": "https://a.example/feed-2.xml"},
+        {"name": "a3", "kind": "sitemap", "url": "https://a.example/sitemap.xml"},
+        {"name": "b1", "kind": "urls", "urls": ["https://b.example/1.html", "https://a.example/2.html"]},
+        {"name": "c1", "kind": "rss", "url": "https://c.example/feed.xml"},
+        {"name": "f", "kind": "files", "path": "/nonexistent/*.txt"},
+    ])
+    assert [s.name for s in interleave_sources(specs)] == ["a1", "b1", "c1", "f", "a2", "a3"]
