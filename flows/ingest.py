@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from flows.config import sources_from_variable
 from flows.config import warehouse_url as resolve_warehouse_url
@@ -117,7 +118,7 @@ def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], di
         s: [f"source {s} failed the {stage} stage: {r}" for r in reasons] for s, reasons in failed_sources.items()})
     rejected += failed
     if rejected:  # (the validate task stored the results)
-        record_task(settings, run_id, f"{stage} quality {label}", rejections=rejected)
+        record_task(settings, run_id, f"{stage} quality {label}", rejections=quote(rejected))
     report.quarantined(stage, len(rejected))
     return passed
 
@@ -223,7 +224,7 @@ def _chain(*parts: Iterable[Any]) -> Iterator[Any]:
 def _load(articles: list[Article], deduped: Any, settings: Settings, run_id: str, label: str) -> Any:
     return load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
         settings.load_retry_delay * 2 ** attempt for attempt in range(settings.load_retries)])(
-        articles, deduped, settings, run_id, label)
+        quote(articles), quote(deduped), settings, run_id, label)
 
 
 def process_documents(documents: Iterable[Document], settings: Settings, run_id: str, engine: Any,
@@ -254,12 +255,12 @@ def process_documents(documents: Iterable[Document], settings: Settings, run_id:
         pending.articles = list(cleaned.articles) if precleaned else []
         pending.duplicates = pending.duplicates if precleaned else []
         if cleaned.rejections:
-            record_task(settings, run_id, f"clean {label}", rejections=cleaned.rejections)
+            record_task(settings, run_id, f"clean {label}", rejections=quote(cleaned.rejections))
         report.quarantined("clean", len(cleaned.rejections))
         articles = gate_cleaned(cleaned, settings, run_id, label, report)
         report.stage("clean", len(batch), len(articles))
 
-        deduped = dedupe_task(articles, settings, label)
+        deduped = dedupe_task(quote(articles), settings, label)
         deduped.duplicates += pending.duplicates  # copies dropped before the articles were spooled
         report.stage("dedupe", len(articles), len(deduped.kept))
         valid = gate_deduplicated(deduped, settings, run_id, label, report)
@@ -277,7 +278,7 @@ def process_documents(documents: Iterable[Document], settings: Settings, run_id:
         report.loaded_urls.update(loaded.article_ids)
         if loaded.orphans:
             rejected = orphan_rejections(loaded.orphans)
-            record_task(settings, run_id, f"load {label}", rejections=rejected)
+            record_task(settings, run_id, f"load {label}", rejections=quote(rejected))
             report.quarantined("load", len(rejected))
         logger.info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", label,
                     len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
@@ -305,7 +306,7 @@ def gate_deduplicated(deduped: DedupOutcome, settings: Settings, run_id: str, la
     verdict = report.verdicts[-1] if len(report.verdicts) > checked else None  # none: nothing to check
     if verdict is not None and verdict.failed_duplicates:
         deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, verdict)
-        record_task(settings, run_id, f"dedupe duplicates {label}", rejections=held)
+        record_task(settings, run_id, f"dedupe duplicates {label}", rejections=quote(held))
         report.quarantined("dedupe", len(held))
     return valid
 
@@ -363,8 +364,8 @@ def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], settings:
     logger = get_run_logger()
     names = [o.source for o in outcomes]
     record_task(settings, run_id, f"fetch {', '.join(names) if len(names) <= 3 else f'{len(names)} sources'}",
-                attempts=[a for o in outcomes for a in o.attempts],
-                rejections=[r for o in outcomes for r in o.rejections])
+                attempts=quote([a for o in outcomes for a in o.attempts]),
+                rejections=quote([r for o in outcomes for r in o.rejections]))
     for outcome in outcomes:
         report.counts["fetch_in"] += outcome.stats.taken_in
         report.quarantined("fetch", len(outcome.rejections))

@@ -15,6 +15,7 @@ from typing import Any
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from flows.stages import clean_task
 from tasks.clean import CleanOutcome
@@ -129,7 +130,10 @@ class _CleanRunner:
             self.progress.grow(len(chunks))
         labels = [f"batch {number}"] if len(chunks) == 1 else [
             f"batch {number} chunk {c}" for c in range(1, len(chunks) + 1)]
-        return [self.runner.submit(clean_task, {"documents": list(chunk), "label": label})
+        # Quoted: Prefect need not walk every document for futures. Not for Dask: its serialisation turns
+        # the annotation (a named tuple) into a plain tuple that Prefect no longer unwraps.
+        wrap = (lambda chunk: chunk) if settings.dask_address else quote
+        return [self.runner.submit(clean_task, {"documents": wrap(list(chunk)), "label": label})
                 for label, chunk in zip(labels, chunks, strict=True)]
 
     def collect(self, futures: list[PrefectFuture[CleanOutcome]]) -> CleanOutcome:

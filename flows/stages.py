@@ -23,7 +23,8 @@ from tasks.spool import warehouse_unavailable
 from tasks.validate import Validator, Verdict
 from tasks.warehouse import WarehouseIndex, get_engine, record_dq_results, record_fetches, record_rejections
 
-# Inputs are large record lists: hashing them for Prefect's cache would cost more than the work.
+# Inputs are large record lists: hashing them for Prefect's cache would cost more than the work. The flow
+# also passes them `quote()`d, so that Prefect does not walk every record looking for futures.
 STAGE_TASK = {"cache_policy": NONE, "persist_result": False}
 
 
