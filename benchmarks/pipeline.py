@@ -66,18 +66,22 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, i
     seconds are what the run costs whatever else the machine is doing; wall seconds are not."""
     cpu_before = _children_cpu()
     started = time.perf_counter()
-    process = psutil.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while process.poll() is None:
-        try:
-            tree = [process, *process.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.1)
-    elapsed = time.perf_counter() - started
-    if process.returncode != 0:
-        print(process.stderr.read()[-3000:], file=sys.stderr)
+    # The run's log goes to a file: a pipe read only at the end fills up (64 KB) on a long run and blocks
+    # the flow on its next log line.
+    with tempfile.TemporaryFile("w+") as log:
+        process = psutil.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        peak = 0
+        while process.poll() is None:
+            try:
+                tree = [process, *process.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        if process.returncode != 0:
+            log.seek(0)
+            print(log.read()[-3000:], file=sys.stderr)
     return elapsed, peak, process.returncode, _children_cpu() - cpu_before
 
 
