@@ -195,3 +195,17 @@ def test_a_near_copy_loaded_by_another_run_after_the_dedupe_stage_looked_is_caug
     assert query(warehouse_url, "SELECT d.url, d.kind, a.canonical_url FROM duplicates d "
                                 "JOIN articles a ON a.id = d.article_id") == [
         (({"https://a.example/storm", "https://b.example/storm"} - {stored[0][0]}).pop(), "near", stored[0][0])]
+
+
+def test_keys_repeated_in_a_batch_go_in_once(warehouse_url):
+    """PostgreSQL refuses a key twice in one INSERT ... ON CONFLICT; SQLite would keep the last silently."""
+    migrate.upgrade(warehouse_url)
+    first, second = article(1), article(1, "A corrected text of story one. " * 12)
+    copy = Duplicate(url="https://mirror.example/1", source="mirror", kept_url=first.canonical_url, kind="exact")
+    outcome = load(warehouse_url, [first, article(2), second], [copy, copy])
+    assert outcome.stats.counts["out"] == 2
+    assert query(warehouse_url, "SELECT canonical_url, text, version FROM articles ORDER BY canonical_url") == [
+        ("https://news.example/1", second.text, 1), ("https://news.example/2", article(2).text, 1)]
+    assert query(warehouse_url, "SELECT url, article_id FROM duplicates") == [
+        ("https://mirror.example/1", outcome.article_ids[first.canonical_url])]
+    assert query(warehouse_url, "SELECT count(*) FROM article_signatures") == [(2,)]
