@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,36 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"{by_stage.get(stage, 0):>13}{dropped:>12}")
 
 
+@contextmanager
+def warehouse_parameter(url: str | None) -> Iterator[str | None]:
+    """What to pass a flow as its `warehouse_url` parameter. Prefect stores flow parameters and shows them in
+    its UI, so a URL with a password reaches the flow through this process's settings instead
+    (NEWSFLOW_WAREHOUSE_URL, for the run only), and the parameter stays empty."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        has_password = bool(url) and make_url(url).password is not None
+    except Exception:
+        has_password = False
+    if not has_password:
+        yield url
+        return
+    names = ("NEWSFLOW_WAREHOUSE_URL", "NEWSFLOW_WAREHOUSE_SECRET")  # the URL given wins over a Secret block
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["NEWSFLOW_WAREHOUSE_URL"] = url
+    os.environ.pop("NEWSFLOW_WAREHOUSE_SECRET", None)
+    tasks.settings.get_settings.cache_clear()
+    try:
+        yield None
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        tasks.settings.get_settings.cache_clear()
+
+
 def run_ingest(sources_file: str | None, sources: list[dict[str, Any]] | None, warehouse: str | None) -> int:
     """Run the flow and print its summary; exit codes say what went wrong, with a one-line reason."""
 
@@ -54,7 +85,8 @@ def run_ingest(sources_file: str | None, sources: list[dict[str, Any]] | None, w
         get_engine(warehouse or tasks.settings.get_settings().warehouse_url)
         from flows.ingest import ingest_news
 
-        return ingest_news(sources_file=sources_file, sources=sources, warehouse_url=warehouse)
+        with warehouse_parameter(warehouse) as parameter:
+            return ingest_news(sources_file=sources_file, sources=sources, warehouse_url=parameter)
 
     return run_and_summarise(run)
 
@@ -125,8 +157,9 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
         from tasks.warehouse import get_engine
 
         get_engine(args.warehouse or tasks.settings.get_settings().warehouse_url)  # fail fast when unreachable
-        return reprocess_news(sources=args.source, urls=args.url, since=since, warehouse_url=args.warehouse,
-                              quarantined=args.quarantined, stage=args.stage)
+        with warehouse_parameter(args.warehouse) as parameter:
+            return reprocess_news(sources=args.source, urls=args.url, since=since, warehouse_url=parameter,
+                                  quarantined=args.quarantined, stage=args.stage)
 
     return run_and_summarise(run)
 

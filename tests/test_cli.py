@@ -110,3 +110,31 @@ def test_nul_characters_never_crash_a_run(tmp_path, warehouse_url):
     (url, reasons, payload), = query(warehouse_url, "SELECT url, reasons, payload FROM quarantine")
     assert url.endswith("wire.jsonl#L2")
     assert "no 'text' or 'html'" in str(reasons) and "\x00" not in str(payload)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_warehouse_password_is_never_a_flow_parameter_nor_logged(tmp_path, postgres_url, capsys, caplog):
+    """Prefect stores flow parameters and run logs: a URL with a password reaches the run through settings."""
+    import json
+    import os
+
+    from prefect.client.orchestration import get_client
+    from sqlalchemy.engine import make_url
+
+    password = "pw-never-shown-7"
+    url = make_url(postgres_url).set(password=password).render_as_string(hide_password=False)  # trust auth
+    (tmp_path / "story.txt").write_text(NO_TITLE, encoding="utf-8")
+    before = os.environ.get("NEWSFLOW_WAREHOUSE_URL")
+
+    assert main(["ingest", "--files", str(tmp_path / "*.txt"), "--warehouse", url]) == EXIT_OK
+
+    assert query(postgres_url, "SELECT count(*) FROM articles") == [(1,)]
+    assert os.environ.get("NEWSFLOW_WAREHOUSE_URL") == before  # the run's setting is not left behind
+    captured = capsys.readouterr()
+    assert password not in captured.out + captured.err + caplog.text
+    with get_client(sync_client=True) as client:
+        (flow_run,) = [r for r in client.read_flow_runs() if r.id and str(r.id) in
+                       {row[0] for row in query(postgres_url, "SELECT flow_run_id FROM pipeline_runs")}]
+        logs = client.read_logs()
+    assert password not in json.dumps(flow_run.parameters, default=str)
+    assert all(password not in log.message for log in logs)
