@@ -100,7 +100,12 @@ class Meter:
         self.rows = self.bytes = 0
         self.seconds = 0.0
 
+        self.tenths: list[list[float]] = [[0, 0.0] for _ in range(10)]  # rows and seconds per tenth of the run
+
     def add(self, rows: int, size: int, seconds: float) -> None:
+        tenth = self.tenths[min(9, self.rows * 10 // self.total)]
+        tenth[0] += rows
+        tenth[1] += seconds
         self.rows += rows
         self.bytes += size
         self.seconds += seconds
@@ -109,8 +114,10 @@ class Meter:
         rate = self.rows / self.seconds
         share = f"  {100 * rate / (reference.rows / reference.seconds):5.1f}% of {reference.name.split(',')[0]}" \
             if reference else ""
+        first, last = (rows / seconds if seconds else 0 for rows, seconds in (self.tenths[0], self.tenths[-1]))
         return (f"  {self.name:<48}{self.rows:>8} rows {self.seconds:8.1f} s {rate:9.0f} rows/s "
-                f"{self.bytes / 2**20 / self.seconds:7.1f} MB/s{share}")
+                f"{self.bytes / 2**20 / self.seconds:7.1f} MB/s{share}\n"
+                f"      rows/s in the first tenth of the run {first:.0f}, in the last {last:.0f}")
 
 
 def reference_row(article: Article, now: datetime) -> tuple:
@@ -194,7 +201,7 @@ class Pipeline:
     def write(self, batch: list[Article], prints: dict, number: int) -> float:
         seen_up_to = WarehouseIndex(self.engine).newest_id()
         started = time.perf_counter()
-        load_batch(self.engine, f"bench-{number}", batch, prints, [], self.settings, seen_up_to)
+        load_batch(self.engine, f"bench-{number}", batch, prints, [], self.settings, seen_up_to=seen_up_to)
         return time.perf_counter() - started
 
     def close(self) -> None:
