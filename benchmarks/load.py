@@ -114,10 +114,11 @@ class Meter:
         rate = self.rows / self.seconds
         share = f"  {100 * rate / (reference.rows / reference.seconds):5.1f}% of {reference.name.split(',')[0]}" \
             if reference else ""
-        first, last = (rows / seconds if seconds else 0 for rows, seconds in (self.tenths[0], self.tenths[-1]))
+        first, last = (f"{rows / seconds:.0f}" if seconds else "-"
+                       for rows, seconds in (self.tenths[0], self.tenths[-1]))
         return (f"  {self.name:<48}{self.rows:>8} rows {self.seconds:8.1f} s {rate:9.0f} rows/s "
                 f"{self.bytes / 2**20 / self.seconds:7.1f} MB/s{share}\n"
-                f"      rows/s in the first tenth of the run {first:.0f}, in the last {last:.0f}")
+                f"      rows/s in the first tenth of the run {first}, in the last {last}")
 
 
 def reference_row(article: Article, now: datetime) -> tuple:
