@@ -234,6 +234,8 @@ pipeline_runs = Table(
 )
 
 Index("ix_duplicates_run", duplicates.c.run_id)
+# The loaded-stage checks read the run's own articles; without it each check scans the whole table.
+Index("ix_articles_last_run_id", articles.c.last_run_id)
 # For `source_health` and finding the latest runs.
 Index("ix_fetches_source_fetched_at", fetches.c.source, fetches.c.fetched_at)
 Index("ix_quarantine_source", quarantine.c.source)

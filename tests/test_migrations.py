@@ -170,3 +170,19 @@ def test_unreachable_warehouse_is_a_clear_error_without_password(capsys):
     assert main(["db", "upgrade", "--warehouse", url]) == 4
     err = capsys.readouterr().err
     assert "unavailable" in err and "s3cret" not in err and "***" in err
+
+
+def test_the_loaded_checks_read_a_run_through_an_index(sqlite_url):
+    """The end-of-run warehouse checks look up the run's own rows; a full scan would grow with the warehouse."""
+    from tasks.validate import warehouse_queries
+
+    migrate.upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            for name, sql in warehouse_queries("run-1").items():
+                plan = " ".join(str(row[-1]) for row in connection.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+                assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (name, plan)
+                assert not plan.startswith("SCAN"), (name, plan)
+    finally:
+        engine.dispose()
