@@ -28,7 +28,7 @@ from rensa import RMinHash
 from tasks.records import Article, Duplicate, StageStats
 from tasks.settings import Settings
 from tasks.stories import story_ids as story_ids  # level 3, scored by the benchmark as tasks.dedupe.story_ids
-from tasks.textnorm import fold_lines
+from tasks.textnorm import fold_lines_utf8
 
 MINHASH_SEED = 1_337
 LEDE_MIN_LINE_WORDS = 8  # shorter lines (headline, byline, "ADVERTISEMENT") are not part of the lead
@@ -61,6 +61,26 @@ def _mix(values: np.ndarray) -> np.ndarray:
     values = values ^ (values >> _U64(27))
     values = values * _U64(0x94D049BB133111EB)
     return values ^ (values >> _U64(31))
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique, without its hash-table path, many times slower on 64-bit keys)."""
+    ordered = np.sort(values.ravel())
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
+def _distinct_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and how often each occurs."""
+    ordered = np.sort(values.ravel())
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
+    return ordered[starts], np.diff(np.r_[starts, len(ordered)])
+
+
+def _first_of_each(values: np.ndarray) -> np.ndarray:
+    """Index of the first occurrence of each distinct value."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    return order[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else order
 
 
 def _power_tables(length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -274,8 +294,13 @@ class Sketches:
 
     def pack(self, row: int) -> bytes:
         """One text's sketch for the warehouse: shingle count, body signature, lead signature."""
-        return (np.array([self.sizes[row]], dtype="<u4").tobytes() + self.body[row].astype("<u4").tobytes()
-                + self.lede[row].astype("<u4").tobytes())
+        return self.pack_rows([row])[0]
+
+    def pack_rows(self, rows: Sequence[int]) -> list[bytes]:
+        """`pack` of several rows at once."""
+        packed = np.concatenate([self.sizes[rows, None].astype("<u4"), self.body[rows].astype("<u4"),
+                                 self.lede[rows].astype("<u4")], axis=1)
+        return [row.tobytes() for row in packed]
 
     @staticmethod
     def unpack(blobs: Sequence[bytes], settings: Settings) -> Sketches:
@@ -302,8 +327,7 @@ def sketch(texts: Sequence[str], settings: Settings, sources: Sequence[str] | No
     and lines found in texts of that many different stories of the batch, whatever their source (an outlet's
     footer, when the caller cannot tell the outlet). See `story_groups` for how stories are told apart.
     """
-    folded = [fold_lines(text) for text in texts]
-    tokens, digests = tokenize([text.encode("utf-8") for text in folded])
+    tokens, digests = tokenize([fold_lines_utf8(text) for text in texts])
     batch = _Batch(tokens, digests, sources)
     min_texts = settings.boilerplate_min_texts
     content = tokens.prose & batch.spread_below(batch.same_text, batch.source_of, min_texts)
@@ -312,7 +336,7 @@ def sketch(texts: Sequence[str], settings: Settings, sources: Sequence[str] | No
         return sketches
     everywhere = np.zeros(len(digests), dtype=np.int64)
     shared = ~batch.spread_below(story_groups(batch, sketches, body, settings), everywhere, min_texts)
-    changed = np.unique(batch.text_of_token[content & shared])
+    changed = _distinct(batch.text_of_token[content & shared])
     if len(changed):
         content &= ~shared
         redone, _ = _sketch_tokens(tokens.texts(changed), content[tokens.token_mask(changed)], [], settings)
@@ -348,7 +372,7 @@ class _Batch:
         """Per line: in how many groups (`group_of`, per text) of its source (`source_of`, per text) it is."""
         line_keys = _mix(self.tokens.line_hashes ^ (source_of[self.line_text].astype(_U64) * _SHINGLE_MULTIPLIERS[2]))
         in_group = _mix(line_keys ^ (group_of[self.line_text].astype(_U64) * _SHINGLE_MULTIPLIERS[3]))
-        keys, counts = np.unique(line_keys[np.unique(in_group, return_index=True)[1]], return_counts=True)
+        keys, counts = _distinct_counts(line_keys[_first_of_each(in_group)])
         return counts[np.searchsorted(keys, line_keys)]
 
     def spread_below(self, group_of: np.ndarray, source_of: np.ndarray, least: int) -> np.ndarray:
@@ -377,8 +401,9 @@ def story_groups(batch: _Batch, sketches: Sketches, body: Tokens, settings: Sett
         has_rare = np.diff(np.r_[0, np.cumsum(rare)][tokens.offsets]) > 0
         own = _sampled(shingle_hashes(tokens.select(rare, fallback=False), settings.shingle_size))
         whole = _sampled(body)
-        # Directed pairs (i, j): is one of i's own sampled shingles in j's body?
-        directed = np.concatenate([pairs, pairs[:, ::-1]])
+        both = has_rare[pairs[:, 0]] & has_rare[pairs[:, 1]]
+        # Directed pairs (i, j) where both have rare lines: is one of i's own sampled shingles in j's body?
+        directed = np.concatenate([pairs[both], pairs[both][:, ::-1]])
         counts = np.diff(own.offsets)[directed[:, 0]]
         first = np.asarray(own.offsets[:-1], dtype=np.int64)[directed[:, 0]]
         index = np.repeat(first - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
@@ -386,9 +411,14 @@ def story_groups(batch: _Batch, sketches: Sketches, body: Tokens, settings: Sett
         owners = np.repeat(np.arange(texts, dtype=_U64), np.diff(whole.offsets))
         haystack = np.sort(_mix(whole.hashes ^ (owners * _SHINGLE_MULTIPLIERS[4])))
         needles = _mix(own.hashes[index] ^ (target * _SHINGLE_MULTIPLIERS[4]))
-        found = haystack[np.searchsorted(haystack, needles).clip(max=len(haystack) - 1)] == needles
+        order = np.argsort(needles)  # sorted needles find their places with far fewer cache misses
+        found = np.zeros(len(needles), dtype=bool)
+        if len(haystack):
+            found[order] = haystack[np.searchsorted(haystack, needles[order]).clip(max=len(haystack) - 1)] \
+                == needles[order]
         hits = np.bincount(np.repeat(np.arange(len(directed)), counts), weights=found, minlength=len(directed)) > 0
-        same = hits[:len(pairs)] | hits[len(pairs):] | ~has_rare[pairs[:, 0]] | ~has_rare[pairs[:, 1]]
+        same = ~both
+        same[both] = hits[:both.sum()] | hits[both.sum():]
         pairs = pairs[same]
     label = np.arange(texts)
     while len(pairs):  # label propagation with pointer jumping: a few rounds
@@ -443,7 +473,7 @@ def sharing_pairs(values: np.ndarray, owner: np.ndarray, texts: int) -> np.ndarr
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
     sizes = np.diff(np.r_[starts, len(values)])
     pairs = [np.zeros((0, 2), dtype=np.int64)]
-    for size in np.unique(sizes[sizes > 1]).tolist():
+    for size in _distinct(sizes[sizes > 1]).tolist():
         members = owner[starts[sizes == size][:, None] + np.arange(size)]  # (buckets, size)
         if size > MAX_BUCKET:
             left, right = np.arange(size - 1), np.arange(1, size)
@@ -452,7 +482,7 @@ def sharing_pairs(values: np.ndarray, owner: np.ndarray, texts: int) -> np.ndarr
         pairs.append(np.column_stack([members[:, left].ravel(), members[:, right].ravel()]))
     found = np.concatenate(pairs)
     low, high = np.minimum(found[:, 0], found[:, 1]), np.maximum(found[:, 0], found[:, 1])
-    return np.unique((low * texts + high)[low != high])
+    return _distinct((low * texts + high)[low != high])
 
 
 # --- the warehouse side ----------------------------------------------------------------------
@@ -582,9 +612,10 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
 
     # Level 2: verified near-duplicates among the rest and the warehouse's recent articles.
     lsh_keys = sketches.lsh_keys(settings)
-    keys = key_strings(lsh_keys[rows])
     since = datetime.now(UTC) - timedelta(days=settings.dedupe_window_days)
-    known = [k for k in index.by_band_keys({key for row_keys in keys for key in row_keys}, since)
+    distinct_keys = _distinct(lsh_keys[rows])
+    known = [k for k in index.by_band_keys(key_strings(distinct_keys.reshape(1, -1))[0] if len(distinct_keys) else [],
+                                           since)
              if k.sketch is not None and len(k.sketch) == Sketches.packed_size(settings)
              and k.canonical_url not in by_url]
     known.sort(key=lambda k: k.id)  # the first loaded is the one copies point at
@@ -623,12 +654,12 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
             drop(candidates[node], stored_article.canonical_url, "near", score, stored_article.id)
         else:
             drop(candidates[node], candidates[target].canonical_url, "near", score, None)
-    position = {row: p for p, row in enumerate(rows)}
-    for node in sorted(survivors):
+    survivors.sort()
+    packed = sketches.pack_rows(survivors)
+    for node, sketch_bytes, band_keys in zip(survivors, packed, key_strings(lsh_keys[survivors]), strict=True):
         article = candidates[node]
         outcome.kept.append(article)
-        outcome.fingerprints[article.canonical_url] = Fingerprint(
-            article.content_hash, sketches.pack(node), keys[position[node]])
+        outcome.fingerprints[article.canonical_url] = Fingerprint(article.content_hash, sketch_bytes, band_keys)
     _point_at_survivors(outcome.duplicates)
     outcome.stats.add("out", len(outcome.kept))
     return outcome
@@ -661,10 +692,10 @@ def cluster_ids(texts: list[str], settings: Settings | None = None, sources: lis
     different stories of the batch (see `sketch`).
     """
     settings = settings or Settings()
+    now = datetime.now(UTC)
+    # The longest is kept: characters are cheaper to count than words.
     articles = [Article(source=sources[i] if sources else str(i), url=f"doc:{i}", canonical_url=f"doc:{i}",
-                        text=t, word_count=1) for i, t in enumerate(texts)]
-    for article, text in zip(articles, texts, strict=True):
-        article.word_count = len(text)  # the longest is kept; characters are cheaper to count than words
+                        text=t, word_count=len(t) or 1, fetched_at=now) for i, t in enumerate(texts)]
     outcome = deduplicate(articles, EmptyIndex(), settings)
     label = {a.canonical_url: i for i, a in enumerate(outcome.kept)}
     for duplicate in outcome.duplicates:

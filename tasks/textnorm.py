@@ -83,6 +83,16 @@ def fold_lines(text: str) -> str:
     return text.casefold()
 
 
+def fold_lines_utf8(text: str) -> bytes:
+    """`fold_lines(text)` as UTF-8: the same bytes, sooner for ASCII text (whose case bytes.lower folds)."""
+    if "&" in text:
+        text = html.unescape(text)
+    if text.isascii():
+        return text.encode("ascii").lower()
+    text = unicodedata.normalize("NFKC", text)
+    return _INVISIBLE_OR_FOLDED.sub(_fold_char, text).casefold().encode("utf-8")
+
+
 def fold_for_comparison(text: str) -> str:
     """Aggressive folding for equality tests: entities, NFKC, quotes and dashes, case, all whitespace."""
     return " ".join(fold_lines(text).split())

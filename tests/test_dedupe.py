@@ -14,7 +14,7 @@ from tasks.dedupe import EmptyIndex, cluster_ids, deduplicate, sketch
 from tasks.load import load_batch
 from tasks.records import Article
 from tasks.settings import Settings
-from tasks.textnorm import content_hash
+from tasks.textnorm import content_hash, fold_lines, fold_lines_utf8
 from tasks.warehouse import WarehouseIndex, get_engine
 from tests.dedup_texts import (
     FOLLOW_UP,
@@ -40,6 +40,15 @@ def test_content_hash_is_the_text_normalisations_hash():
     texts = [WIRE_STORY, normalised_copy(WIRE_STORY), "", "  a \t b\u1680c\u2028", "x\x00y"]
     assert sketch(texts, SETTINGS).content_hashes == [content_hash(t) for t in texts]
     assert content_hash(normalised_copy(WIRE_STORY)) == content_hash(WIRE_STORY)
+
+
+FOLDING_CASES = ["Plain ASCII, Mixed Case.", "AT&amp;T &#163;8m", "&lt;b&gt; \u00c9t\u00e9 \u200b\u00a0x",
+                 "Caf\u00e9 \u201cQUOTED\u201d \u2014 \ufb01ne", "STRASSE Stra\u00dfe \u0130", ""]
+
+
+@pytest.mark.parametrize("text", FOLDING_CASES)
+def test_the_byte_folding_is_the_text_folding(text):
+    assert fold_lines_utf8(text) == fold_lines(text).encode("utf-8")
 
 
 def test_copies_share_a_cluster_and_different_stories_do_not():
