@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Connection, Engine, Select, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select, text
 
 from tasks import schema
 from tasks.dedupe import DedupOutcome, KnownArticle, deduplicate
@@ -123,30 +123,24 @@ def store_fingerprints(engine: Engine, run_id: str, outcome: DedupOutcome) -> No
 
 
 def explain(conn: Connection) -> list[tuple[str, list[str]]]:
-    """Query plans of the dedupe stage's lookups, as the warehouse would run them now."""
+    """Query plans of the dedupe stage's lookups (as WarehouseIndex runs them), as the warehouse would run them now."""
     prefix = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
     key = conn.execute(select(schema.article_band_keys.c.band_key).limit(1)).scalar() or "0" * 16
     since = datetime.now(UTC) - timedelta(days=30)
-    plans = []
-    a = schema.articles
+    a, b, s = schema.articles, schema.article_band_keys, schema.article_signatures
     statements = {
-        "by_band_keys": _band_key_query([key, key[::-1]], since),
+        "by_band_keys, 1: article ids": select(b.c.article_id).where(b.c.band_key.in_([key, key[::-1]])),
+        "by_band_keys, 2: articles and signatures": select(a.c.id, a.c.canonical_url, s.c.signature)
+        .join(s, s.c.article_id == a.c.id).where(a.c.id.in_([1, 2])).where(a.c.first_seen_at >= since),
         "by_content_hash": select(a.c.id, a.c.canonical_url, a.c.content_hash).where(a.c.content_hash.in_(["x", "y"])),
         "by_canonical_url": select(a.c.id, a.c.canonical_url).where(a.c.canonical_url.in_(["x", "y"])),
     }
+    plans = []
     for name, statement in statements.items():
         compiled = statement.compile(conn, compile_kwargs={"literal_binds": True})
         rows = conn.execute(text(prefix + str(compiled))).all()
         plans.append((name, [" ".join(str(v) for v in row[-1:]) for row in rows]))
     return plans
-
-
-def _band_key_query(keys: list[str], since: datetime) -> Select:
-    """The statement WarehouseIndex.by_band_keys runs per 2,000 keys."""
-    a, b, s = schema.articles, schema.article_band_keys, schema.article_signatures
-    matching = select(b.c.article_id).where(b.c.band_key.in_(keys)).distinct()
-    return (select(a.c.id, a.c.canonical_url, s.c.signature)
-            .join(s, s.c.article_id == a.c.id).where(a.c.id.in_(matching)).where(a.c.first_seen_at >= since))
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
