@@ -298,6 +298,8 @@ class TimeLimitedCleaner:
         self.work = work
         self._pool: Pool | None = None
         self._no_workers = False
+        self._served = 0  # documents handed to the current worker
+        self.max_documents = (settings or get_settings()).clean_worker_max_documents
 
     def __enter__(self) -> TimeLimitedCleaner:
         return self
@@ -307,7 +309,10 @@ class TimeLimitedCleaner:
 
     def _start(self) -> Pool:
         if self._pool is None:
-            self._pool = multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=500)
+            # Not `maxtasksperchild`: the pool would start the replacement itself, and its imports and model
+            # loading would count against the next document's time limit. `clean` recycles it instead.
+            self._pool = multiprocessing.get_context("spawn").Pool(1)
+            self._served = 0
             # Imports and model loading happen here, outside any document's time limit.
             self._pool.apply_async(warm_up).get(WORKER_START_TIMEOUT)
         return self._pool
@@ -327,6 +332,8 @@ class TimeLimitedCleaner:
     def clean(self, document: Document) -> Article | Rejection:
         if self._no_workers:
             return self.work(document, self.settings)
+        if self._served >= self.max_documents:
+            self.close()  # recycled: the next worker is started and warmed up before this document's clock
         try:
             pool = self._start()
         except Exception as exc:  # no processes here (sandbox, resource limits): clean in-process, unbounded
@@ -335,6 +342,7 @@ class TimeLimitedCleaner:
             self.close()
             self._no_workers = True
             return self.work(document, self.settings)
+        self._served += 1
         pending = pool.apply_async(self.work, (document, self.settings))
         try:
             return pending.get(self.timeout)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # Clean
     min_words: int = 40  # fewer words after cleaning: no article (index page, paywall stub, error page)
     clean_timeout_seconds: float = 30.0  # per document, in a worker process; 0 cleans in-process, unbounded
+    # The worker is replaced (and warmed up again, outside any time limit) after this many documents: bounds
+    # what a long-lived parser process can accumulate without paying its imports every few hundred pages.
+    clean_worker_max_documents: int = 10_000
     clean_max_html_chars: int = 2_000_000  # markup left after removing scripts and styles
     allowed_languages: list[str] = Field(default_factory=list)  # empty: any language
 

@@ -479,6 +479,31 @@ def test_time_limit_ends_a_runaway_document_from_a_worker_thread():
     assert isinstance(fine, Article) and fine.text.split("\n\n") == STORY
 
 
+def slow_first_document_of_a_worker(document: Document, settings) -> Article | Rejection:
+    """Stands in for a worker whose imports are paid by its first document (runs in the worker process)."""
+    if not getattr(slow_first_document_of_a_worker, "warm", False):
+        time.sleep(5)
+    slow_first_document_of_a_worker.warm = True
+    return clean_safely(document, settings)
+
+
+def warm_up_the_slow_worker() -> None:
+    time.sleep(5)  # longer than the documents' 3 s limit: must not be charged to one of them
+    slow_first_document_of_a_worker.warm = True
+
+
+def test_a_recycled_worker_is_warmed_up_outside_the_next_documents_time_limit(monkeypatch):
+    monkeypatch.setattr(clean_module, "warm_up", warm_up_the_slow_worker)
+    settings = IN_PROCESS.model_copy(update={"clean_worker_max_documents": 2})
+    with TimeLimitedCleaner(3, settings, work=slow_first_document_of_a_worker) as cleaner:
+        results, workers = [], []
+        for _ in range(3):
+            results.append(cleaner.clean(doc(article_html())))
+            workers.append(cleaner.worker_pid)
+    assert all(isinstance(result, Article) for result in results), [reasons(r) for r in results]
+    assert workers[0] == workers[1] != workers[2]  # replaced after two documents, and the third still in time
+
+
 def test_clean_documents_uses_the_worker_process_by_default():
     settings = get_settings().model_copy(update={"clean_timeout_seconds": 60})
     outcome = clean_documents([doc(article_html()), doc("%PDF-1.4")], settings)
