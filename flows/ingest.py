@@ -105,8 +105,8 @@ def _gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], di
     earlier = {r.source for r in records} & set(report.failed_sources)
     held_back = {s: [f"source {s} failed earlier in this run: {report.failed_sources[s][0]}"] for s in earlier}
     records, rejected = quarantine_rows(stage, records, {}, held_back)
-    verdict = validate_task(stage, build_tables(records), settings, run_id, label,
-                            [r.source for r in records], list(already_rejected), share_column)
+    verdict = validate_task(stage, quote(build_tables(records)), settings, run_id, label,
+                            quote([r.source for r in records]), quote(list(already_rejected)), share_column)
     report.verdicts.append(verdict)
     failed_sources = dict(verdict.failed_sources)
     if verdict.batch_failures:  # a whole-batch check failed: every source in the batch fails
