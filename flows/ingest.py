@@ -7,7 +7,7 @@ import dataclasses
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -216,11 +216,6 @@ def _keep_for_next_run(settings: Settings, run_id: str, pending: Pending, spoole
                           f"({type(error).__name__}: {reason}); {kept}")
 
 
-def _chain(*parts: Iterable[Any]) -> Iterator[Any]:
-    for part in parts:
-        yield from part
-
-
 def _load(articles: list[Article], deduped: Any, settings: Settings, run_id: str, label: str) -> Any:
     return load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
         settings.load_retry_delay * 2 ** attempt for attempt in range(settings.load_retries)])(
@@ -249,7 +244,7 @@ def process_documents(documents: Iterable[Document], settings: Settings, run_id:
     work: Iterator[tuple[str, CleanOutcome, list[Document]]] = (
         (f"batch {n}", cleaned, batches.popleft()) for n, cleaned in enumerate(cleaned_batches, start=1))
     if pending.articles:  # spooled cleaned articles first, as their own batch
-        work = _chain([("spooled articles", CleanOutcome(articles=pending.articles), [])], work)
+        work = chain([("spooled articles", CleanOutcome(articles=pending.articles), [])], work)
     for label, cleaned, batch in work:
         precleaned = label == "spooled articles"
         pending.articles = list(cleaned.articles) if precleaned else []

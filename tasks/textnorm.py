@@ -85,12 +85,9 @@ def fold_lines(text: str) -> str:
 
 def fold_lines_utf8(text: str) -> bytes:
     """`fold_lines(text)` as UTF-8: the same bytes, sooner for ASCII text (whose case bytes.lower folds)."""
-    if "&" in text:
-        text = html.unescape(text)
-    if text.isascii():
+    if text.isascii() and "&" not in text:
         return text.encode("ascii").lower()
-    text = unicodedata.normalize("NFKC", text)
-    return _INVISIBLE_OR_FOLDED.sub(_fold_char, text).casefold().encode("utf-8")
+    return fold_lines(text).encode("utf-8")
 
 
 def fold_for_comparison(text: str) -> str:
