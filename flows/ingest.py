@@ -41,7 +41,7 @@ from tasks.report import render_markdown, run_summary
 from tasks.settings import Settings, get_settings
 from tasks.sources import Source, resolve_sources
 from tasks.spool import SpoolFile, discard, read_spool, warehouse_unavailable, write_spool
-from tasks.validate import SUITE_FOR_STAGE, StageFailed, Verdict
+from tasks.validate import SUITE_FOR_STAGE, StageFailed, Verdict, columns_read, load_suite_definition
 from tasks.warehouse import WarehouseError, finish_run, get_engine, safe_url, start_run
 
 STAGES = ("fetch", "clean", "dedupe", "validate", "load")
@@ -284,7 +284,8 @@ def process_documents(documents: Iterable[Document], settings: Settings, run_id:
 def gate_cleaned(cleaned: CleanOutcome, settings: Settings, run_id: str, label: str,
                  report: RunReport) -> list[Article]:
     """The `cleaned` suite on a batch's articles; per source, the pages without usable text."""
-    return _gate("clean", cleaned.articles, lambda kept: {"records": articles_frame(kept)},
+    read = columns_read(load_suite_definition("cleaned", settings.expectations_dir), "records")
+    return _gate("clean", cleaned.articles, lambda kept: {"records": articles_frame(kept, columns=read)},
                  settings, run_id, label, report,
                  already_rejected=[r.source for r in cleaned.rejections], share_column="no_text_share")
 
@@ -295,8 +296,9 @@ def gate_deduplicated(deduped: DedupOutcome, settings: Settings, run_id: str, la
     are held back (removed from `deduped.duplicates`)."""
     kept_urls = {a.canonical_url for a in deduped.kept}
     checked = len(report.verdicts)
+    read = columns_read(load_suite_definition("deduplicated", settings.expectations_dir), "records")
     valid = _gate("dedupe", deduped.kept, lambda kept: {
-        "records": articles_frame(kept), "duplicates": duplicates_frame(deduped.duplicates, kept_urls)},
+        "records": articles_frame(kept, columns=read), "duplicates": duplicates_frame(deduped.duplicates, kept_urls)},
         settings, run_id, label, report)
     verdict = report.verdicts[-1] if len(report.verdicts) > checked else None  # none: nothing to check
     if verdict is not None and verdict.failed_duplicates:

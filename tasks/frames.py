@@ -47,25 +47,29 @@ def sources_frame(passed: Iterable[str], failed: Iterable[str], share_column: st
     })
 
 
-def articles_frame(articles: Sequence[Article], now: datetime | None = None) -> pd.DataFrame:
+def articles_frame(articles: Sequence[Article], now: datetime | None = None,
+                   columns: Collection[str] | None = None) -> pd.DataFrame:
+    """One row per article; only `columns` (and `row_id`) when given: a suite that reads two columns
+    should not pay for the markup scan of every text."""
     now = now or datetime.now(UTC)
-    return pd.DataFrame({
-        "row_id": range(len(articles)),
-        "source": [a.source for a in articles],
-        "url": [a.url for a in articles],
-        "canonical_url": [a.canonical_url for a in articles],
-        "title": [a.title for a in articles],
-        "title_chars": pd.array([len(a.title) if a.title else None for a in articles], dtype="Int64"),
-        "word_count": [a.word_count for a in articles],
-        "has_markup": [bool(_MARKUP.search(a.text)) for a in articles],
-        "language": [a.language for a in articles],
-        "published_at": [a.published_at for a in articles],
+    builders = {
+        "source": lambda: [a.source for a in articles],
+        "url": lambda: [a.url for a in articles],
+        "canonical_url": lambda: [a.canonical_url for a in articles],
+        "title": lambda: [a.title for a in articles],
+        "title_chars": lambda: pd.array([len(a.title) if a.title else None for a in articles], dtype="Int64"),
+        "word_count": lambda: [a.word_count for a in articles],
+        "has_markup": lambda: [bool(_MARKUP.search(a.text)) for a in articles],
+        "language": lambda: [a.language for a in articles],
+        "published_at": lambda: [a.published_at for a in articles],
         # Days since publication: negative means a date in the future.
-        "published_age_days": [(now - a.published_at).total_seconds() / 86400 if a.published_at else None
-                               for a in articles],
-        "authors": ["; ".join(a.authors) for a in articles],
-        "content_hash": [a.content_hash for a in articles],
-    })
+        "published_age_days": lambda: [(now - a.published_at).total_seconds() / 86400 if a.published_at else None
+                                       for a in articles],
+        "authors": lambda: ["; ".join(a.authors) for a in articles],
+        "content_hash": lambda: [a.content_hash for a in articles],
+    }
+    wanted = builders if columns is None else [c for c in builders if c in columns]
+    return pd.DataFrame({"row_id": range(len(articles)), **{c: builders[c]() for c in wanted}})
 
 
 def duplicates_frame(duplicates: Sequence[Duplicate], kept: Iterable[str]) -> pd.DataFrame:

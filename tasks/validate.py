@@ -82,6 +82,24 @@ def table_of(expectation: dict[str, Any]) -> str:
     return (expectation.get("meta") or {}).get("on", RECORDS)
 
 
+def columns_read(definition: dict[str, Any], table: str) -> set[str] | None:
+    """The columns of `table` that a suite's expectations read, with the row ids; None when some
+    expectation reads the whole table (or a row condition we do not parse)."""
+    columns: set[str] = set(INDEX_COLUMNS[table])
+    for expectation in definition["expectations"]:
+        if table_of(expectation) != table:
+            continue
+        kwargs = expectation.get("kwargs") or {}
+        condition = kwargs.get("row_condition")
+        if expectation["type"].startswith("expect_table_") or (condition and not isinstance(condition, dict)):
+            return None
+        columns |= {kwargs[k] for k in ("column", "column_A", "column_B") if isinstance(kwargs.get(k), str)}
+        columns |= set(kwargs.get("column_list") or ())
+        if condition:
+            columns.add((condition.get("column") or {}).get("name"))
+    return columns
+
+
 def warehouse_queries(run_id: str) -> dict[str, str]:
     """The rows of one run in the warehouse, as the `loaded` suite's tables."""
     run = run_id.replace("'", "''")
@@ -106,6 +124,9 @@ class Validator:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        from tasks import gx_speedups
+
+        gx_speedups.install()
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self._gx = gx
         self.expectations_dir = expectations_dir or get_settings().expectations_dir
@@ -140,9 +161,12 @@ class Validator:
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.validator.v1_validator import Validator as BatchValidator
 
+        from tasks.gx_speedups import cached_configurations
+
         validator = BatchValidator(batch_definition=definition.batch_definition, batch_parameters=batch_parameters,
                                    result_format=result_format)
-        results = validator.validate_expectation_suite(definition.suite, expectation_parameters)
+        with cached_configurations():
+            results = validator.validate_expectation_suite(definition.suite, expectation_parameters)
         if self.docs_dir is not None:
             run_id = RunIdentifier(run_name=self.run_name, run_time=datetime.now(UTC))
             results.meta.update(validation_id=definition.id, checkpoint_id=None, run_id=run_id,
@@ -199,18 +223,9 @@ class Validator:
     def _needed(self, suite: str, table: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Only the columns the table's expectations read (and the row ids): Great Expectations hashes
         and handles every column of the frame it is given."""
-        columns: set[str] = set(INDEX_COLUMNS[table])
-        for expectation in self.suite_definition(suite)["expectations"]:
-            if table_of(expectation) != table:
-                continue
-            kwargs = expectation.get("kwargs") or {}
-            condition = kwargs.get("row_condition")
-            if expectation["type"].startswith("expect_table_") or (condition and not isinstance(condition, dict)):
-                return frame  # reads the whole table, or a condition we do not parse: all columns
-            columns |= {kwargs[k] for k in ("column", "column_A", "column_B") if isinstance(kwargs.get(k), str)}
-            columns |= set(kwargs.get("column_list") or ())
-            if condition:
-                columns.add((condition.get("column") or {}).get("name"))
+        columns = columns_read(self.suite_definition(suite), table)
+        if columns is None:
+            return frame
         kept = [c for c in frame.columns if c in columns]
         return frame[kept] if len(kept) < len(frame.columns) else frame
 

@@ -142,6 +142,7 @@ def test_suite_edited_on_disk_changes_the_outcome(tmp_path, monkeypatch):
     copy = tmp_path / "expectations"
     shutil.copytree(PROJECT_ROOT / "expectations", copy)
     monkeypatch.setenv("NEWSFLOW_EXPECTATIONS_DIR", str(copy))
+    monkeypatch.setenv("NEWSFLOW_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
     short = [article(1, text=prose(1, words=25)), article(2)]
 
     first = validator_for("edit-before", Settings()).validate("clean", articles_frame(short))
@@ -352,3 +353,55 @@ def test_context_has_progress_bars_and_analytics_off(validator):
     assert os.environ["GX_ANALYTICS_ENABLED"] == "false" and os.environ["DO_NOT_TRACK"] == "1"
     assert validator.context.config.analytics_enabled is False
     assert validator.context.variables.progress_bars.globally is False
+
+
+def test_gx_speedups_leave_the_results_unchanged(validator, tmp_path):
+    """tasks/gx_speedups.py patches two GX internals; the same batch validated in a process without
+    them gives the same results, rows and reasons."""
+    import pickle
+    import subprocess
+    import sys
+
+    from tasks import gx_speedups
+    from tasks.frames import articles_frame
+
+    now = datetime.now(UTC)
+    batch = [article(seed) for seed in range(5)] + [article(100 + i, **f) for i, f in enumerate(BREAKING.values())]
+    verdict = validator.validate("clean", {"records": articles_frame(batch, now=now)})
+    assert gx_speedups._installed and len(verdict.failed_rows) == len(BREAKING)
+    (tmp_path / "batch.pickle").write_bytes(pickle.dumps((batch, now)))
+    code = (
+        "import json, pickle, sys, tasks.gx_speedups as g; g.install = lambda: None\n"
+        "from tasks.settings import PROJECT_ROOT; from tasks.validate import Validator\n"
+        "from tasks.frames import articles_frame\n"
+        "batch, now = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "v = Validator(PROJECT_ROOT / 'expectations').validate('clean', {'records': articles_frame(batch, now=now)})\n"
+        "import great_expectations.core.id_dict as d; assert d.convert_to_json_serializable.__module__ != g.__name__\n"
+        "print(json.dumps([v.results, v.failed_rows], default=str))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "batch.pickle")], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results, failed_rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert results == json.loads(json.dumps(verdict.results, default=str))
+    assert {int(k): v for k, v in failed_rows.items()} == verdict.failed_rows
+
+
+def test_stage_frames_hold_only_the_columns_their_suite_reads(tmp_path):
+    from tasks.frames import articles_frame
+    from tasks.validate import columns_read, load_suite_definition
+
+    batch = [article(seed) for seed in range(3)]
+    read = columns_read(load_suite_definition("deduplicated", PROJECT_ROOT / "expectations"), "records")
+    assert set(articles_frame(batch, columns=read).columns) == {"row_id", "canonical_url", "content_hash"}
+    # A user adds an expectation on another column: the frame carries it from the next run on.
+    suite = json.loads((PROJECT_ROOT / "expectations" / "deduplicated.json").read_text())
+    suite["expectations"].append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "title"},
+                                  "severity": "warning"})
+    (tmp_path / "deduplicated.json").write_text(json.dumps(suite))
+    read = columns_read(load_suite_definition("deduplicated", tmp_path), "records")
+    assert "title" in articles_frame(batch, columns=read).columns
+    # An expectation on the whole table needs every column.
+    suite["expectations"].append({"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["x"]}})
+    (tmp_path / "deduplicated.json").write_text(json.dumps(suite))
+    assert columns_read(load_suite_definition("deduplicated", tmp_path), "records") is None
+    assert "has_markup" in articles_frame(batch).columns
