@@ -2,6 +2,12 @@
 sitemaps listing them, syndicated near-copies and broken pages, served over real HTTP on many loopback
 hosts (127.0.0.2, 127.0.0.3, ...: each a host of its own for per-host politeness).
 
+Pages weigh what real news pages weigh: most of their bytes are the site's chrome, not the story (inline
+CSS and scripts, JSON-LD, a mega-menu, icon sprites, teaser modules, a footer of links). The 62 real pages
+of the extraction benchmark's development set measure 55 KB (10th percentile), 120 KB (median) and
+289 KB (90th percentile) of HTML; each generated site gets a chrome weight drawn around that median, and
+each page its own teaser modules, so that the extraction reference works on pages of a realistic size.
+
     python benchmarks/corpus.py --pages 1000 --out benchmarks/results/corpus-1000   # write it
     python benchmarks/corpus.py --serve benchmarks/results/corpus-1000              # serve it
 """
@@ -9,12 +15,13 @@ hosts (127.0.0.2, 127.0.0.3, ...: each a host of its own for per-host politeness
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from html import escape
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -129,13 +136,64 @@ def generate(pages: int, hosts: int, seed: int = 7) -> list[Page]:
 def _boilerplate(rng: random.Random, site: str) -> dict[str, str]:
     related = "".join(f'<li><a href="/news/r{rng.randint(1, 99999)}.html">{escape(_sentence(rng)[:70])}</a></li>'
                       for _ in range(5))
+    teasers = "".join(
+        f'<div class="teaser"><a href="/news/t{rng.randint(1, 99999)}.html">'
+        f'<img src="/img/t{rng.randint(1, 9999)}.jpg" alt="" loading="lazy" width="320" height="180">'
+        f'<h4>{escape(_sentence(rng)[:80])}</h4></a>'
+        f'<p class="standfirst">{escape(_sentence(rng)[:90])}</p><span class="label">{rng.choice(TOPICS)}</span>'
+        '</div>' for _ in range(rng.randint(4, 12)))
     return {
         "nav": "".join(f'<li><a href="/{s}/">{s.title()}</a></li>' for s in ("news", "sport", "business", "culture")),
         "cookie": "We use cookies to improve your experience. By continuing you accept our cookie policy.",
         "related": related,
+        "teasers": teasers,
         "newsletter": f"Sign up for the {site} morning briefing: the day's top stories in your inbox.",
         "footer": f"© 2026 {site}. All rights reserved. Contact us · Privacy · Terms · Advertise",
     }
+
+
+def _identifier(rng: random.Random, length: int = 8) -> str:
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(length))
+
+
+@lru_cache(maxsize=64)
+def site_chrome(host: int) -> dict[str, str]:
+    """What every page of a site carries besides its story, the same on each page of the site: inline
+    CSS, minified scripts, a mega-menu, an icon sprite and a footer of links. Its weight is drawn per site
+    (log-normal around 140 KB, so that pages with their story and teasers have a median near 120 KB)."""
+    rng = random.Random(f"chrome-{host}")
+    target = int(min(400_000, max(30_000, rng.lognormvariate(11.85, 0.7))))  # e^11.85 = 140 KB
+    classes = [f"{_identifier(rng, 3)}-{_identifier(rng)}" for _ in range(400)]
+    css = [f".{c}{{margin:{rng.randint(0, 24)}px {rng.randint(0, 24)}px;color:#{rng.randrange(16**6):06x};"
+           f"font-size:{rng.randint(10, 28)}px;display:{rng.choice(('flex', 'block', 'grid', 'none'))}}}"
+           for c in classes]
+    words = ["function", "return", "var", "window", "document", "push", "length", "null", "typeof", "this"]
+    script = [f"{rng.choice(words)} {_identifier(rng, 2)}=function({_identifier(rng, 1)}){{"
+              f"{rng.choice(words)} {_identifier(rng, 1)}.{_identifier(rng, 5)}({rng.randint(0, 9999)})}};"
+              for _ in range(600)]
+    sections = [f"{rng.choice(PLACES)} {rng.choice(TOPICS)}".title() for _ in range(60)]
+    menu = [f'<li class="menu-item"><a href="/{_identifier(rng)}/">{escape(name)}</a><ul class="sub">'
+            + "".join(f'<li><a href="/{_identifier(rng)}/{_identifier(rng)}/">{escape(t.title())}</a></li>'
+                      for t in rng.sample(TOPICS, 6)) + "</ul></li>" for name in sections]
+    sprite = [f'<symbol id="icon-{_identifier(rng)}" viewBox="0 0 24 24"><path d="M'
+              + " ".join(f"{rng.randint(0, 24)}.{rng.randint(0, 99)}" for _ in range(40)) + '"/></symbol>'
+              for _ in range(30)]
+    links = [f'<li><a href="/{_identifier(rng)}/">{escape(rng.choice(PLACES))} {rng.choice(TOPICS)}</a></li>'
+             for _ in range(120)]
+    parts = {"css": css, "script": script, "menu": menu, "sprite": sprite, "links": links}
+    # Each part repeats or stops short, a whole item at a time (never cut inside a tag), to make up its share
+    # of the site's weight.
+    share = target / sum(len(item) for items in parts.values() for item in items)
+    chrome = {}
+    for name, items in parts.items():
+        budget, kept = share * sum(map(len, items)), []
+        for item in itertools.cycle(items):
+            if budget <= 0:
+                break
+            kept.append(item)
+            budget -= len(item)
+        chrome[name] = "".join(kept)
+    return chrome
 
 
 def render(page: Page, base_url: str) -> str:
@@ -168,9 +226,18 @@ def render(page: Page, base_url: str) -> str:
                 f'<div class="field-author">{page.author}</div><div class="field-body">{body}</div>'
                 f'<div class="share">Share on Facebook · Share on X · Email</div>'
                 f'<div class="more">Read more: <ul>{bp["related"]}</ul></div></div>')
-    return (f'<!DOCTYPE html><html lang="en"><head>{head}</head><body>'
-            f'<div class="cookie-banner">{bp["cookie"]}</div><header><nav><ul>{bp["nav"]}</ul></nav></header>'
-            f'{main}<div class="newsletter">{bp["newsletter"]}</div><footer>{bp["footer"]}</footer></body></html>')
+    chrome = site_chrome(page.host)
+    ld = json.dumps({"@context": "https://schema.org", "@type": "NewsArticle", "headline": page.title,
+                     "datePublished": page.published.isoformat(), "author": {"@type": "Person", "name": page.author},
+                     "publisher": {"@type": "Organization", "name": site}})
+    return (f'<!DOCTYPE html><html lang="en"><head>{head}<style>{chrome["css"]}</style>'
+            f'<script>{chrome["script"]}</script><script type="application/ld+json">{ld}</script></head><body>'
+            f'<svg style="display:none">{chrome["sprite"]}</svg>'
+            f'<div class="cookie-banner">{bp["cookie"]}</div><header><nav><ul>{bp["nav"]}</ul>'
+            f'<ul class="mega-menu">{chrome["menu"]}</ul></nav></header>'
+            f'{main}<section class="recommended"><h3>Recommended</h3>{bp["teasers"]}</section>'
+            f'<div class="newsletter">{bp["newsletter"]}</div>'
+            f'<footer>{bp["footer"]}<ul class="sitemap">{chrome["links"]}</ul></footer></body></html>')
 
 
 def render_feed(pages: list[Page], base_url: str, title: str) -> str:
