@@ -18,12 +18,13 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import psutil
@@ -125,7 +126,41 @@ def references(corpus: Path) -> dict[str, float]:
             "extraction_cpu_ms_per_page": 1000 * cpu / len(pages)}
 
 
-def bench_size(pages: int, workdir: Path, api_url: str) -> list[dict]:
+def profiled(command: list[str], out: Path) -> list[str]:
+    """`command` under py-spy (every process of the tree), sampling into `out` (collapsed stacks)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    return [spy, "record", "--subprocesses", "--rate", "50", "--format", "raw", "--nonblocking", "-o", str(out),
+            "--", *command]
+
+
+def summarise_profile(path: Path, top: int = 25) -> str:
+    """Where the samples went: per process, the functions with most samples on the stack (inclusive), ours
+    (tasks/, flows/) apart from everything's leaf frames (self)."""
+    inclusive: dict[str, Counter] = defaultdict(Counter)
+    leaves: dict[str, Counter] = defaultdict(Counter)
+    totals: Counter = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        process = "cleaning worker" if "spawn_main" in stack else frames[0].split(" ", 2)[-1][:60]
+        totals[process] += int(count)
+        for frame in set(frames[1:]):
+            if "/tasks/" in frame or "/flows/" in frame:
+                inclusive[process][frame] += int(count)
+        leaves[process][frames[-1]] += int(count)
+    lines = []
+    for process, total in totals.most_common(4):
+        lines.append(f"\n{process}: {total} samples")
+        lines += [f"  {100 * n / total:5.1f}% incl  {frame[:150]}" for frame, n in inclusive[process].most_common(top)]
+        lines += [f"  {100 * n / total:5.1f}% self  {frame[:150]}" for frame, n in leaves[process].most_common(top)]
+    return "\n".join(lines)
+
+
+def bench_size(pages: int, workdir: Path, api_url: str, profile: Path | None = None) -> list[dict]:
     corpus = workdir / f"corpus-{pages}"
     port = free_port()
     manifest = write_corpus(pages, corpus, hosts=20, port=port)
@@ -143,9 +178,12 @@ def bench_size(pages: int, workdir: Path, api_url: str) -> list[dict]:
     try:
         wait_for(manifest["feeds"][0])
         for label in ("first run", "unchanged re-run"):
-            seconds, peak, code, cpu = run_measured(
-                [str(Path(sys.executable).parent / "newsflow"), "ingest", "--sources", str(corpus / "sources.yaml"),
-                 "--warehouse", f"sqlite:///{warehouse}"], env)
+            command = [str(Path(sys.executable).parent / "newsflow"), "ingest", "--sources",
+                       str(corpus / "sources.yaml"), "--warehouse", f"sqlite:///{warehouse}"]
+            samples = profile / f"profile-{pages}-{label.replace(' ', '-')}.txt" if profile else None
+            seconds, peak, code, cpu = run_measured(profiled(command, samples) if samples else command, env)
+            if samples and samples.exists():
+                print(summarise_profile(samples), flush=True)
             import sqlite3
 
             with sqlite3.connect(warehouse) as conn:
@@ -219,7 +257,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, action="append", help="corpus sizes (default 1000, 5000, 20000)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample every process with py-spy and print where the time went (the figures of a "
+                             "profiled run include py-spy's own cost: for finding, not for measuring)")
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     sizes = args.pages or [1000, 5000, 20000]
     with tempfile.TemporaryDirectory(prefix="newsflow-bench-") as tmp:
         workdir = Path(tmp)
@@ -232,7 +274,8 @@ def main() -> None:
                                   stderr=subprocess.DEVNULL)
         try:
             wait_for(f"{api_url}/health")
-            results = [r for size in sizes for r in bench_size(size, workdir, api_url)]
+            results = [r for size in sizes for r in bench_size(size, workdir, api_url,
+                                                                 args.out if args.profile else None)]
         finally:
             server.terminate()
             server.wait(timeout=30)
