@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -96,22 +97,37 @@ def _squash(value: Any) -> str | None:
     return value or None
 
 
-def _meta(tree: lxml.html.HtmlElement, *keys: str) -> str | None:
-    """The first non-empty content of <meta property|name|itemprop=key>, trying keys in order."""
-    for key in keys:
-        for attribute in ("property", "name", "itemprop"):
-            for value in tree.xpath(f"//meta[@{attribute}=$key]/@content", key=key):
-                if value := _squash(value):
-                    return value
-    return None
+class MetaTags:
+    """The page's `<meta>` contents by attribute (property, name, itemprop) and its value, gathered in one
+    walk of the document: one XPath over the whole page per key and attribute came to about 80 walks per
+    page, a quarter of a cleaning worker's time on pages with big menus."""
 
+    ATTRIBUTES = ("property", "name", "itemprop")
 
-def _meta_all(tree: lxml.html.HtmlElement, *keys: str) -> list[str]:
-    values = []
-    for key in keys:
-        for attribute in ("property", "name"):
-            values += [v for v in tree.xpath(f"//meta[@{attribute}=$key]/@content", key=key) if _squash(v)]
-    return values
+    def __init__(self, tree: lxml.html.HtmlElement) -> None:
+        self._contents: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for element in tree.getroottree().iter("meta"):
+            content = element.get("content")
+            if content is None:
+                continue
+            for attribute in self.ATTRIBUTES:
+                key = element.get(attribute)
+                if key is not None:
+                    self._contents[(attribute, key)].append(content)
+
+    def first(self, *keys: str) -> str | None:
+        """The first non-empty content of <meta property|name|itemprop=key>, trying keys in order."""
+        for key in keys:
+            for attribute in self.ATTRIBUTES:
+                for value in self._contents.get((attribute, key), ()):
+                    if value := _squash(value):
+                        return value
+        return None
+
+    def every(self, *keys: str) -> list[str]:
+        """Every non-empty content of <meta property|name=key>, by key."""
+        return [value for key in keys for attribute in ("property", "name")
+                for value in self._contents.get((attribute, key), ()) if _squash(value)]
 
 
 def json_ld_items(tree: lxml.html.HtmlElement) -> Iterator[dict[str, Any]]:
@@ -201,7 +217,8 @@ def _byline_authors(tree: lxml.html.HtmlElement) -> list[str]:
                        " | //*[@itemprop='author' and not(*)]/text()")
     if found:
         return [" ".join(found)] if len(found) == 1 else found
-    for element in tree.xpath("//*[contains(concat(' ', normalize-space(@class), ' '), ' byline ')"
+    for element in tree.xpath("//*[contains(@class, 'byline') or contains(@class, 'author')]"
+                              "[contains(concat(' ', normalize-space(@class), ' '), ' byline ')"
                               " or contains(concat(' ', normalize-space(@class), ' '), ' author ')"
                               " or contains(@class, 'author-name') or contains(@class, 'byline__name')]")[:2]:
         text = " ".join(element.text_content().split())
@@ -220,9 +237,11 @@ def _strip_site_suffix(title: str, site_names: Iterable[str]) -> str:
     return title
 
 
-def _tags(tree: lxml.html.HtmlElement, ld: dict[str, Any]) -> list[str]:
-    raw = _meta_all(tree, "article:tag", "news_keywords", "keywords") + _keywords(ld.get("keywords"))
-    raw += tree.xpath("//a[@rel='tag']/text() | //*[contains(concat(' ', normalize-space(@class), ' '), ' tags ')"
+def _tags(tree: lxml.html.HtmlElement, metas: MetaTags, ld: dict[str, Any]) -> list[str]:
+    raw = metas.every("article:tag", "news_keywords", "keywords") + _keywords(ld.get("keywords"))
+    # contains(@class, 'tag') first: the class-token test is costly and most elements have no such class.
+    raw += tree.xpath("//a[@rel='tag']/text() | //*[contains(@class, 'tag')]"
+                      "[contains(concat(' ', normalize-space(@class), ' '), ' tags ')"
                       " or contains(concat(' ', normalize-space(@class), ' '), ' tag-list ')]//a/text()")
     tags: list[str] = []
     for value in raw:
@@ -243,17 +262,18 @@ def extract_metadata(html_or_tree: str | lxml.html.HtmlElement, url: str | None 
         if tree is None:
             return {"authors": [], "tags": []}
     ld = _article_ld(tree)
+    metas = MetaTags(tree)
     publisher = ld.get("publisher") if isinstance(ld.get("publisher"), dict) else {}
-    site_name = _squash(_meta(tree, "og:site_name", "application-name")) or _squash(publisher.get("name"))
+    site_name = _squash(metas.first("og:site_name", "application-name")) or _squash(publisher.get("name"))
 
     h1 = next((" ".join(h.text_content().split()) for h in tree.iter("h1") if h.text_content().strip()), None)
     title_tag = _squash(" ".join(tree.xpath("//head/title//text()")))
-    title = (_squash(ld.get("headline")) or _meta(tree, "og:title", "twitter:title") or h1
+    title = (_squash(ld.get("headline")) or metas.first("og:title", "twitter:title") or h1
              or (title_tag and _strip_site_suffix(title_tag, [site_name or ""])))
     if title:
         title = _strip_site_suffix(title, [site_name or ""])
 
-    raw_authors = _names(ld.get("author")) or _meta_all(tree, "author", "article:author", "dc.creator",
+    raw_authors = _names(ld.get("author")) or metas.every("author", "article:author", "dc.creator",
                                                         "parsely-author", "sailthru.author")
     raw_authors = [a for a in raw_authors if "://" not in a] or _byline_authors(tree)
     authors = clean_authors(raw_authors, [site_name or "", _squash(publisher.get("name")) or ""])
@@ -261,34 +281,34 @@ def extract_metadata(html_or_tree: str | lxml.html.HtmlElement, url: str | None 
     time_published = tree.xpath("//time[@itemprop='datePublished']/@datetime | //time[@pubdate]/@datetime"
                                 " | //time/@datetime")
     published = (parse_datetime(ld.get("datePublished"))
-                 or parse_datetime(_meta(tree, "article:published_time", "og:published_time", "datePublished",
+                 or parse_datetime(metas.first("article:published_time", "og:published_time", "datePublished",
                                          "date", "pubdate", "publishdate", "dc.date.issued", "dc.date",
                                          "sailthru.date", "parsely-pub-date"))
                  or next((d for d in map(parse_datetime, time_published[:3]) if d), None)
                  or date_from_url(url)
                  or _htmldate(tree, url, original=True))
     modified = (parse_datetime(ld.get("dateModified"))
-                or parse_datetime(_meta(tree, "article:modified_time", "og:updated_time", "dateModified",
+                or parse_datetime(metas.first("article:modified_time", "og:updated_time", "dateModified",
                                         "last-modified"))
                 or next((d for d in map(parse_datetime,
                                         tree.xpath("//time[@itemprop='dateModified']/@datetime")) if d), None))
     if modified and published and modified < published:
         modified = None
 
-    image = next(iter(_urls(ld.get("image"))), None) or _meta(tree, "og:image", "og:image:url", "twitter:image",
+    image = next(iter(_urls(ld.get("image"))), None) or metas.first("og:image", "og:image:url", "twitter:image",
                                                               "twitter:image:src")
-    canonical = next(iter(tree.xpath("//link[@rel='canonical']/@href")), None) or _meta(tree, "og:url")
+    canonical = next(iter(tree.xpath("//link[@rel='canonical']/@href")), None) or metas.first("og:url")
     html_lang = next(iter(tree.xpath("/html/@lang | //meta[@http-equiv='content-language']/@content")), "")
     return {
         "title": title,
         "authors": authors,
         "published_at": published,
         "modified_at": modified,
-        "description": _squash(ld.get("description")) or _meta(tree, "og:description", "description",
+        "description": _squash(ld.get("description")) or metas.first("og:description", "description",
                                                                  "twitter:description"),
         "image": urljoin(url or "", image.strip()) if image else None,
         "site_name": site_name,
-        "tags": _tags(tree, ld),
+        "tags": _tags(tree, metas, ld),
         "canonical_url": urljoin(url or "", canonical.strip()) if canonical and canonical.strip() else None,
         "declared_language": (html_lang.strip().split("-")[0].split("_")[0].lower() or None),
     }
