@@ -54,7 +54,7 @@ def fetch_task(source: Source, settings: Settings) -> FetchOutcome:
     engine = get_engine(settings.warehouse_url)
     outcome = fetch_source(source, settings, state_for(engine, settings.full_refresh))
     try:
-        store_raw(engine, outcome.raw)
+        store_raw(engine, outcome.raw, settings.raw_compression_level)
         store_validators(engine, outcome.validators)
     except Exception as exc:
         if not warehouse_unavailable(exc):

@@ -67,12 +67,13 @@ def _jsonable(hints: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(hints, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)))
 
 
-def store_raw(engine: Engine, raws: Sequence[RawDocument]) -> int:
-    """Keep the bodies (each distinct body once) and one row per (URL, body); idempotent."""
+def store_raw(engine: Engine, raws: Sequence[RawDocument], compression_level: int = 1) -> int:
+    """Keep the bodies (each distinct body once, gzip at `compression_level`) and one row per (URL, body);
+    idempotent."""
     if not raws:
         return 0
     blobs = {r.content_hash: {"content_hash": r.content_hash, "size": len(r.body),
-                              "data": gzip.compress(r.body, compresslevel=6)} for r in raws}
+                              "data": gzip.compress(r.body, compresslevel=compression_level)} for r in raws}
     rows = [{"url": r.url, "content_hash": r.content_hash, "source": r.source, "kind": r.kind,
              "content_type": r.content_type, "charset": r.charset, "status_code": r.status_code,
              "hints": _jsonable(r.hints), "first_fetched_at": r.fetched_at, "last_fetched_at": r.fetched_at}

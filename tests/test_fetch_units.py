@@ -243,6 +243,24 @@ def test_raw_store_and_http_cache_round_trip(warehouse_url):
     assert latest.body == b"<p>v2</p>"
     assert select_raw(engine, sources=["other"]) == [] and select_raw(engine, kind="feed")[0].body == b"<rss/>"
     assert to_document(page).html == "<p>é</p>"  # the declared charset is kept with the bytes
+
+
+def test_raw_store_compresses_at_the_configured_level(warehouse_url):
+    from sqlalchemy import text
+
+    from tasks.settings import Settings
+
+    engine = open_warehouse(warehouse_url)
+    body = b"<div class='menu'><a href='/x'>Section</a></div>" * 2000
+    fast, small = (RawDocument(source="s", url=f"https://e.org/{n}", body=body + str(n).encode()) for n in (1, 9))
+    store_raw(engine, [fast], Settings().raw_compression_level)
+    store_raw(engine, [small], compression_level=9)
+    with engine.connect() as conn:
+        blobs = dict(conn.execute(text("SELECT content_hash, data FROM raw_blobs")).tuples().all())
+    # The gzip header's XFL byte: 4 for the fastest level, 2 for the best compression.
+    assert blobs[fast.content_hash][8] == 4 and blobs[small.content_hash][8] == 2
+    assert len(blobs[small.content_hash]) < len(blobs[fast.content_hash])
+    assert {r.body for r in select_raw(engine)} == {fast.body, small.body}
     store_validators(engine, {"https://e.org/feed": Validators('"v1"', "Mon, 09 Nov 2026 07:30:00 GMT",
                                                                datetime(2026, 11, 9, tzinfo=UTC))})
     found = WarehouseState(engine).validators(["https://e.org/feed", "https://e.org/none"])
