@@ -9,7 +9,6 @@ redirects are counted on it, robots.txt fetches are attempts of their own.
 from __future__ import annotations
 
 import email.utils
-import functools
 import random
 import re
 import ssl
@@ -244,11 +243,18 @@ ROBOTS_CACHE = RobotsCache()
 # --- the client ------------------------------------------------------------------------------
 
 
-@functools.cache
+_TLS_CONTEXTS: list[ssl.SSLContext] = []
+_TLS_LOCK = threading.Lock()
+
+
 def _tls_context() -> ssl.SSLContext:
     """One TLS context for every client of the process: building one (loading the CA bundle) costs tens
-    of milliseconds of CPU, once per source and run before."""
-    return httpx.create_ssl_context()
+    of milliseconds of CPU, once per source and run before. Built under a lock: the first sources start
+    together on their own threads, and an unlocked cache let each of them build one."""
+    with _TLS_LOCK:
+        if not _TLS_CONTEXTS:
+            _TLS_CONTEXTS.append(httpx.create_ssl_context())
+        return _TLS_CONTEXTS[0]
 
 
 @dataclass(slots=True)

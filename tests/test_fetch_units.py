@@ -308,3 +308,25 @@ def test_cli_inline_sitemap_and_warc_sources():
     sitemap, warc = parse_sources(_inline_sources(args))
     assert isinstance(sitemap, SitemapSource) and sitemap.allow_private_network
     assert isinstance(warc, WarcSource) and warc.path == "crawl/*.warc.gz"
+
+
+def test_sources_starting_together_share_one_tls_context():
+    """Sixteen sources start at once on their own threads: one CA bundle load, not one per thread."""
+    import threading
+
+    from tasks import http
+
+    http._TLS_CONTEXTS.clear()
+    start = threading.Barrier(16)
+    contexts = []
+
+    def client() -> None:
+        start.wait()
+        contexts.append(http._tls_context())
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(contexts) == 16 and len({id(c) for c in contexts}) == 1
