@@ -146,10 +146,11 @@ def summarise_profile(path: Path, top: int = 25) -> str:
         if not count.isdigit():
             continue
         frames = stack.split(";")
-        process = "cleaning worker" if "spawn_main" in stack else frames[0].split(" ", 2)[-1][:60]
+        process = ("cleaning worker" if "spawn_main" in stack else
+                   "flow process" if "newsflow ingest" in frames[0] or "flows/cli.py" in stack else frames[0][:60])
         totals[process] += int(count)
         for frame in set(frames[1:]):
-            if "/tasks/" in frame or "/flows/" in frame:
+            if " (tasks/" in frame or " (flows/" in frame:
                 inclusive[process][frame] += int(count)
         leaves[process][frames[-1]] += int(count)
     lines = []
