@@ -61,12 +61,21 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, int, float]:
+def _process_kind(process: psutil.Process) -> str:
+    command = " ".join(process.cmdline())
+    return ("cleaning worker" if "spawn_main" in command else "flow" if "newsflow" in command
+            else process.name())
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, int, float, dict[str, int]]:
     """Run a command; (seconds, peak RSS of its process tree in bytes, exit code, CPU seconds of its whole
-    process tree: every descendant is waited for by its parent, so the kernel counts it in ours). CPU
-    seconds are what the run costs whatever else the machine is doing; wall seconds are not."""
+    process tree: every descendant is waited for by its parent, so the kernel counts it in ours, and the
+    largest RSS each kind of process reached: the flow's own, a cleaning worker's). CPU seconds are what
+    the run costs whatever else the machine is doing; wall seconds are not."""
     cpu_before = _children_cpu()
     started = time.perf_counter()
+    kinds: dict[int, str] = {}
+    peaks: dict[str, int] = defaultdict(int)
     # The run's log goes to a file: a pipe read only at the end fills up (64 KB) on a long run and blocks
     # the flow on its next log line.
     with tempfile.TemporaryFile("w+") as log:
@@ -74,8 +83,12 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, i
         peak = 0
         while process.poll() is None:
             try:
-                tree = [process, *process.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                tree = [p for p in [process, *process.children(recursive=True)] if p.is_running()]
+                sizes = {p.pid: p.memory_info().rss for p in tree}
+                peak = max(peak, sum(sizes.values()))
+                for p in tree:
+                    kind = kinds.setdefault(p.pid, _process_kind(p))
+                    peaks[kind] = max(peaks[kind], sizes.get(p.pid, 0))
             except psutil.Error:
                 pass
             time.sleep(0.1)
@@ -83,7 +96,7 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, i
         if process.returncode != 0:
             log.seek(0)
             print(log.read()[-3000:], file=sys.stderr)
-    return elapsed, peak, process.returncode, _children_cpu() - cpu_before
+    return elapsed, peak, process.returncode, _children_cpu() - cpu_before, dict(peaks)
 
 
 def task_runs(api_url: str, flow_run_id: str) -> tuple[int, dict[str, float]]:
@@ -182,7 +195,7 @@ def bench_size(pages: int, workdir: Path, api_url: str, profile: Path | None = N
             command = [str(Path(sys.executable).parent / "newsflow"), "ingest", "--sources",
                        str(corpus / "sources.yaml"), "--warehouse", f"sqlite:///{warehouse}"]
             samples = profile / f"profile-{pages}-{label.replace(' ', '-')}.txt" if profile else None
-            seconds, peak, code, cpu = run_measured(profiled(command, samples) if samples else command, env)
+            seconds, peak, code, cpu, peaks = run_measured(profiled(command, samples) if samples else command, env)
             if samples and samples.exists():
                 print(summarise_profile(samples), flush=True)
             import sqlite3
@@ -195,7 +208,9 @@ def bench_size(pages: int, workdir: Path, api_url: str, profile: Path | None = N
                 "pages": pages, "run": label, "exit": code, "seconds": round(seconds, 1),
                 "pages_per_s": round(pages / seconds, 1), "seconds_per_page_ms": round(1000 * seconds / pages, 2),
                 "cpu_seconds": round(cpu, 1), "cpu_ms_per_page": round(1000 * cpu / pages, 2),
-                "peak_rss_mb": round(peak / 2**20), "task_runs": count, "articles_loaded": articles,
+                "peak_rss_mb": round(peak / 2**20),
+                "peak_rss_mb_by_process": {k: round(v / 2**20) for k, v in sorted(peaks.items())},
+                "task_runs": count, "articles_loaded": articles,
                 "warehouse_mb": round(sum(f.stat().st_size for f in workdir.glob(f"warehouse-{pages}.db*")) / 2**20, 1),
                 "stage_seconds": {k: round(v, 1) for k, v in sorted(stages.items())},
             })
@@ -231,6 +246,9 @@ def report(results: list[dict], out: Path) -> None:
         line += f"; re-run cost = {100 * rerun['seconds'] / first['seconds']:.1f}% of the first run"
         if rerun.get("cpu_seconds") and first.get("cpu_seconds"):
             line += f" ({100 * rerun['cpu_seconds'] / first['cpu_seconds']:.1f}% of its CPU)"
+        if first.get("peak_rss_mb_by_process"):
+            line += "; largest RSS by process: " + ", ".join(
+                f"{kind} {mb} MB" for kind, mb in first["peak_rss_mb_by_process"].items())
         lines.append(line)
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
