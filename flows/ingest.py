@@ -35,7 +35,7 @@ from flows.stages import (
 from tasks.clean import CleanOutcome
 from tasks.dedupe import DedupOutcome
 from tasks.fetch import FetchOutcome
-from tasks.frames import articles_frame, documents_frame, duplicates_frame
+from tasks.frames import articles_frame, deduplicated_frame, documents_frame
 from tasks.records import Article, Document, Duplicate, Rejection
 from tasks.report import render_markdown, run_summary
 from tasks.settings import Settings, get_settings
@@ -139,15 +139,17 @@ def gate_fetched(outcomes: list[Any], kinds: dict[str, str], settings: Settings,
 def _common_row_failures(source: str, records: list[Any], verdict: Verdict, top: int = 2) -> list[str]:
     """What most of a failed source's rows failed, so the run's message says why its pages were unusable."""
     counts = Counter(reason.split(": ", 1)[0] for index, reasons in verdict.failed_rows.items()
-                     if records[index].source == source for reason in reasons)
+                     if index < len(records) and records[index].source == source for reason in reasons)
     return [f"{n} of its rows failed {name}" for name, n in counts.most_common(top)]
 
 
-def _hold_back_duplicates(duplicates: list[Duplicate], verdict: Verdict) -> tuple[list[Duplicate], list[Rejection]]:
-    """Duplicates failing a critical check (pointing at no article) are quarantined, not loaded."""
+def _hold_back_duplicates(duplicates: list[Duplicate], failed: dict[int, list[str]]) -> tuple[list[Duplicate],
+                                                                                             list[Rejection]]:
+    """Duplicates failing a critical check (pointing at no article) are quarantined, not loaded; `failed`:
+    reasons by index in `duplicates`."""
     kept, rejected = [], []
     for index, duplicate in enumerate(duplicates):
-        reasons = verdict.failed_duplicates.get(index)
+        reasons = failed.get(index)
         if reasons:
             rejected.append(Rejection("dedupe", duplicate.source, duplicate.url, reasons,
                                       dataclasses.asdict(duplicate)))
@@ -292,17 +294,24 @@ def gate_cleaned(cleaned: CleanOutcome, settings: Settings, run_id: str, label: 
 
 def gate_deduplicated(deduped: DedupOutcome, settings: Settings, run_id: str, label: str,
                       report: RunReport) -> list[Article]:
-    """The `deduplicated` suite on the articles kept and the copies dropped; copies pointing at nothing
-    are held back (removed from `deduped.duplicates`)."""
+    """The `deduplicated` suite on one table of the articles kept and the copies dropped (one validation:
+    each costs Great Expectations' fixed overhead); copies pointing at nothing are held back (removed from
+    `deduped.duplicates`)."""
     kept_urls = {a.canonical_url for a in deduped.kept}
     checked = len(report.verdicts)
     read = columns_read(load_suite_definition("deduplicated", settings.expectations_dir), "records")
-    valid = _gate("dedupe", deduped.kept, lambda kept: {
-        "records": articles_frame(kept, columns=read), "duplicates": duplicates_frame(deduped.duplicates, kept_urls)},
-        settings, run_id, label, report)
+    went_on: list[Article] = []
+
+    def tables(kept: list[Article]) -> dict[str, Any]:
+        went_on[:] = kept  # the articles the table was built from: row ids past them are the copies
+        return {"records": deduplicated_frame(kept, deduped.duplicates, kept_urls, columns=read)}
+
+    valid = _gate("dedupe", deduped.kept, tables, settings, run_id, label, report)
     verdict = report.verdicts[-1] if len(report.verdicts) > checked else None  # none: nothing to check
-    if verdict is not None and verdict.failed_duplicates:
-        deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, verdict)
+    failed = {row - len(went_on): reasons for row, reasons in (verdict.failed_rows if verdict else {}).items()
+              if row >= len(went_on)}
+    if failed:
+        deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, failed)
         record_task(settings, run_id, f"dedupe duplicates {label}", rejections=quote(held))
         report.quarantined("dedupe", len(held))
     return valid

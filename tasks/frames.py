@@ -1,8 +1,9 @@
 """Stage batches as pandas frames for the quality checks.
 
 `records` frames have one row per record with a `row_id` (its index in the batch); `sources` frames one
-row per source with the shares that batch-level expectations bound; `duplicates` one row per copy
-dropped. Derived columns (`has_markup`, `published_age_days`, ...) let plain expectations check them.
+row per source with the shares that batch-level expectations bound; the dedupe stage's table holds the
+articles kept and the copies dropped. Derived columns (`has_markup`, `published_age_days`, ...) let plain
+expectations check them.
 """
 
 from __future__ import annotations
@@ -72,14 +73,22 @@ def articles_frame(articles: Sequence[Article], now: datetime | None = None,
     return pd.DataFrame({"row_id": range(len(articles)), **{c: builders[c]() for c in wanted}})
 
 
-def duplicates_frame(duplicates: Sequence[Duplicate], kept: Iterable[str]) -> pd.DataFrame:
-    """Copies dropped, and whether the article each points at exists (in the warehouse or kept now)."""
-    kept = set(kept)
-    return pd.DataFrame({
-        "row_id": range(len(duplicates)),
+def deduplicated_frame(kept: Sequence[Article], duplicates: Sequence[Duplicate], stored_or_kept: Iterable[str],
+                       columns: Collection[str] | None = None) -> pd.DataFrame:
+    """The dedupe stage's output as one table, so that it is checked in one validation: the articles kept
+    (row ids 0..len(kept)-1) then the copies dropped, each saying whether the article it points at exists
+    (in the warehouse, or kept now). A copy has no canonical URL or content hash of its own here (null:
+    column checks skip it) and a kept article no `points_at_article`."""
+    stored_or_kept = set(stored_or_kept)
+    copies = pd.DataFrame({
+        "row_id": range(len(kept), len(kept) + len(duplicates)),
         "source": [d.source for d in duplicates],
         "url": [d.url for d in duplicates],
         "kept_url": [d.kept_url for d in duplicates],
         "kind": [d.kind for d in duplicates],
-        "points_at_article": [bool(d.kept_article_id) or d.kept_url in kept for d in duplicates],
+        "points_at_article": pd.array([bool(d.kept_article_id) or d.kept_url in stored_or_kept
+                                       for d in duplicates], dtype="boolean"),
     })
+    frame = pd.concat([articles_frame(kept, columns=columns), copies], ignore_index=True)
+    frame["points_at_article"] = frame["points_at_article"].astype("boolean")
+    return frame if columns is None else frame[[c for c in frame.columns if c in columns or c == "row_id"]]

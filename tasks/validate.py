@@ -1,13 +1,13 @@
 """Data-quality checks with Great Expectations: one suite per stage, stored as JSON in expectations/.
 
 A suite's expectations run on tables describing the stage's output batch. By default an expectation
-checks the `records` table (one row per record, with a `row_id`); `"meta": {"on": "sources"}` makes it
-check the `sources` table (one row per source of the batch, with per-source shares), and
-`"meta": {"on": "duplicates"}` the duplicates found. The `loaded` suite checks the warehouse tables
-themselves through a SQL data source (`"on": "articles"` or `"duplicates"`, the rows of the run).
+checks the `records` table (one row per record, with a `row_id`; for the dedupe stage, the articles kept
+and the copies dropped); `"meta": {"on": "sources"}` makes it check the `sources` table (one row per source
+of the batch, with per-source shares). The `loaded` suite checks the warehouse tables themselves through a
+SQL data source (`"on": "articles"` or `"duplicates"`, the rows of the run).
 
 What a failed expectation does depends on its `severity` (a native field of Great Expectations 1.x):
-- `critical`, on records or duplicates: the failing rows are held back (quarantined) with the
+- `critical`, on records: the failing rows are held back (quarantined) with the
   expectation and the offending value as reasons; the rest goes on;
 - `critical`, on sources: the stage fails for each failing source (a site changed its layout);
 - `critical`, on the whole table (an aggregate, or a warehouse check): the stage fails for the batch;
@@ -38,7 +38,7 @@ BASIC = {"result_format": "BASIC"}  # counts, percent and a sample of unexpected
 SUITE_FOR_STAGE = {"fetch": "fetched", "clean": "cleaned", "dedupe": "deduplicated", "load": "loaded"}
 RECORDS, SOURCES, DUPLICATES, ARTICLES = "records", "sources", "duplicates", "articles"
 # How failing rows of each table are identified in Great Expectations' results.
-INDEX_COLUMNS = {RECORDS: [ROW_ID], DUPLICATES: [ROW_ID], SOURCES: ["source"], ARTICLES: ["id"]}
+INDEX_COLUMNS = {RECORDS: [ROW_ID], SOURCES: ["source"], ARTICLES: ["id"], DUPLICATES: ["id"]}
 
 
 class StageFailed(RuntimeError):
@@ -54,15 +54,13 @@ class Verdict:
     label: str = ""  # what was checked: a source, a batch, the warehouse
     results: list[dict[str, Any]] = field(default_factory=list)  # one per expectation: rows of dq_results
     failed_rows: dict[int, list[str]] = field(default_factory=dict)  # records row id -> critical failures
-    failed_duplicates: dict[int, list[str]] = field(default_factory=dict)  # duplicates row id -> failures
     failed_sources: dict[str, list[str]] = field(default_factory=dict)  # source -> critical failures
     batch_failures: list[str] = field(default_factory=list)  # critical failures of the whole batch
 
     def merge(self, other: Verdict) -> Verdict:
         """Add the results of another validation of the same batch (another of its tables)."""
         self.results += other.results
-        for mine, theirs in ((self.failed_rows, other.failed_rows), (self.failed_duplicates, other.failed_duplicates),
-                             (self.failed_sources, other.failed_sources)):
+        for mine, theirs in ((self.failed_rows, other.failed_rows), (self.failed_sources, other.failed_sources)):
             for key, reasons in theirs.items():
                 mine.setdefault(key, []).extend(reasons)
         self.batch_failures += other.batch_failures
@@ -70,7 +68,7 @@ class Verdict:
 
     @property
     def success(self) -> bool:
-        return not (self.failed_rows or self.failed_duplicates or self.failed_sources or self.batch_failures)
+        return not (self.failed_rows or self.failed_sources or self.batch_failures)
 
 
 def load_suite_definition(suite: str, directory: Path | None = None) -> dict[str, Any]:
@@ -358,8 +356,6 @@ class Validator:
                 reason = f"{name}: {column}={_short(value)}" if column else name
                 if table == SOURCES:
                     verdict.failed_sources.setdefault(str(row["source"]), []).append(reason)
-                elif table == DUPLICATES:
-                    verdict.failed_duplicates.setdefault(int(row[ROW_ID]), []).append(reason)
                 else:
                     verdict.failed_rows.setdefault(int(row[ROW_ID]), []).append(reason)
 

@@ -98,7 +98,7 @@ def test_each_critical_cleaned_expectation_quarantines_exactly_its_row(validator
 
 
 def test_per_source_checks_fail_the_source_not_the_batch(validator):
-    from tasks.frames import documents_frame, duplicates_frame, sources_frame
+    from tasks.frames import deduplicated_frame, documents_frame, sources_frame
     from tasks.records import Document, Duplicate
 
     # fetch: "down" lost 10 of 11 fetches; "steady" 1 of 5 (fine); "tiny" 1 of 1 (too few pages to judge).
@@ -125,14 +125,11 @@ def test_per_source_checks_fail_the_source_not_the_batch(validator):
         a.content_hash = f"{a.canonical_url.rsplit('/', 1)[1]:0>64}"
     duplicates = [Duplicate("https://copy.example/1", "desk", kept[0].canonical_url, "exact"),
                   Duplicate("https://copy.example/2", "desk", "https://gone.example/", "near", 0.8)]
-    from tasks.frames import articles_frame
-
     kept_urls = [a.canonical_url for a in kept]
-    verdict = validator.validate("dedupe", {"records": articles_frame(kept),
-                                            "duplicates": duplicates_frame(duplicates, kept_urls)})
-    assert list(verdict.failed_duplicates) == [1]
-    assert "points_at_article" in verdict.failed_duplicates[1][0]
-    assert not verdict.failed_rows
+    verdict = validator.validate("dedupe", deduplicated_frame(kept, duplicates, kept_urls))
+    assert list(verdict.failed_rows) == [len(kept) + 1]  # the second copy, after the kept articles
+    assert "points_at_article=False" in verdict.failed_rows[len(kept) + 1][0]
+    assert len(verdict.results) == 4 and verdict.batch_failures == []  # one validation, no errors
 
 
 def test_suite_edited_on_disk_changes_the_outcome(tmp_path, monkeypatch):
@@ -302,7 +299,7 @@ FETCH_BREAKING = {
 
 def test_each_critical_fetched_and_deduplicated_expectation_quarantines_exactly_its_row(validator):
     from flows.stages import quarantine_rows
-    from tasks.frames import articles_frame, documents_frame
+    from tasks.frames import deduplicated_frame, documents_frame
     from tasks.records import Document
 
     def document(number: int, **overrides) -> Document:
@@ -327,7 +324,8 @@ def test_each_critical_fetched_and_deduplicated_expectation_quarantines_exactly_
         a.content_hash = f"{number:064x}"
     copies = [article(10, canonical_url=kept[0].canonical_url), article(11), article(12)]
     copies[0].content_hash, copies[1].content_hash, copies[2].content_hash = f"{10:064x}", kept[1].content_hash, "md5"
-    verdict = validator.validate("dedupe", articles_frame(kept + copies))
+    verdict = validator.validate("dedupe", deduplicated_frame(kept + copies, [], []))
+    assert verdict.batch_failures == []
     failed = verdict.failed_rows
     # Uniqueness flags every row holding the value: the original and its copy.
     assert set(failed) == {0, 1, 4, 5, 6}
@@ -405,3 +403,45 @@ def test_stage_frames_hold_only_the_columns_their_suite_reads(tmp_path):
     (tmp_path / "deduplicated.json").write_text(json.dumps(suite))
     assert columns_read(load_suite_definition("deduplicated", tmp_path), "records") is None
     assert "has_markup" in articles_frame(batch).columns
+
+
+def test_dedupe_gate_quarantines_kept_rows_and_copies_of_one_table(tmp_path, prefect_server):
+    """The dedupe gate validates the kept articles and the dropped copies as one table: a row past the
+    kept articles is a copy, held back from loading; a kept row failing is quarantined like any other."""
+    from prefect import flow
+
+    from flows.ingest import RunReport, gate_deduplicated
+    from flows.stages import close_validator
+    from tasks.dedupe import DedupOutcome
+    from tasks.records import Duplicate
+    from tasks.warehouse import open_warehouse, start_run
+
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    settings = Settings(warehouse_url=warehouse, data_dir=tmp_path)
+    engine = open_warehouse(warehouse)
+    start_run(engine, "gate-run")
+    kept = [article(1), article(2), article(3)]
+    for number, a in enumerate(kept):
+        a.content_hash = f"{number:064x}"
+    kept[2].content_hash = "not-a-sha256"
+    copies = [Duplicate("https://copy.example/1", "wire", kept[0].canonical_url, "exact"),
+              Duplicate("https://copy.example/2", "wire", "https://gone.example/", "near", 0.8),
+              Duplicate("https://copy.example/3", "wire", "https://stored.example/", "near", 0.9, kept_article_id=7)]
+    deduped = DedupOutcome(kept=list(kept), duplicates=list(copies))
+    report = RunReport()
+
+    @flow
+    def gate() -> list:
+        try:
+            return gate_deduplicated(deduped, settings, "gate-run", "batch 1", report)
+        finally:
+            close_validator("gate-run")
+
+    assert gate() == kept[:2]
+    assert deduped.duplicates == [copies[0], copies[2]]
+    assert report.quarantined_by_stage["dedupe"] == 2 and not report.failures
+    with engine.connect() as conn:
+        held = dict(conn.execute(text("SELECT url, reasons FROM quarantine WHERE stage = 'dedupe'")).tuples().all())
+    assert set(held) == {kept[2].url, "https://copy.example/2"}
+    assert "points_at_article=False" in str(held["https://copy.example/2"])
+    assert "content_hash=not-a-sha256" in str(held[kept[2].url])
