@@ -47,7 +47,8 @@ def maintain_warehouse(warehouse_url: str | None = None, fetches_retention_days:
     """Check the warehouse's integrity and delete bookkeeping rows past their retention (0 keeps them).
 
     Retention defaults come from NEWSFLOW_FETCHES_RETENTION_DAYS, NEWSFLOW_QUARANTINE_RETENTION_DAYS and
-    NEWSFLOW_DQ_RESULTS_RETENTION_DAYS. Articles and duplicates are never pruned.
+    NEWSFLOW_DQ_RESULTS_RETENTION_DAYS (also that of `run_writes`, what each run wrote: it serves the runs'
+    checks). Articles and duplicates are never pruned.
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -57,6 +58,7 @@ def maintain_warehouse(warehouse_url: str | None = None, fetches_retention_days:
             "dq_results": dq_results_retention_days}
     days = {table: getattr(settings, f"{table}_retention_days") if value is None else value
             for table, value in days.items()}
+    days["run_writes"] = days["dq_results"]  # what a run wrote serves its checks: kept as long as their results
 
     abandoned = abandon_task(url, stale_run_hours)
     if abandoned:

@@ -210,6 +210,18 @@ def _late_near_copies(conn: Connection, fresh: Sequence[Article], settings: Sett
     return {d.canonical_url: d for d in recheck.duplicates if d.kept_article_id is not None}
 
 
+def _record_writes(conn: Connection, run_id: str, now: Any, article_ids: Sequence[int],
+                   duplicate_urls: Sequence[str]) -> None:
+    """`run_writes`: the articles and duplicates this run wrote, for its loaded checks."""
+    rows = [{"run_id": run_id, "kind": "article", "row_id": i, "written_at": now} for i in article_ids]
+    d = schema.duplicates
+    urls = sorted(set(duplicate_urls))
+    for start in range(0, len(urls), 500):
+        rows += [{"run_id": run_id, "kind": "duplicate", "row_id": i, "written_at": now}
+                 for i in conn.execute(select(d.c.id).where(d.c.url.in_(urls[start:start + 500]))).scalars()]
+    upsert(conn, schema.run_writes, rows, ["run_id", "kind", "row_id"])
+
+
 def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerprints: dict[str, Fingerprint],
                duplicates: Sequence[Duplicate], settings: Settings | None = None,
                seen_up_to: int | None = None) -> LoadOutcome:
@@ -286,6 +298,7 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
                 "run_id": run_id, "detected_at": now})
         upsert(conn, schema.duplicates, duplicate_rows, ["url"],
                ["canonical_url", "source", "article_id", "kind", "similarity", "run_id", "detected_at"])
+        _record_writes(conn, run_id, now, list(outcome.article_ids.values()), [r["url"] for r in duplicate_rows])
     outcome.stats.add("out", len(rows))
     outcome.stats.add("versions", len(changed))
     outcome.stats.add("late_duplicates", len(late))

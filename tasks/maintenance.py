@@ -12,7 +12,8 @@ from tasks import schema
 from tasks.records import utcnow
 
 # Table -> the timestamp column its retention is measured on.
-RETAINED = {"fetches": "fetched_at", "quarantine": "quarantined_at", "dq_results": "checked_at"}
+RETAINED = {"fetches": "fetched_at", "quarantine": "quarantined_at", "dq_results": "checked_at",
+            "run_writes": "written_at"}
 
 
 def prune(engine: Engine, table: str, older_than_days: int, now: datetime | None = None) -> int:

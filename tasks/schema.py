@@ -233,9 +233,17 @@ pipeline_runs = Table(
     Column("duplicates", Integer, nullable=False, default=0),
 )
 
+# What each run wrote (migration 0010): the loaded checks read a run's rows here, because another run that
+# touches the same article or duplicate rewrites its `last_run_id` / `run_id`.
+run_writes = Table(
+    "run_writes", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # 'article' or 'duplicate'
+    Column("row_id", Id, primary_key=True),
+    Column("written_at", Timestamp, nullable=False, index=True),
+)
+
 Index("ix_duplicates_run", duplicates.c.run_id)
-# The loaded-stage checks read the run's own articles; without it each check scans the whole table.
-Index("ix_articles_last_run_id", articles.c.last_run_id)
 # For `source_health` and finding the latest runs.
 Index("ix_fetches_source_fetched_at", fetches.c.source, fetches.c.fetched_at)
 Index("ix_quarantine_source", quarantine.c.source)

@@ -99,14 +99,16 @@ def columns_read(definition: dict[str, Any], table: str) -> set[str] | None:
 
 
 def warehouse_queries(run_id: str) -> dict[str, str]:
-    """The rows of one run in the warehouse, as the `loaded` suite's tables."""
+    """The rows one run wrote (`run_writes`: another run touching them later does not take them away), as
+    the `loaded` suite's tables."""
     run = run_id.replace("'", "''")
     return {
-        ARTICLES: "SELECT id, canonical_url, content_hash, text, word_count FROM articles "
-                  f"WHERE last_run_id = '{run}'",
+        ARTICLES: "SELECT a.id, a.canonical_url, a.content_hash, a.text, a.word_count FROM run_writes w "
+                  f"JOIN articles a ON a.id = w.row_id WHERE w.run_id = '{run}' AND w.kind = 'article'",
         # LEFT JOIN: a duplicate whose article is gone has no `kept_article_id` (an orphan).
-        DUPLICATES: "SELECT d.id, d.url, d.article_id, a.id AS kept_article_id FROM duplicates d "
-                    f"LEFT JOIN articles a ON a.id = d.article_id WHERE d.run_id = '{run}'",
+        DUPLICATES: "SELECT d.id, d.url, d.article_id, a.id AS kept_article_id FROM run_writes w "
+                    "JOIN duplicates d ON d.id = w.row_id LEFT JOIN articles a ON a.id = d.article_id "
+                    f"WHERE w.run_id = '{run}' AND w.kind = 'duplicate'",
     }
 
 

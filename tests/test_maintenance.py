@@ -23,6 +23,8 @@ def seed(engine, days_old: int, run_id: str) -> None:
     record_dq_results(engine, run_id, [{"stage": "clean", "suite": "cleaned", "expectation": "e",
                                         "severity": "critical", "success": True}])
     with engine.begin() as conn:  # the recorders stamp "now": age the rows as if written back then
+        conn.execute(insert(schema.run_writes).values(run_id=run_id, kind="article", row_id=days_old,
+                                                      written_at=when))
         conn.execute(schema.quarantine.update().where(schema.quarantine.c.run_id == run_id)
                      .values(quarantined_at=when))
         conn.execute(schema.dq_results.update().where(schema.dq_results.c.run_id == run_id)
@@ -52,11 +54,15 @@ def test_retention_deletes_only_old_bookkeeping_rows(warehouse_url):
     assert run_ids(engine, schema.quarantine) == {"old", "recent"}
     # 0 keeps everything; the maintenance run adds its own check results.
     assert {"ancient", "old", "recent"} <= run_ids(engine, schema.dq_results)
-    assert summary["pruned"] == {"fetches": 2, "quarantine": 1, "dq_results": 0}
+    assert summary["pruned"] == {"fetches": 2, "quarantine": 1, "dq_results": 0, "run_writes": 0}
     assert summary["abandoned"] == 1
     with engine.connect() as conn:
         assert conn.execute(select(schema.pipeline_runs.c.status)).scalar_one() == "abandoned"
     assert all(check["success"] for check in summary["checks"])
+
+    # What each run wrote is kept as long as the results of its checks.
+    summary = maintain_warehouse(warehouse_url=warehouse_url, dq_results_retention_days=30)
+    assert summary["pruned"]["run_writes"] == 2 and run_ids(engine, schema.run_writes) == {"recent"}
 
 
 def test_integrity_failure_fails_the_run_naming_the_check(warehouse_url):

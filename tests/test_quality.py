@@ -158,6 +158,7 @@ def test_suite_edited_on_disk_changes_the_outcome(tmp_path, monkeypatch):
 
 def test_warehouse_checks_reconcile_with_the_run(warehouse_url, validator):
     from tasks.load import load_batch
+    from tasks.records import Duplicate
     from tasks.warehouse import get_engine
 
     engine = get_engine(warehouse_url)
@@ -169,6 +170,18 @@ def test_warehouse_checks_reconcile_with_the_run(warehouse_url, validator):
     verdict = validator.validate_warehouse(warehouse_url, "run-1", {"articles_loaded": 2, "duplicates_recorded": 0})
     assert verdict.success, verdict.batch_failures
     assert {r["suite"] for r in verdict.results} == {"loaded"}
+
+    # An overlapping run loads one of those articles again and records a copy of the other: each run's
+    # checks still find the rows it wrote (last_run_id now names run-2 for the first article).
+    copy = Duplicate("https://wire.example/1", "wire", articles[1].canonical_url, "exact")
+    load_batch(engine, "run-2", [articles[0]], {}, [copy])
+    load_batch(engine, "run-3", [], {}, [copy])
+    assert validator.validate_warehouse(warehouse_url, "run-1", {"articles_loaded": 2,
+                                                                 "duplicates_recorded": 0}).success
+    assert validator.validate_warehouse(warehouse_url, "run-2", {"articles_loaded": 1,
+                                                                 "duplicates_recorded": 1}).success
+    assert validator.validate_warehouse(warehouse_url, "run-3", {"articles_loaded": 0,
+                                                                 "duplicates_recorded": 1}).success
 
     with engine.begin() as conn:  # an article emptied behind the pipeline's back
         conn.execute(text("UPDATE articles SET word_count = 0 WHERE canonical_url = :u"), {"u": articles[1].url})
