@@ -27,6 +27,7 @@ from flows.stages import (
     fetch_task,
     load_task,
     orphan_rejections,
+    prepare_validator,
     quarantine_rows,
     record_task,
     validate_task,
@@ -355,6 +356,8 @@ def fetched_documents(specs: Sequence[Source], kinds: dict[str, str], settings: 
     yield from pending.spooled_documents
     group: list[FetchOutcome] = []
     for outcome in fetch_outcomes(specs, settings):
+        if outcome.documents or outcome.rejections:
+            prepare_validator(run_id, settings)  # something to check: build the checks while fetching goes on
         pending.hold(outcome.documents)  # spooled if the warehouse goes away from here on
         group.append(outcome)
         if sum(len(o.documents) for o in group) >= settings.batch_size:

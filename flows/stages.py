@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,14 +31,35 @@ STAGE_TASK = {"cache_policy": NONE, "persist_result": False}
 
 
 _VALIDATORS: dict[str, Validator] = {}
+_VALIDATORS_LOCK = threading.Lock()
+_WARMING: set[str] = set()  # runs whose context a warm-up thread was started for
 
 
 def validator_for(run_id: str, settings: Settings) -> Validator:
     """One Great Expectations context per run (building it costs about a second), its suites read once."""
-    if run_id not in _VALIDATORS:
-        _VALIDATORS[run_id] = validator = Validator(settings.expectations_dir, data_docs_dir(settings, run_id), run_id)
-        validator.prepare(settings.warehouse_url, run_id)
-    return _VALIDATORS[run_id]
+    with _VALIDATORS_LOCK:  # a warm-up thread may be building it (prepare_validator)
+        if run_id not in _VALIDATORS:
+            validator = Validator(settings.expectations_dir, data_docs_dir(settings, run_id), run_id)
+            validator.prepare(settings.warehouse_url, run_id)
+            _VALIDATORS[run_id] = validator
+        return _VALIDATORS[run_id]
+
+
+def prepare_validator(run_id: str, settings: Settings) -> None:
+    """Import Great Expectations and build the run's context on a thread of its own, while the first group
+    of documents is still being fetched (the first check would otherwise wait seconds for it). Called when
+    the run has something to check: an unchanged re-run never pays for it."""
+    if run_id in _WARMING or run_id in _VALIDATORS:
+        return
+    _WARMING.add(run_id)  # (called from the flow's own thread only)
+    threading.Thread(target=_warm_up, args=(run_id, settings), name="validator-warm-up", daemon=True).start()
+
+
+def _warm_up(run_id: str, settings: Settings) -> None:
+    try:
+        validator_for(run_id, settings)
+    except Exception:  # the first check builds it again and reports the error where it belongs
+        logging.getLogger(__name__).debug("validator warm-up failed", exc_info=True)
 
 
 def validated(run_id: str) -> bool:
@@ -45,7 +68,9 @@ def validated(run_id: str) -> bool:
 
 
 def close_validator(run_id: str) -> None:
-    _VALIDATORS.pop(run_id, None)
+    with _VALIDATORS_LOCK:  # (after a warm-up still running: it would leave its context behind)
+        _VALIDATORS.pop(run_id, None)
+        _WARMING.discard(run_id)
 
 
 @task(name="fetch", task_run_name="fetch {source.name}", **STAGE_TASK)

@@ -48,6 +48,16 @@ def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(s
         return start(self)
 
     monkeypatch.setattr(TimeLimitedCleaner, "_start", counting_start)
+    from flows import stages
+
+    contexts: list[str] = []
+
+    class CountingValidator(stages.Validator):
+        def __init__(self, *args, **kwargs):
+            contexts.append("built")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "Validator", CountingValidator)
     pages = [f"/story-{n}.html" for n in range(12)]
     server = CrawlServer({path: html(article_html(100 + n)) for n, path in enumerate(pages)})
 
@@ -69,8 +79,11 @@ def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(s
         assert len(clean_runs) == 6
         # ... and only 2 cleaning processes for all of them: each chunk borrows a warm one.
         assert len(started) == 2
+        # One Great Expectations context for the run, warmed up while the first pages were fetched.
+        assert contexts == ["built"]
 
         started.clear()
+        contexts.clear()
         again = ingest_news(sources=sources, warehouse_url=sqlite_url)
     assert again["fetch_in"] == 0 and again["clean_in"] == 0 and again["load_out"] == 0
     # The feed is asked for conditionally (304); the pages it listed, all loaded, are not asked for again.
@@ -81,7 +94,7 @@ def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(s
         (server.url("/feed.xml"), 304, True)]
     # Nothing to clean, check or load: no task run for it, no cleaning process, no validation.
     assert task_run_names(again["run_id"]) == ["fetch gazette", "record fetch gazette"]
-    assert started == []
+    assert started == [] and contexts == []
     assert query(sqlite_url, f"SELECT count(*) FROM dq_results WHERE run_id = '{again['run_id']}'") == [(0,)]
 
 
