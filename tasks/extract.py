@@ -80,6 +80,7 @@ def _boilerplate_named(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElemen
 _NEVER_TEXT = ("script", "style", "svg", "link")
 _ALWAYS_PRUNED = ("figcaption", "form", "button", "noscript", "iframe", "template", "dialog")
 _MEDIA = ("img", "picture", "video", "audio", "svg")
+_CHROME = ("nav", "aside", "footer", "menu")
 
 # Lines that are page furniture wherever they appear.
 BOILERPLATE_LINE = re.compile(
@@ -161,6 +162,12 @@ def prune_boilerplate(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
             _drop(element)
     for element in list(tree.iter(*_ALWAYS_PRUNED)):
         _drop(element)
+    total = _paragraph_chars(tree) or 1
+    # Navigation, asides and footers trafilatura deletes too, but only after running its XPath lists over
+    # them (a mega-menu is most of a big page's elements): gone first, unless one holds much of the text.
+    for element in list(tree.iter(*_CHROME)):
+        if element.getparent() is not None and _paragraph_chars(element) <= MAX_PRUNED_SHARE * total:
+            _drop(element)
     for figure in list(tree.iter("figure")):
         if any(True for _ in figure.iter(*_MEDIA)):
             _drop(figure)
