@@ -227,17 +227,25 @@ def render(page: Page, base_url: str) -> str:
                 f'<div class="share">Share on Facebook · Share on X · Email</div>'
                 f'<div class="more">Read more: <ul>{bp["related"]}</ul></div></div>')
     chrome = site_chrome(page.host)
+    # Real sites mix semantic markup with div soup: template a puts its menu in <nav> and its links in
+    # <footer>, b only its footer, c neither (extractors cannot spot those by tag).
+    if template == "a":
+        menu = f'<header><nav><ul>{bp["nav"]}</ul><ul class="mega-menu">{chrome["menu"]}</ul></nav></header>'
+    else:
+        menu = (f'<div class="site-header"><ul class="top-links">{bp["nav"]}</ul>'
+                f'<div class="menu-wrapper"><ul class="mega-menu">{chrome["menu"]}</ul></div></div>')
+    links = f'{bp["footer"]}<ul class="sitemap">{chrome["links"]}</ul>'
+    footer = f'<footer>{links}</footer>' if template in "ab" else f'<div id="site-footer">{links}</div>'
     ld = json.dumps({"@context": "https://schema.org", "@type": "NewsArticle", "headline": page.title,
                      "datePublished": page.published.isoformat(), "author": {"@type": "Person", "name": page.author},
                      "publisher": {"@type": "Organization", "name": site}})
     return (f'<!DOCTYPE html><html lang="en"><head>{head}<style>{chrome["css"]}</style>'
             f'<script>{chrome["script"]}</script><script type="application/ld+json">{ld}</script></head><body>'
             f'<svg style="display:none">{chrome["sprite"]}</svg>'
-            f'<div class="cookie-banner">{bp["cookie"]}</div><header><nav><ul>{bp["nav"]}</ul>'
-            f'<ul class="mega-menu">{chrome["menu"]}</ul></nav></header>'
+            f'<div class="cookie-banner">{bp["cookie"]}</div>{menu}'
             f'{main}<section class="recommended"><h3>Recommended</h3>{bp["teasers"]}</section>'
             f'<div class="newsletter">{bp["newsletter"]}</div>'
-            f'<footer>{bp["footer"]}<ul class="sitemap">{chrome["links"]}</ul></footer></body></html>')
+            f'{footer}</body></html>')
 
 
 def render_feed(pages: list[Page], base_url: str, title: str) -> str:
