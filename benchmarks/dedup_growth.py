@@ -91,8 +91,8 @@ class CountingIndex(WarehouseIndex):
 
     matched = 0
 
-    def by_band_keys(self, keys: Iterable[str], since: datetime | None = None) -> list[KnownArticle]:
-        found = super().by_band_keys(keys, since)
+    def signatures(self, ids: Iterable[int], since: datetime | None = None) -> list[KnownArticle]:
+        found = super().signatures(ids, since)
         self.matched += len(found)
         return found
 

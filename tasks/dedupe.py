@@ -502,8 +502,12 @@ class DedupIndex(Protocol):
 
     def by_content_hash(self, hashes: Iterable[str]) -> dict[str, KnownArticle]: ...
 
-    def by_band_keys(self, keys: Iterable[str], since: datetime | None = None) -> list[KnownArticle]:
-        """Articles (first seen since `since`) sharing a band key, with their packed sketches."""
+    def band_key_matches(self, keys: Iterable[str], per_key: int | None = None) -> list[tuple[str, int]]:
+        """(band key, article id) of stored articles with any of the keys: of each key its `per_key` newest."""
+        ...
+
+    def signatures(self, ids: Iterable[int], since: datetime | None = None) -> list[KnownArticle]:
+        """Articles by id (first seen since `since`), with their packed sketches."""
         ...
 
 
@@ -516,7 +520,10 @@ class EmptyIndex:
     def by_content_hash(self, hashes: Iterable[str]) -> dict[str, KnownArticle]:
         return {}
 
-    def by_band_keys(self, keys: Iterable[str], since: datetime | None = None) -> list[KnownArticle]:
+    def band_key_matches(self, keys: Iterable[str], per_key: int | None = None) -> list[tuple[str, int]]:
+        return []
+
+    def signatures(self, ids: Iterable[int], since: datetime | None = None) -> list[KnownArticle]:
         return []
 
 
@@ -614,8 +621,10 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
     lsh_keys = sketches.lsh_keys(settings)
     since = datetime.now(UTC) - timedelta(days=settings.dedupe_window_days)
     distinct_keys = _distinct(lsh_keys[rows])
-    known = [k for k in index.by_band_keys(key_strings(distinct_keys.reshape(1, -1))[0] if len(distinct_keys) else [],
-                                           since)
+    key_texts = key_strings(distinct_keys.reshape(1, -1))[0] if len(distinct_keys) else []
+    matches = index.band_key_matches(key_texts, settings.dedupe_key_matches)
+    closest = closest_known(lsh_keys[rows], distinct_keys, key_texts, matches, settings.dedupe_known_per_text)
+    known = [k for k in index.signatures(closest.tolist(), since)
              if k.sketch is not None and len(k.sketch) == Sketches.packed_size(settings)
              and k.canonical_url not in by_url]
     known.sort(key=lambda k: k.id)  # the first loaded is the one copies point at
@@ -624,7 +633,7 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
     live = np.asarray([*rows, *range(len(candidates), len(nodes))], dtype=np.int64)
     all_keys = np.concatenate([lsh_keys[rows], nodes.lsh_keys(settings)[len(candidates):]]) if known \
         else lsh_keys[rows]
-    links = verified_links(nodes, live, all_keys, settings)
+    links = verified_links(nodes, live, all_keys, settings, first_known=len(candidates))
 
     # Clusters: connected components of verified pairs.
     components = _Components(len(nodes))
@@ -665,12 +674,60 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
     return outcome
 
 
-def verified_links(nodes: Sketches, live: np.ndarray, keys: np.ndarray,
-                   settings: Settings) -> list[tuple[int, int, float]]:
-    """Verified near-duplicate pairs (row, row, similarity) among the `live` rows of `nodes` (keys: theirs)."""
+def closest_known(keys: np.ndarray, distinct_keys: np.ndarray, key_texts: Sequence[str],
+                  matches: Sequence[tuple[str, int]], per_text: int) -> np.ndarray:
+    """Ids of the stored articles worth verifying: for each text (a row of `keys`, its LSH keys), the
+    `per_text` stored articles sharing the most keys with it (the newest first among equals).
+
+    `distinct_keys` are the sorted distinct keys of all texts, `key_texts` the same as stored strings, and
+    `matches` the (key, article id) pairs the warehouse holds. A copy shares many bands with its original
+    (a body Jaccard of 0.55 makes three of 32 four-row bands likely, a lead's 0.6 seven of 32 three-row
+    ones), an unrelated text of similar phrasing one or two: the bound keeps the originals and makes the
+    work per batch independent of how many stored texts look alike.
+    """
+    if not matches or not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    position = {key: n for n, key in enumerate(key_texts)}
+    matched_key = np.fromiter((position[key] for key, _ in matches), dtype=np.int64, count=len(matches))
+    matched_id = np.fromiter((article for _, article in matches), dtype=np.int64, count=len(matches))
+    order = np.argsort(matched_key, kind="stable")
+    matched_key, matched_id = matched_key[order], matched_id[order]
+    first = np.searchsorted(matched_key, np.arange(len(key_texts)))
+    per_key = np.searchsorted(matched_key, np.arange(len(key_texts)), side="right") - first
+    # Every (text, stored article) sharing a key, once per key shared.
+    text_of = np.repeat(np.arange(len(keys), dtype=np.int64), keys.shape[1])
+    key_of = np.searchsorted(distinct_keys, keys.ravel())
+    counts = per_key[key_of]
+    index = np.repeat(first[key_of] - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+    texts, articles = np.repeat(text_of, counts), matched_id[index]
+    if not len(texts):
+        return np.zeros(0, dtype=np.int64)
+    # Shared keys per (text, article): runs after sorting by both; then per text the most shared, newest first.
+    order = np.lexsort((articles, texts))
+    texts, articles = texts[order], articles[order]
+    starts = np.flatnonzero(np.r_[True, (texts[1:] != texts[:-1]) | (articles[1:] != articles[:-1])])
+    shared = np.diff(np.r_[starts, len(texts)])
+    texts, articles = texts[starts], articles[starts]
+    order = np.lexsort((-articles, -shared, texts))
+    texts, articles = texts[order], articles[order]
+    text_starts = np.flatnonzero(np.r_[True, texts[1:] != texts[:-1]])
+    rank = np.arange(len(texts)) - np.repeat(text_starts, np.diff(np.r_[text_starts, len(texts)]))
+    return _distinct(articles[rank < per_text])
+
+
+def verified_links(nodes: Sketches, live: np.ndarray, keys: np.ndarray, settings: Settings,
+                   first_known: int | None = None) -> list[tuple[int, int, float]]:
+    """Verified near-duplicate pairs (row, row, similarity) among the `live` rows of `nodes` (keys: theirs).
+
+    Rows from `first_known` on are stored articles: pairs of two of them are not looked at (they were
+    compared when loaded), so the work follows the batch, not how many stored articles it matched.
+    """
     pairs = live[candidate_pairs(keys)]
+    if first_known is not None:
+        pairs = pairs[pairs.min(axis=1) < first_known]
     scores = verify(nodes, pairs[:, 0], nodes, pairs[:, 1], settings)
-    return [(int(a), int(b), float(s)) for (a, b), s in zip(pairs, scores, strict=True) if s > 0]
+    found = scores > 0
+    return list(zip(pairs[found, 0].tolist(), pairs[found, 1].tolist(), scores[found].tolist(), strict=True))
 
 
 def _point_at_survivors(duplicates: list[Duplicate]) -> None:

@@ -235,31 +235,66 @@ class WarehouseIndex:
     def by_content_hash(self, hashes: Iterable[str]) -> dict[str, KnownArticle]:
         return self._known(schema.articles.c.content_hash, hashes)
 
-    def by_band_keys(self, keys: Iterable[str], since: datetime | None = None) -> list[KnownArticle]:
-        """Articles first seen since `since` sharing a band key, with their signatures: the cost follows the
-        batch, not the size of the warehouse.
+    def band_key_matches(self, keys: Iterable[str], per_key: int | None = None) -> list[tuple[str, int]]:
+        """(band key, article id) of the stored articles with any of `keys` (above `after_id`): of each key
+        only its `per_key` newest (all when None), each key read by its own index scan (the primary key
+        band_key, article_id, backwards) that stops there, however many articles share the key.
 
-        Two steps, each an index lookup whatever the planner's statistics say: the ids of the articles with
-        any of the keys (the band keys' primary key), then those articles and signatures by id. One statement
-        joining the three let PostgreSQL, before its first ANALYZE of a fast-growing warehouse, hash-join a
-        sequential scan of `articles`, and the time per batch grew with the warehouse.
+        Without the bound, keys that many stored texts share (a common lead, an outlet's standard phrasing,
+        a generated corpus's templates) brought all of them, and the work per batch grew with the warehouse.
         """
-        a, b, s = schema.articles, schema.article_band_keys, schema.article_signatures
-        keys, ids, found = sorted(set(keys)), set(), {}
+        b, keys, found = schema.article_band_keys, sorted(set(keys)), []
+        after = -1 if self.after_id is None else self.after_id
         with self._connect() as conn:
-            for start in range(0, len(keys), 2000):
-                query = select(b.c.article_id).where(b.c.band_key.in_(keys[start:start + 2000]))
-                if self.after_id is not None:
-                    query = query.where(b.c.article_id > self.after_id)
-                ids.update(conn.execute(query).scalars())
-            ordered = sorted(ids)
+            if per_key is None:
+                for start in range(0, len(keys), 2000):
+                    query = select(b.c.band_key, b.c.article_id).where(b.c.band_key.in_(keys[start:start + 2000]))
+                    found += conn.execute(query.where(b.c.article_id > after)).tuples().all()
+            elif conn.dialect.name == "postgresql":  # a lateral index scan per key, 2,000 keys a statement
+                for start in range(0, len(keys), 2000):
+                    found += conn.execute(_NEWEST_PER_KEY_PG, {"keys": keys[start:start + 2000], "after": after,
+                                                               "per_key": per_key}).tuples().all()
+            else:  # a union of per-key index scans
+                for start in range(0, len(keys), _KEYS_PER_UNION):
+                    chunk = keys[start:start + _KEYS_PER_UNION]
+                    parameters = {f"k{n}": key for n, key in enumerate(chunk)}
+                    found += conn.execute(_newest_per_key_union(len(chunk)),
+                                          {**parameters, "after": after, "per_key": per_key}).tuples().all()
+        return found
+
+    def signatures(self, ids: Iterable[int], since: datetime | None = None) -> list[KnownArticle]:
+        """Articles by id (first seen since `since`) with their signatures.
+
+        A lookup by id apart from the band keys': one statement joining the three let PostgreSQL, before its
+        first ANALYZE of a fast-growing warehouse, hash-join a sequential scan of `articles`, and the time per
+        batch grew with the warehouse.
+        """
+        a, s = schema.articles, schema.article_signatures
+        ordered, found = sorted(set(ids)), []
+        with self._connect() as conn:
             for start in range(0, len(ordered), 500):
                 query = (select(a.c.id, a.c.canonical_url, s.c.signature).join(s, s.c.article_id == a.c.id)
                          .where(a.c.id.in_(ordered[start:start + 500])))
                 if since is not None:
                     query = query.where(a.c.first_seen_at >= since)
-                found.update({r.id: KnownArticle(r.id, r.canonical_url, r.signature) for r in conn.execute(query)})
-        return list(found.values())
+                found += [KnownArticle(r.id, r.canonical_url, r.signature) for r in conn.execute(query)]
+        return found
+
+
+# The newest articles of each band key, each key read by its own index scan that stops after `per_key` rows.
+_NEWEST_PER_KEY_PG = text(
+    "SELECT wanted.band_key, newest.article_id FROM unnest(CAST(:keys AS text[])) AS wanted(band_key) "
+    "CROSS JOIN LATERAL (SELECT b.article_id FROM article_band_keys AS b WHERE b.band_key = wanted.band_key "
+    "AND b.article_id > :after ORDER BY b.article_id DESC LIMIT :per_key) AS newest")
+_KEYS_PER_UNION = 200  # SQLite allows 500 terms in a compound SELECT
+
+
+@lru_cache(maxsize=4)
+def _newest_per_key_union(count: int) -> Any:
+    return text(" UNION ALL ".join(
+        f"SELECT band_key, article_id FROM (SELECT band_key, article_id FROM article_band_keys "
+        f"WHERE band_key = :k{n} AND article_id > :after ORDER BY article_id DESC LIMIT :per_key) AS newest{n}"
+        for n in range(count)))
 
 
 @lru_cache(maxsize=8)

@@ -4,13 +4,15 @@ across runs through the warehouse."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from tasks import schema
-from tasks.dedupe import EmptyIndex, cluster_ids, deduplicate, sketch
+from tasks.dedupe import EmptyIndex, KnownArticle, closest_known, cluster_ids, deduplicate, sketch, verified_links
 from tasks.load import load_batch
 from tasks.records import Article
 from tasks.settings import Settings
@@ -195,3 +197,69 @@ def test_near_copies_are_looked_for_within_the_window_and_exact_ones_forever(sql
 @pytest.mark.parametrize("text", ["", "!!!", "short", "three short words"])
 def test_texts_without_enough_words_never_look_alike(text):
     assert len(set(cluster_ids([text, "???", "other"]))) == 3
+
+
+class CountingIndex(WarehouseIndex):
+    """The warehouse index, counting the stored articles whose signatures deduplication reads."""
+
+    read = 0
+
+    def signatures(self, ids: Iterable[int], since: datetime | None = None) -> list[KnownArticle]:
+        found = super().signatures(ids, since)
+        self.read += len(found)
+        return found
+
+
+def test_a_band_key_brings_only_its_newest_stored_articles(warehouse_url):
+    engine = get_engine(warehouse_url)
+    with engine.begin() as conn:
+        conn.execute(insert(schema.article_band_keys), [{"band_key": "00ff", "article_id": i} for i in range(1, 13)]
+                     + [{"band_key": "0aaa", "article_id": 3}])
+    found = WarehouseIndex(engine).band_key_matches(["00ff", "0aaa", "0bbb"], per_key=5)
+    assert sorted(found) == [("00ff", 8), ("00ff", 9), ("00ff", 10), ("00ff", 11), ("00ff", 12), ("0aaa", 3)]
+    assert len(WarehouseIndex(engine).band_key_matches(["00ff"])) == 12  # unbounded
+    with engine.connect() as conn:  # the load stage's recheck: only what came after
+        assert sorted(WarehouseIndex(conn, after_id=10).band_key_matches(["00ff", "0aaa"], per_key=5)) == [
+            ("00ff", 11), ("00ff", 12)]
+
+
+def test_a_copy_is_verified_against_a_bounded_number_of_look_alikes(warehouse_url):
+    """Many stored texts sharing band keys with a new one (stored while near copies were let through): the
+    stage reads the few sharing the most keys, not all of them, and still finds the copy. Reading all of
+    them made the dedupe stage's time per batch grow with the warehouse."""
+    engine = get_engine(warehouse_url)
+    lenient = Settings(near_jaccard_threshold=1.01, near_containment_threshold=1.01, near_lede_threshold=1.01)
+    look_alikes = [article(f"https://s{n}.example/story", f"{WIRE_STORY}\nCorrection number {n} was appended.")
+                   for n in range(12)]
+    outcome = deduplicate(look_alikes, WarehouseIndex(engine), lenient)
+    assert len(outcome.kept) == 12
+    load_batch(engine, "run-1", outcome.kept, outcome.fingerprints, outcome.duplicates)
+
+    bounded = CountingIndex(engine)
+    outcome = deduplicate([article("https://b.example/copy", WIRE_COPY)], bounded,
+                          Settings(dedupe_known_per_text=3))
+    assert [(d.url, d.kind) for d in outcome.duplicates] == [("https://b.example/copy", "near")]
+    assert outcome.duplicates[0].kept_article_id is not None
+    assert bounded.read == 3
+    unbounded = CountingIndex(engine)
+    deduplicate([article("https://b.example/copy", WIRE_COPY)], unbounded, Settings(dedupe_known_per_text=100))
+    assert unbounded.read == 12
+
+
+def test_the_stored_articles_sharing_most_keys_with_a_text_are_kept_for_it():
+    keys = np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]], dtype=np.uint64)
+    distinct = np.unique(keys)
+    names = [f"{k:016x}" for k in distinct.tolist()]
+    matches = [(names[k - 1], 500) for k in (1, 2, 3, 4)]  # the original shares four keys with text 0
+    matches += [(names[5], article) for article in range(1, 50)]  # 49 look-alikes, one key each
+    matches += [(names[6], 7), (names[7], 7), (names[8], 8)]
+    assert closest_known(keys, distinct, names, matches, per_text=3).tolist() == [7, 8, 48, 49, 500]
+    assert closest_known(keys, distinct, names, [], per_text=3).tolist() == []
+
+
+def test_stored_articles_are_not_compared_with_each_other():
+    nodes = sketch([FOLLOW_UP, WIRE_STORY, normalised_copy(WIRE_STORY) + "\nOne more line of text here."],
+                   SETTINGS)
+    live, keys = np.arange(3), nodes.lsh_keys(SETTINGS)
+    assert [(a, b) for a, b, _ in verified_links(nodes, live, keys, SETTINGS)] == [(1, 2)]
+    assert verified_links(nodes, live, keys, SETTINGS, first_known=1) == []  # rows 1 and 2 are stored
