@@ -129,7 +129,7 @@ def explain(conn: Connection) -> list[tuple[str, list[str]]]:
     since = datetime.now(UTC) - timedelta(days=30)
     a, b, s = schema.articles, schema.article_band_keys, schema.article_signatures
     newest = (select(b.c.band_key, b.c.article_id).where(b.c.band_key == key).where(b.c.article_id > -1)
-              .order_by(b.c.article_id.desc()).limit(50))
+              .order_by(b.c.article_id.desc()).limit(20))
     statements = {
         "band_key_matches (per key, its newest)": newest,
         "signatures": select(a.c.id, a.c.canonical_url, s.c.signature)

@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     dedupe_window_days: int = 30  # near-duplicates and stories are looked up this far back; exact forever
     # Stored articles read per LSH band key at most (its newest): a key that more stored texts share is
     # boilerplate-like (as a batch's bucket over MAX_BUCKET), and reading all of them grew with the warehouse.
-    dedupe_key_matches: int = 50
+    dedupe_key_matches: int = 20
     # Stored articles verified per new text at most: those sharing the most band keys with it (a copy shares many).
     dedupe_known_per_text: int = 10
 

@@ -250,16 +250,12 @@ class WarehouseIndex:
                 for start in range(0, len(keys), 2000):
                     query = select(b.c.band_key, b.c.article_id).where(b.c.band_key.in_(keys[start:start + 2000]))
                     found += conn.execute(query.where(b.c.article_id > after)).tuples().all()
-            elif conn.dialect.name == "postgresql":  # a lateral index scan per key, 2,000 keys a statement
-                for start in range(0, len(keys), 2000):
-                    found += conn.execute(_NEWEST_PER_KEY_PG, {"keys": keys[start:start + 2000], "after": after,
-                                                               "per_key": per_key}).tuples().all()
-            else:  # a union of per-key index scans
-                for start in range(0, len(keys), _KEYS_PER_UNION):
-                    chunk = keys[start:start + _KEYS_PER_UNION]
-                    parameters = {f"k{n}": key for n, key in enumerate(chunk)}
-                    found += conn.execute(_newest_per_key_union(len(chunk)),
-                                          {**parameters, "after": after, "per_key": per_key}).tuples().all()
+            else:  # tens of thousands of (key, id) rows a batch: read as plain tuples from the driver's cursor
+                cursor = conn.connection.cursor()
+                try:
+                    found += _newest_per_key(cursor, conn.dialect.name, keys, after, per_key)
+                finally:
+                    cursor.close()
         return found
 
     def signatures(self, ids: Iterable[int], since: datetime | None = None) -> list[KnownArticle]:
@@ -281,20 +277,34 @@ class WarehouseIndex:
         return found
 
 
-# The newest articles of each band key, each key read by its own index scan that stops after `per_key` rows.
-_NEWEST_PER_KEY_PG = text(
-    "SELECT wanted.band_key, newest.article_id FROM unnest(CAST(:keys AS text[])) AS wanted(band_key) "
+def _newest_per_key(cursor: Any, dialect: str, keys: list[str], after: int, per_key: int) -> list[tuple[str, int]]:
+    """The newest articles of each band key, each key read by its own index scan that stops after `per_key`
+    rows: a lateral join on PostgreSQL (2,000 keys a statement), elsewhere a union of per-key scans."""
+    found: list[tuple[str, int]] = []
+    if dialect == "postgresql":
+        for start in range(0, len(keys), 2000):
+            cursor.execute(_NEWEST_PER_KEY_PG, {"keys": keys[start:start + 2000], "after": after, "per_key": per_key})
+            found += cursor.fetchall()
+        return found
+    for start in range(0, len(keys), _KEYS_PER_UNION):
+        chunk = keys[start:start + _KEYS_PER_UNION]
+        cursor.execute(_newest_per_key_union(len(chunk)), [value for key in chunk for value in (key, after, per_key)])
+        found += cursor.fetchall()
+    return found
+
+
+_NEWEST_PER_KEY_PG = (
+    "SELECT wanted.band_key, newest.article_id FROM unnest(CAST(%(keys)s AS text[])) AS wanted(band_key) "
     "CROSS JOIN LATERAL (SELECT b.article_id FROM article_band_keys AS b WHERE b.band_key = wanted.band_key "
-    "AND b.article_id > :after ORDER BY b.article_id DESC LIMIT :per_key) AS newest")
+    "AND b.article_id > %(after)s ORDER BY b.article_id DESC LIMIT %(per_key)s) AS newest")
 _KEYS_PER_UNION = 200  # SQLite allows 500 terms in a compound SELECT
 
 
 @lru_cache(maxsize=4)
-def _newest_per_key_union(count: int) -> Any:
-    return text(" UNION ALL ".join(
-        f"SELECT band_key, article_id FROM (SELECT band_key, article_id FROM article_band_keys "
-        f"WHERE band_key = :k{n} AND article_id > :after ORDER BY article_id DESC LIMIT :per_key) AS newest{n}"
-        for n in range(count)))
+def _newest_per_key_union(count: int) -> str:
+    return " UNION ALL ".join(
+        ["SELECT band_key, article_id FROM (SELECT band_key, article_id FROM article_band_keys "
+         "WHERE band_key = ? AND article_id > ? ORDER BY article_id DESC LIMIT ?)"] * count)
 
 
 @lru_cache(maxsize=8)
