@@ -63,7 +63,8 @@ def _warm_up(run_id: str, settings: Settings) -> None:
 
 
 def validated(run_id: str) -> bool:
-    """Whether the run validated anything (an unchanged re-run does not even start Great Expectations)."""
+    """Whether the run built its checks (an unchanged re-run never starts Great Expectations); the Data Docs
+    site then shows what was validated, if anything."""
     return run_id in _VALIDATORS
 
 

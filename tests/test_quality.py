@@ -458,3 +458,17 @@ def test_dedupe_gate_quarantines_kept_rows_and_copies_of_one_table(tmp_path, pre
     assert set(held) == {kept[2].url, "https://copy.example/2"}
     assert "points_at_article=False" in str(held["https://copy.example/2"])
     assert "content_hash=not-a-sha256" in str(held[kept[2].url])
+
+
+def test_a_failed_warm_up_leaves_the_error_to_the_first_check(tmp_path):
+    """The background build of the run's checks fails quietly; the first check builds them again and raises,
+    where the run reports it."""
+    from flows.stages import _warm_up, close_validator, validator_for
+
+    settings = Settings(expectations_dir=tmp_path / "no-suites", warehouse_url=f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        _warm_up("warm-up-fails", settings)
+        with pytest.raises(FileNotFoundError, match=r"fetched\.json"):
+            validator_for("warm-up-fails", settings)
+    finally:
+        close_validator("warm-up-fails")
