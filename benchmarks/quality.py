@@ -116,7 +116,7 @@ def measure(size: int, ports: list[int], workdir: Path) -> dict[str, float]:
 
     settings = get_settings().model_copy(update={
         "warehouse_url": f"sqlite:///{workdir / f'warehouse-{size}-{uuid.uuid4().hex[:8]}.db'}",
-        "max_items_per_source": size, "batch_size": size})
+        "max_items_per_source": size, "batch_size": size, "fetch_task_pages": size})  # one task per site
     run_id = str(uuid.uuid4())
     start_run(get_engine(settings.warehouse_url), run_id)
     report = RunReport()

@@ -7,12 +7,13 @@ import dataclasses
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import chain, islice
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
@@ -24,6 +25,7 @@ from flows.stages import (
     close_validator,
     data_docs_task,
     dedupe_task,
+    fetch_more_task,
     fetch_task,
     load_task,
     orphan_rejections,
@@ -329,20 +331,76 @@ def gate_warehouse(settings: Settings, run_id: str, report: RunReport) -> None:
         report.failures.append(f"the warehouse failed the load checks: {'; '.join(verdict.batch_failures)}")
 
 
+class _FetchPlan:
+    """Which fetch task runs next: a part of a source whose listing was read, preferring a source with
+    nothing in flight (its host is free), else the next source's listing. Sources come interleaved by
+    host; a source's parts keep their order."""
+
+    def __init__(self, specs: Sequence[Source]) -> None:
+        self.waiting = deque(interleave_sources(specs))
+        self.parts: dict[str, deque[tuple[Source, list[Any], bool, int]]] = {}  # source -> parts to fetch
+        self.busy: Counter[str] = Counter()  # source -> its task runs in flight
+        self.listing_validators: dict[str, dict[str, Any]] = {}  # held until a source's last part is taken
+
+    def add_parts(self, source: Source, outcome: FetchOutcome, size: int) -> int:
+        links = outcome.remaining
+        parts = [(source, links[i:i + size], outcome.trusted, n)
+                 for n, i in enumerate(range(0, len(links), max(1, size)), start=2)]
+        if parts:
+            self.parts[source.name] = deque(parts)
+        outcome.remaining = []
+        return len(parts)
+
+    def next(self, settings: Settings) -> tuple[Source, PrefectFuture[FetchOutcome]] | None:
+        free = next((name for name, parts in self.parts.items() if parts and not self.busy[name]), None)
+        if free is None and self.waiting:
+            source = self.waiting.popleft()
+            future = fetch_task.submit(source, settings)
+        else:
+            name = free or next((n for n, parts in self.parts.items() if parts), None)
+            if name is None:
+                return None
+            source, links, trusted, part = self.parts[name].popleft()
+            future = fetch_more_task.submit(source, quote(links), trusted, part, settings)
+        self.busy[source.name] += 1
+        return source, future
+
+    def finished(self, name: str, outcome: FetchOutcome) -> None:
+        """A task run of `name` was taken in; once the source has nothing left, its listings' validators
+        ride on its last outcome (recorded with it)."""
+        self.busy[name] -= 1
+        if outcome.listing_validators:
+            self.listing_validators[name] = outcome.listing_validators
+            outcome.listing_validators = {}
+        if not self.busy[name] and not self.parts.get(name):
+            self.parts.pop(name, None)
+            outcome.listing_validators = self.listing_validators.pop(name, {})
+
+
 def fetch_outcomes(specs: Sequence[Source], settings: Settings) -> Iterator[FetchOutcome]:
-    """Each source's fetch outcome, in order (sources interleaved by host), with at most
-    `fetch_sources_in_flight` sources being fetched or waiting to be taken in: the next one starts as
-    one is taken. Requests to different hosts run in parallel (bounded by `fetch_concurrency`), one at a
-    time per host."""
-    progress = StageProgress("fetch", len(specs), "sources")
-    waiting = iter(interleave_sources(specs))
-    in_flight = deque(fetch_task.submit(s, settings)
-                      for s in islice(waiting, max(1, settings.fetch_sources_in_flight)))
+    """Fetch outcomes as they are taken in: each source's listing with its first pages, then its further
+    parts of at most `fetch_task_pages` pages, with at most `fetch_tasks_in_flight` task runs being fetched
+    or waiting to be taken in (the next starts as one is taken): what bounds the pages held in flight.
+    Requests to different hosts run in parallel (bounded by `fetch_concurrency`), one at a time per host."""
+    progress = StageProgress("fetch", len(specs), "fetch tasks (a source, or a part of its pages)")
+    plan = _FetchPlan(specs)
+    in_flight: deque[tuple[Source, PrefectFuture[FetchOutcome]]] = deque()
+
+    def fill() -> None:
+        while len(in_flight) < max(1, settings.fetch_tasks_in_flight):
+            submitted = plan.next(settings)
+            if submitted is None:
+                return
+            in_flight.append(submitted)
+
+    fill()
     while in_flight:
-        outcome = in_flight.popleft().result()
-        following = next(waiting, None)
-        if following is not None:
-            in_flight.append(fetch_task.submit(following, settings))
+        source, future = in_flight.popleft()
+        outcome = future.result()
+        if outcome.remaining:
+            progress.grow(plan.add_parts(source, outcome, settings.fetch_task_pages))
+        plan.finished(source.name, outcome)
+        fill()
         progress.advance()
         yield outcome
 
@@ -372,9 +430,10 @@ def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], settings:
     """Record a group of sources' attempts and rejections, and run the fetch checks on their documents."""
     logger = get_run_logger()
     names = [o.source for o in outcomes]
-    record_task(settings, run_id, f"fetch {', '.join(names) if len(names) <= 3 else f'{len(names)} sources'}",
+    record_task(settings, run_id, f"fetch {', '.join(names) if len(names) <= 3 else f'{len(names)} parts'}",
                 attempts=quote([a for o in outcomes for a in o.attempts]),
-                rejections=quote([r for o in outcomes for r in o.rejections]))
+                rejections=quote([r for o in outcomes for r in o.rejections]),
+                validators=quote({url: v for o in outcomes for url, v in o.listing_validators.items()}))
     for outcome in outcomes:
         report.counts["fetch_in"] += outcome.stats.taken_in
         report.quarantined("fetch", len(outcome.rejections))

@@ -14,7 +14,9 @@ from prefect.cache_policies import NONE
 from tasks.clean import CleanOutcome, clean_documents
 from tasks.crawlstate import state_for, store_validators
 from tasks.dedupe import DedupOutcome, deduplicate
-from tasks.fetch import FetchOutcome, fetch_source
+from tasks.feeds import Link
+from tasks.fetch import FetchOutcome, fetch_links, fetch_source
+from tasks.http import Validators
 from tasks.load import LoadOutcome, load_batch
 from tasks.rawstore import store_raw
 from tasks.records import Article, Duplicate, FetchAttempt, Rejection
@@ -76,9 +78,23 @@ def close_validator(run_id: str) -> None:
 
 @task(name="fetch", task_run_name="fetch {source.name}", **STAGE_TASK)
 def fetch_task(source: Source, settings: Settings) -> FetchOutcome:
-    """Fetch one source against what the warehouse already knows; keep raw bodies and validators."""
+    """Read one source's listing and fetch its first pages (the others are left on `remaining`), against
+    what the warehouse already knows; keep raw bodies and validators."""
     engine = get_engine(settings.warehouse_url)
-    outcome = fetch_source(source, settings, state_for(engine, settings.full_refresh))
+    return _keep(engine, fetch_source(source, settings, state_for(engine, settings.full_refresh),
+                                      max_pages=settings.fetch_task_pages), source, settings)
+
+
+@task(name="fetch-more", task_run_name="fetch {source.name} part {part}", **STAGE_TASK)
+def fetch_more_task(source: Source, links: list[Link], trusted: bool, part: int, settings: Settings) -> FetchOutcome:
+    """Fetch a further part of a source's pages (links its `fetch_task` left)."""
+    engine = get_engine(settings.warehouse_url)
+    return _keep(engine, fetch_links(source, links, settings, state_for(engine, settings.full_refresh), trusted),
+                 source, settings)
+
+
+def _keep(engine: Any, outcome: FetchOutcome, source: Source, settings: Settings) -> FetchOutcome:
+    """Store what was fetched: raw bodies, and the validators for the next run's conditional GETs."""
     try:
         store_raw(engine, outcome.raw, settings.raw_compression_level)
         store_validators(engine, outcome.validators)
@@ -145,9 +161,12 @@ def load_task(articles: Sequence[Article], outcome: DedupOutcome, settings: Sett
 
 
 @task(name="record", task_run_name="record {what}", retries=2, retry_delay_seconds=2, **STAGE_TASK)
-def record_task(settings: Settings, run_id: str, what: str,
-                attempts: Sequence[FetchAttempt] = (), rejections: Sequence[Rejection] = ()) -> int:
+def record_task(settings: Settings, run_id: str, what: str, attempts: Sequence[FetchAttempt] = (),
+                rejections: Sequence[Rejection] = (), validators: dict[str, Validators] | None = None) -> int:
+    """Record fetch attempts and rejections; and the validators of listings whose pages are all fetched."""
     engine = get_engine(settings.warehouse_url)
+    if validators:
+        store_validators(engine, validators)
     return record_fetches(engine, run_id, attempts) + record_rejections(engine, run_id, rejections)
 
 

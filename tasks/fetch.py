@@ -4,6 +4,10 @@
 Every attempt, good or bad, becomes a `FetchAttempt`; a bad item becomes a `Rejection`; every document's
 raw bytes are kept for `reprocess`. Nothing raises out of `fetch_source` for a bad page, feed or file:
 the rest of the source goes on.
+
+A source with many new pages is fetched in parts (`max_pages`): the first call reads its listing and up to
+that many pages, and leaves the other links on the outcome (`remaining`) for `fetch_links`, so that no task
+holds a whole source's pages at once.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from tasks.sources import FilesSource, HttpSource, RssSource, SitemapSource, Sou
 from tasks.urls import canonicalize_url, host_allowed, host_of
 from tasks.warc import read_warc
 
-__all__ = ["FetchOutcome", "decode_body", "fetch_source"]
+__all__ = ["FetchOutcome", "decode_body", "fetch_links", "fetch_source"]
 
 TEXTUAL_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml",
                  "application/rss+xml", "application/atom+xml", "application/json", "application/feed+json")
@@ -54,6 +58,13 @@ class FetchOutcome:
     stats: StageStats = field(default_factory=lambda: StageStats("fetch"))
     raw: list[RawDocument] = field(default_factory=list)  # bodies to keep in the raw store
     validators: dict[str, Validators] = field(default_factory=dict)  # for the next run's conditional GETs
+    # Selected links left for later parts (`fetch_links`), and whether they were listed in the sources file
+    # (trusted: may point at private addresses).
+    remaining: list[Link] = field(default_factory=list)
+    trusted: bool = False
+    # The feeds' and sitemaps' validators while parts are left: stored only once every part is fetched, or
+    # a run ending in between would leave the next one a 304 for a listing whose pages it never read.
+    listing_validators: dict[str, Validators] = field(default_factory=dict)
 
     def reject(self, url: str | None, reason: str, **payload: Any) -> None:
         self.rejections.append(Rejection("fetch", self.source, url, [reason], payload))
@@ -245,9 +256,19 @@ def select_links(links: Iterable[Link], source: HttpSource, settings: Settings, 
 
 
 def fetch_pages(client: PoliteClient, links: list[Link], source: HttpSource, settings: Settings,
-                state: FetchState, outcome: FetchOutcome, trusted: bool = False) -> None:
-    """Fetch article pages concurrently (hosts interleaved); each failure is an attempt and a rejection."""
+                state: FetchState, outcome: FetchOutcome, trusted: bool = False, max_pages: int | None = None) -> None:
+    """Fetch the listed pages worth fetching, the first `max_pages` of them now (the rest are left on
+    `outcome.remaining`)."""
     links = interleave_by_host(select_links(links, source, settings, state, outcome))
+    if max_pages is not None and len(links) > max_pages:
+        links, outcome.remaining, outcome.trusted = links[:max_pages], links[max_pages:], trusted
+    fetch_selected(client, links, source, state, outcome, trusted)
+
+
+def fetch_selected(client: PoliteClient, links: list[Link], source: HttpSource, state: FetchState,
+                   outcome: FetchOutcome, trusted: bool) -> None:
+    """Fetch article pages concurrently (hosts interleaved); each failure is an attempt and a rejection."""
+    settings = client.settings
     outcome.stats.add("in", len(links))
     validators = state.validators(url for url, _ in links)
     with ThreadPoolExecutor(max_workers=max(1, settings.fetch_concurrency)) as pool:
@@ -296,7 +317,7 @@ def _listing_failed(result: FetchResult, error: FeedError, url: str, outcome: Fe
 
 
 def fetch_rss(source: RssSource, client: PoliteClient, settings: Settings, state: FetchState,
-              outcome: FetchOutcome) -> None:
+              outcome: FetchOutcome, max_pages: int | None = None) -> None:
     result, _ = _fetch_listing(client, source.url, source, state, outcome, "feed", True,
                                lambda media: not media or media in FEED_TYPES or is_textual(media))
     if result.body is None:
@@ -307,13 +328,13 @@ def fetch_rss(source: RssSource, client: PoliteClient, settings: Settings, state
         _listing_failed(result, error, source.url, outcome)
         return
     outcome.stats.add("feed_items", len(links))
-    fetch_pages(client, links, source, settings, state, outcome)
+    fetch_pages(client, links, source, settings, state, outcome, max_pages=max_pages)
     if result.validators:
-        outcome.validators[source.url] = result.validators
+        outcome.listing_validators[source.url] = result.validators
 
 
 def fetch_sitemaps(source: SitemapSource, client: PoliteClient, settings: Settings, state: FetchState,
-                   outcome: FetchOutcome) -> None:
+                   outcome: FetchOutcome, max_pages: int | None = None) -> None:
     """Walk a sitemap (index) breadth-first, bounded in depth and count; pages whose `lastmod` is older
     than the last time their sitemap was read are not new."""
     queue: list[tuple[str, int]] = [(source.url, 0)]
@@ -355,9 +376,9 @@ def fetch_sitemaps(source: SitemapSource, client: PoliteClient, settings: Settin
                 hints.setdefault("modified_at", entry.lastmod)
             links.append((entry.url, hints))
         if result.validators:
-            outcome.validators[url] = result.validators
+            outcome.listing_validators[url] = result.validators
     outcome.stats.add("sitemap_items", len(links))
-    fetch_pages(client, links, source, settings, state, outcome)
+    fetch_pages(client, links, source, settings, state, outcome, max_pages=max_pages)
 
 
 # --- warc ------------------------------------------------------------------------------------
@@ -388,8 +409,10 @@ def fetch_warc(source: WarcSource, settings: Settings, outcome: FetchOutcome) ->
 
 
 def fetch_source(source: Source, settings: Settings, state: FetchState | None = None,
-                 client: PoliteClient | None = None) -> FetchOutcome:
-    """Fetch everything one source lists. Never raises for bad input: it is recorded instead.
+                 client: PoliteClient | None = None, max_pages: int | None = None) -> FetchOutcome:
+    """Fetch what one source lists: everything, or with `max_pages` its first pages, the other links left
+    on `outcome.remaining` for `fetch_links` (files and WARC archives are read whole). Never raises for bad
+    input: it is recorded instead.
 
     `state` tells what earlier runs saw (known URLs, validators); without it, everything is new.
     """
@@ -404,14 +427,32 @@ def fetch_source(source: Source, settings: Settings, state: FetchState | None = 
         client = client or PoliteClient(settings, allow_private_network=source.allow_private_network)
         try:
             if isinstance(source, RssSource):
-                fetch_rss(source, client, settings, state, outcome)
+                fetch_rss(source, client, settings, state, outcome, max_pages)
             elif isinstance(source, SitemapSource):
-                fetch_sitemaps(source, client, settings, state, outcome)
+                fetch_sitemaps(source, client, settings, state, outcome, max_pages)
             elif isinstance(source, UrlsSource):
                 fetch_pages(client, [(u, {}) for u in source.urls], source, settings, state, outcome,
-                            trusted=True)
+                            trusted=True, max_pages=max_pages)
         finally:
             if owned:
                 client.close()
+    if not outcome.remaining:  # every page the listings name is fetched: their validators may be kept
+        outcome.validators.update(outcome.listing_validators)
+        outcome.listing_validators = {}
+    outcome.stats.add("out", len(outcome.documents))
+    return outcome
+
+
+def fetch_links(source: HttpSource, links: list[Link], settings: Settings, state: FetchState | None = None,
+                trusted: bool = False, client: PoliteClient | None = None) -> FetchOutcome:
+    """Fetch a part of a source's pages, selected by an earlier `fetch_source` (its `remaining` links)."""
+    outcome = FetchOutcome(source=source.name)
+    owned = client is None
+    client = client or PoliteClient(settings, allow_private_network=source.allow_private_network)
+    try:
+        fetch_selected(client, links, source, state or NoState(), outcome, trusted)
+    finally:
+        if owned:
+            client.close()
     outcome.stats.add("out", len(outcome.documents))
     return outcome

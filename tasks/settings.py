@@ -48,11 +48,13 @@ class Settings(BaseSettings):
     max_response_bytes: int = 5_000_000
     max_redirects: int = 5
     fetch_concurrency: int = 8
-    # Sources fetched at once (each on its own thread, one host usually): more keeps more hosts busy under
-    # their politeness delay, but each may hold up to `max_items` pages (about 110 KB each) until the flow
-    # takes them in: 16 put the flow's process at 1.3 GB on 20,000 real-weight pages. At most
-    # `fetch_concurrency` requests run at once anyway.
-    fetch_sources_in_flight: int = 8
+    # Fetch task runs at once, each on its own thread: a source's listing with its first pages, or a further
+    # part of its pages, at most `fetch_task_pages` each. More keeps more hosts busy under their politeness
+    # delay; together they bound the pages held in flight (about 110 KB each, twice while the raw body is
+    # stored): whole sources in flight put the flow's process at 1.2 GB on 20,000 real-weight pages.
+    # At most `fetch_concurrency` requests run at once anyway.
+    fetch_tasks_in_flight: int = 8
+    fetch_task_pages: int = Field(default=50, ge=1)
     host_delay_seconds: float = 1.0
     max_retries: int = 2
     retry_backoff_seconds: float = 1.0  # first retry after ~1 s (plus jitter), then 2 s, 4 s, ...

@@ -139,3 +139,71 @@ def test_sources_are_fetched_host_by_host_in_turn():
         {"name": "f", "kind": "files", "path": "/nonexistent/*.txt"},
     ])
     assert [s.name for s in interleave_sources(specs)] == ["a1", "b1", "c1", "f", "a2", "a3"]
+
+
+def _gazette(pages: list[str]):
+    """A local site whose feed lists `pages` (with an ETag, 304 when sent back), and its source entry."""
+    from crawl_server import CrawlServer, Reply, article_html, html
+
+    server = CrawlServer({path: html(article_html(300 + n)) for n, path in enumerate(pages)})
+
+    def feed(number: int, headers: dict[str, str]) -> Reply:
+        if headers.get("if-none-match") == '"f1"':
+            return Reply(304, b"", {"ETag": '"f1"'})
+        items = "".join(f"<item><title>Story {n}</title><link>{server.url(p)}</link></item>"
+                        for n, p in enumerate(pages))
+        return Reply(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{items}'
+                          "</channel></rss>".encode(), {"Content-Type": "application/rss+xml", "ETag": '"f1"'})
+
+    server.routes["/feed.xml"] = feed
+    return server, [{"name": "gazette", "kind": "rss", "url": server.url("/feed.xml"), "allow_private_network": True}]
+
+
+def test_a_long_feed_is_fetched_in_parts_and_its_etag_kept_once_all_are_in(sqlite_url, small_batches, monkeypatch):
+    from flows.ingest import ingest_news
+
+    monkeypatch.setenv("NEWSFLOW_FETCH_TASK_PAGES", "5")
+    get_settings.cache_clear()
+    pages = [f"/long-{n}.html" for n in range(12)]
+    server, sources = _gazette(pages)
+    with server:
+        first = ingest_news(sources=sources, warehouse_url=sqlite_url)
+        assert first["fetch_in"] == 12 and first["load_out"] == 12
+        # The listing with its first 5 pages, then two more task runs: 5 and 2 pages.
+        assert [n for n in task_run_names(first["run_id"]) if n.startswith("fetch ")] == [
+            "fetch gazette", "fetch gazette part 2", "fetch gazette part 3"]
+        feed_url = server.url("/feed.xml")
+        assert query(sqlite_url, f"SELECT etag FROM http_cache WHERE url = '{feed_url}'") == [('"f1"',)]
+        again = ingest_news(sources=sources, warehouse_url=sqlite_url)
+    assert again["fetch_in"] == 0 and again["load_out"] == 0
+    assert server.hits["/feed.xml"] == 2 and all(server.hits[p] == 1 for p in pages)
+
+
+def test_pages_in_flight_are_bounded_by_task_runs_not_by_sources(small_batches, monkeypatch):
+    """A consumer that stops taking outcomes leaves at most `fetch_tasks_in_flight` parts fetched ahead,
+    not a whole source: what bounds the flow's memory on sources with thousands of new pages."""
+    import time
+
+    from prefect import flow
+
+    from flows.ingest import fetch_outcomes
+
+    for name, value in {"FETCH_TASK_PAGES": "3", "FETCH_TASKS_IN_FLIGHT": "2", "HOST_DELAY_SECONDS": "0"}.items():
+        monkeypatch.setenv(f"NEWSFLOW_{name}", value)
+    get_settings.cache_clear()
+    pages = [f"/many-{n}.html" for n in range(20)]
+    server, sources = _gazette(pages)
+
+    @flow
+    def take_slowly() -> tuple[int, int, list[int]]:
+        outcomes = fetch_outcomes(parse_sources(sources), get_settings())
+        first = next(outcomes)
+        time.sleep(2)  # the parts in flight finish; nothing more may start until one is taken
+        ahead = sum(server.hits[p] for p in pages)
+        return len(first.documents), ahead, [len(o.documents) for o in outcomes]
+
+    with server:
+        first, ahead, rest = take_slowly()
+    assert first == 3
+    assert ahead == 3 + 2 * 3  # the first part taken, two parts of 3 in flight: not the 20 pages
+    assert sum(rest) == 17 and max(rest) <= 3
