@@ -19,7 +19,7 @@ from prefect.utilities.annotations import quote
 
 from flows.config import sources_from_variable
 from flows.config import warehouse_url as resolve_warehouse_url
-from flows.scale import StageProgress, clean_batches, interleave_sources
+from flows.scale import StageProgress, clean_batches, interleave_sources, warm_cleaners
 from flows.stages import (
     check_warehouse_task,
     close_validator,
@@ -416,6 +416,8 @@ def fetched_documents(specs: Sequence[Source], kinds: dict[str, str], settings: 
     for outcome in fetch_outcomes(specs, settings):
         if outcome.documents or outcome.rejections:
             prepare_validator(run_id, settings)  # something to check: build the checks while fetching goes on
+        if outcome.documents and not group:
+            warm_cleaners(settings)  # and start the cleaning processes (no-op once they are kept warm)
         pending.hold(outcome.documents)  # spooled if the warehouse goes away from here on
         group.append(outcome)
         if sum(len(o.documents) for o in group) >= settings.batch_size:

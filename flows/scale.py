@@ -18,7 +18,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from prefect.utilities.annotations import quote
 
 from flows.stages import clean_task
-from tasks.clean import CleanOutcome
+from tasks.clean import CleanOutcome, prepare_cleaners
 from tasks.records import Document
 from tasks.settings import Settings
 from tasks.sources import Source
@@ -44,6 +44,13 @@ def cpu_task_runner(settings: Settings) -> TaskRunner[Any]:
                                "pip install 'newsflow[dask]'") from None
         return DaskTaskRunner(address=settings.dask_address)
     return ProcessPoolTaskRunner(max_workers=cpu_workers(settings))
+
+
+def warm_cleaners(settings: Settings) -> None:
+    """Start the cleaning processes ahead of the first batch (see tasks.clean.prepare_cleaners), when the
+    batches will be cleaned by them: not on a Dask cluster, nor in a process pool without time limits."""
+    if not settings.dask_address and settings.clean_timeout_seconds > 0:
+        prepare_cleaners(cpu_workers(settings), settings)
 
 
 def interleave_sources(sources: Sequence[Source]) -> list[Source]:

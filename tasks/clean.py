@@ -297,6 +297,7 @@ class TimeLimitedCleaner:
         self.settings = settings
         self.work = work
         self._pool: Pool | None = None
+        self._starting = threading.Lock()  # a warm-up thread (prepare_cleaners) may be starting the worker
         self._no_workers = False
         self._served = 0  # documents handed to the current worker
         self.max_documents = (settings or get_settings()).clean_worker_max_documents
@@ -308,6 +309,10 @@ class TimeLimitedCleaner:
         self.close()
 
     def _start(self) -> Pool:
+        with self._starting:
+            return self._start_locked()
+
+    def _start_locked(self) -> Pool:
         if self._pool is None:
             # Not `maxtasksperchild`: the pool would start the replacement itself, and its imports and model
             # loading would count against the next document's time limit. `clean` recycles it instead.
@@ -376,6 +381,29 @@ def _give_back(cleaner: TimeLimitedCleaner) -> None:
             _SPARE_CLEANERS.append(cleaner)
             return
     cleaner.close()
+
+
+def prepare_cleaners(count: int, settings: Settings) -> None:
+    """Start up to `count` cleaners' workers on threads of their own (a spawn, the parsers' imports, the
+    language model: a second or more each) while the run is still fetching its first batch; the batches
+    then borrow them warm. Cleaners already kept count."""
+    if settings.clean_timeout_seconds <= 0 or multiprocessing.current_process().daemon:
+        return  # cleaned in-process: no worker to start
+    with _SPARE_LOCK:
+        fresh = [TimeLimitedCleaner(settings.clean_timeout_seconds, settings)
+                 for _ in range(min(count, MAX_SPARE_CLEANERS) - len(_SPARE_CLEANERS))]
+        _SPARE_CLEANERS.extend(fresh)  # borrowable at once: a borrower waits for the warm-up under way
+    for cleaner in fresh:
+        threading.Thread(target=_warm_quietly, args=(cleaner,), name="cleaner-warm-up", daemon=True).start()
+
+
+def _warm_quietly(cleaner: TimeLimitedCleaner) -> None:
+    with cleaner._starting:
+        try:
+            cleaner._start_locked()
+        except Exception:  # the first document starts it again and reports what is wrong
+            logger.debug("cleaner warm-up failed", exc_info=True)
+            cleaner.close()
 
 
 @atexit.register

@@ -525,6 +525,34 @@ def test_the_worker_process_is_kept_for_the_next_batch():
     assert _SPARE_CLEANERS == []
 
 
+def test_workers_started_ahead_are_the_ones_the_batches_borrow(monkeypatch):
+    """prepare_cleaners starts the workers on threads; a batch arriving mid-warm-up waits for them instead
+    of starting more, and a second call starts none."""
+    settings = get_settings().model_copy(update={"clean_timeout_seconds": 60})
+    close_spare_cleaners()
+    started: list[int] = []
+    start = TimeLimitedCleaner._start_locked
+
+    def counting_start(self):
+        if self._pool is None:
+            started.append(1)
+        return start(self)
+
+    monkeypatch.setattr(TimeLimitedCleaner, "_start_locked", counting_start)
+    try:
+        clean_module.prepare_cleaners(2, settings)
+        outcome = clean_documents([doc(article_html())], settings)  # at once: the warm-up is under way
+        clean_module.prepare_cleaners(2, settings)
+        assert len(outcome.articles) == 1
+        deadline = time.monotonic() + 120
+        while not all(c.worker_pid for c in _SPARE_CLEANERS) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_SPARE_CLEANERS) == 2 and all(c.worker_pid for c in _SPARE_CLEANERS)
+        assert len(started) == 2
+    finally:
+        close_spare_cleaners()
+
+
 def test_a_kept_worker_still_ends_a_runaway_document():
     settings = IN_PROCESS.model_copy(update={"clean_timeout_seconds": 3})
     cleaner = clean_module._borrow_cleaner(3, settings)

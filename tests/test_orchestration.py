@@ -40,14 +40,14 @@ def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(s
 
     close_spare_cleaners()  # none left warm by earlier tests
     started: list[int] = []
-    start = TimeLimitedCleaner._start
+    start = TimeLimitedCleaner._start_locked  # where a worker process is started, warm-up or not
 
     def counting_start(self):
         if self._pool is None:
             started.append(1)
         return start(self)
 
-    monkeypatch.setattr(TimeLimitedCleaner, "_start", counting_start)
+    monkeypatch.setattr(TimeLimitedCleaner, "_start_locked", counting_start)
     from flows import stages
 
     contexts: list[str] = []
