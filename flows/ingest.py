@@ -413,11 +413,13 @@ def fetched_documents(specs: Sequence[Source], kinds: dict[str, str], settings: 
     report.counts["fetch_out"] += len(pending.spooled_documents)
     yield from pending.spooled_documents
     group: list[FetchOutcome] = []
+    warming = False
     for outcome in fetch_outcomes(specs, settings):
         if outcome.documents or outcome.rejections:
             prepare_validator(run_id, settings)  # something to check: build the checks while fetching goes on
-        if outcome.documents and not group:
-            warm_cleaners(settings)  # and start the cleaning processes (no-op once they are kept warm)
+        if outcome.documents and not warming:
+            warming = True  # and start the cleaning processes, once: before any batch borrows them
+            warm_cleaners(settings)
         pending.hold(outcome.documents)  # spooled if the warehouse goes away from here on
         group.append(outcome)
         if sum(len(o.documents) for o in group) >= settings.batch_size:

@@ -386,7 +386,7 @@ def _give_back(cleaner: TimeLimitedCleaner) -> None:
 def prepare_cleaners(count: int, settings: Settings) -> None:
     """Start up to `count` cleaners' workers on threads of their own (a spawn, the parsers' imports, the
     language model: a second or more each) while the run is still fetching its first batch; the batches
-    then borrow them warm. Cleaners already kept count."""
+    then borrow them warm. Cleaners already kept count, not those borrowed: call it before the first batch."""
     if settings.clean_timeout_seconds <= 0 or multiprocessing.current_process().daemon:
         return  # cleaned in-process: no worker to start
     with _SPARE_LOCK:
