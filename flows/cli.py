@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -398,6 +401,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args.handler(args)
 
 
+def run() -> None:
+    """The `newsflow` command: `main`, then a quick exit. Tearing the interpreter down frees a run's objects
+    one by one (Prefect, Great Expectations, pandas: 1.6 s after a 1,000-page run, a sixth of an unchanged
+    re-run), for nothing: the process ends anyway. The exit handlers still run first (Prefect's logs and
+    events, the cleaning processes), and the output is flushed. An exception still ends it the usual way."""
+    code = main()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code if isinstance(code, int) else 1)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
 

@@ -138,3 +138,22 @@ def test_a_warehouse_password_is_never_a_flow_parameter_nor_logged(tmp_path, pos
         logs = client.read_logs()
     assert password not in json.dumps(flow_run.parameters, default=str)
     assert all(password not in log.message for log in logs)
+
+
+def test_the_command_exits_quickly_with_its_code_and_all_its_output(tmp_path):
+    """`newsflow` skips the interpreter's teardown (os._exit): its exit code and its piped, block-buffered
+    output must still come out whole."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = Path(sys.executable).parent / "newsflow"
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    upgraded = subprocess.run([command, "db", "upgrade", "--warehouse", url], capture_output=True, text=True,
+                              timeout=120)
+    current = subprocess.run([command, "db", "current", "--warehouse", url], capture_output=True, text=True,
+                             timeout=120)
+    usage = subprocess.run([command, "ingest"], capture_output=True, text=True, timeout=120)
+    assert upgraded.returncode == EXIT_OK and "(empty) ->" in upgraded.stdout
+    assert current.returncode == EXIT_OK and current.stdout.strip().endswith("(up to date)")
+    assert usage.returncode == EXIT_USAGE and "nothing to ingest" in usage.stderr
