@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     expectations_dir: Path = PROJECT_ROOT / "expectations"
     data_docs_dir: Path | None = None  # unset: data-docs/ beside a SQLite warehouse, else under data_dir
 
+    # glibc malloc arenas of the flow's process (see tasks.memory; 0: glibc's default of 8 per core)
+    malloc_arena_max: int = Field(default=2, ge=0)
+
     # Fetch
     user_agent: str = "newsflow/0.1 (+https://github.com/newsflow/newsflow; news ingestion bot)"
     connect_timeout: float = 5.0

@@ -207,3 +207,36 @@ def test_pages_in_flight_are_bounded_by_task_runs_not_by_sources(small_batches, 
     assert first == 3
     assert ahead == 3 + 2 * 3  # the first part taken, two parts of 3 in flight: not the 20 pages
     assert sum(rest) == 17 and max(rest) <= 3
+
+
+ARENAS_SCRIPT = """
+import ctypes, sys, threading
+import flows  # caps the arenas, as any flow or the command line does on import
+barrier = threading.Barrier(8)
+def work():
+    barrier.wait()
+    pages = [bytes(110_000) for _ in range(30)]
+    small = [bytearray(1000) for _ in range(5000)]
+threads = [threading.Thread(target=work) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+ctypes.CDLL("libc.so.6").malloc_stats()
+"""
+
+
+@pytest.mark.parametrize(("setting", "capped"), [(None, True), ("0", False)])
+def test_the_flows_process_keeps_to_two_malloc_arenas(setting, capped):
+    """Eight threads allocating at once: two glibc arenas once the flows are imported (each arena keeps what
+    is freed in it), one per thread with the cap turned off."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NEWSFLOW_MALLOC_ARENA_MAX"}
+    if setting is not None:
+        env["NEWSFLOW_MALLOC_ARENA_MAX"] = setting
+    done = subprocess.run([sys.executable, "-c", ARENAS_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=120)
+    arenas = [line for line in done.stderr.splitlines() if line.startswith("Arena ")]
+    assert done.returncode == 0, done.stderr
+    assert (len(arenas) <= 2) if capped else (len(arenas) > 2)
