@@ -228,7 +228,7 @@ def _load(articles: list[Article], deduped: Any, settings: Settings, run_id: str
 
 
 def process_documents(documents: Iterable[Document], settings: Settings, run_id: str, engine: Any,
-                      report: RunReport, pending: Pending | None = None) -> None:
+                      report: RunReport, pending: Pending | None = None, checks: FetchChecks | None = None) -> None:
     """Clean -> dedupe -> validate -> load, with the quality gates, then the warehouse checks; shared by
     `ingest-news` (which streams its fetched documents in) and `reprocess-news` (documents rebuilt from
     the raw store). `pending` tracks what is not loaded yet, its spooled cleaned articles going first as
@@ -250,7 +250,10 @@ def process_documents(documents: Iterable[Document], settings: Settings, run_id:
         (f"batch {n}", cleaned, batches.popleft()) for n, cleaned in enumerate(cleaned_batches, start=1))
     if pending.articles:  # spooled cleaned articles first, as their own batch
         work = chain([("spooled articles", CleanOutcome(articles=pending.articles), [])], work)
+    checks = checks or FetchChecks()
     for label, cleaned, batch in work:
+        checks.settle()  # the fetch checks of this batch's documents ran ...
+        cleaned, batch = checks.drop_quarantined(cleaned, batch)  # ... and what they held back goes no further
         precleaned = label == "spooled articles"
         pending.articles = list(cleaned.articles) if precleaned else []
         pending.duplicates = pending.duplicates if precleaned else []
@@ -405,8 +408,40 @@ def fetch_outcomes(specs: Sequence[Source], settings: Settings) -> Iterator[Fetc
         yield outcome
 
 
+class FetchChecks:
+    """The fetch checks of a group of sources, run once its documents went on to cleaning: the cleaning
+    processes start on them while the checks run (the run's first check waits seconds for Great
+    Expectations to start). A batch's clean outcome is taken only once the checks of its documents ran
+    (`settle`), and what they quarantined is dropped from it (`drop_quarantined`)."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[Callable[[], None]] = deque()
+        self.quarantined: set[tuple[str, str | None]] = set()  # (source, URL) of documents held back
+
+    def add(self, check: Callable[[], None]) -> None:
+        self._waiting.append(check)
+
+    def settle(self) -> None:
+        while self._waiting:
+            self._waiting.popleft()()
+
+    def judged(self, documents: list[Document], passed: list[Document]) -> None:
+        kept = {id(d) for d in passed}
+        self.quarantined.update((d.source, d.url) for d in documents if id(d) not in kept)
+
+    def drop_quarantined(self, cleaned: CleanOutcome, batch: list[Document]) -> tuple[CleanOutcome, list[Document]]:
+        """The batch's clean outcome and documents without those the fetch checks held back (recorded there)."""
+        if not self.quarantined or not batch:
+            return cleaned, batch
+        held = self.quarantined
+        kept = CleanOutcome(articles=[a for a in cleaned.articles if (a.source, a.url) not in held],
+                            rejections=[r for r in cleaned.rejections if (r.source, r.url) not in held],
+                            stats=cleaned.stats)
+        return kept, [d for d in batch if (d.source, d.url) not in held]
+
+
 def fetched_documents(specs: Sequence[Source], kinds: dict[str, str], settings: Settings, run_id: str,
-                      report: RunReport, pending: Pending) -> Iterator[Document]:
+                      report: RunReport, pending: Pending, checks: FetchChecks) -> Iterator[Document]:
     """The documents that pass the fetch stage, as they come: spooled ones of earlier runs first, then a
     group of sources at a time (about a batch of documents: one record task and one quality check per
     group, not per source)."""
@@ -423,10 +458,20 @@ def fetched_documents(specs: Sequence[Source], kinds: dict[str, str], settings: 
         pending.hold(outcome.documents)  # spooled if the warehouse goes away from here on
         group.append(outcome)
         if sum(len(o.documents) for o in group) >= settings.batch_size:
-            yield from _take_fetched(group, kinds, settings, run_id, report, pending)
+            yield from _pass_on(group, kinds, settings, run_id, report, pending, checks)
             group = []
     if group:
-        yield from _take_fetched(group, kinds, settings, run_id, report, pending)
+        yield from _pass_on(group, kinds, settings, run_id, report, pending, checks)
+
+
+def _pass_on(outcomes: list[FetchOutcome], kinds: dict[str, str], settings: Settings, run_id: str,
+             report: RunReport, pending: Pending, checks: FetchChecks) -> Iterator[Document]:
+    """A group's documents go on to cleaning first; its checks run when the next document is asked for
+    (cleaning under way), or earlier if a batch's outcome needs them."""
+    documents = [d for o in outcomes for d in o.documents]
+    checks.add(lambda: checks.judged(documents, _take_fetched(outcomes, kinds, settings, run_id, report, pending)))
+    yield from documents
+    checks.settle()
 
 
 def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], settings: Settings, run_id: str,
@@ -501,8 +546,9 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
     try:
         # Fetch streams into clean -> dedupe -> validate -> load: sources are fetched a window at a time
         # while earlier batches are cleaned and loaded; nothing waits for (or holds) the whole crawl.
-        process_documents(fetched_documents(specs, kinds, settings, run_id, report, pending),
-                          settings, run_id, engine, report, pending)
+        checks = FetchChecks()
+        process_documents(fetched_documents(specs, kinds, settings, run_id, report, pending, checks),
+                          settings, run_id, engine, report, pending, checks)
     except Exception as exc:
         failure: BaseException = exc
         if warehouse_unavailable(exc):

@@ -472,3 +472,40 @@ def test_a_failed_warm_up_leaves_the_error_to_the_first_check(tmp_path):
             validator_for("warm-up-fails", settings)
     finally:
         close_validator("warm-up-fails")
+
+
+def test_cleaning_starts_before_the_fetch_checks_and_drops_what_they_hold_back(tmp_path, prefect_server,
+                                                                               monkeypatch):
+    """The first batches go to the cleaning processes before the fetch checks run (the first check waits
+    for Great Expectations to start); a document those checks quarantine is still neither cleaned into an
+    article nor quarantined twice, and the clean stage does not count it."""
+    import flows.ingest as ingest
+    import flows.scale as scale
+    from tasks.settings import get_settings
+
+    monkeypatch.setenv("NEWSFLOW_BATCH_SIZE", "2")
+    get_settings.cache_clear()
+    events: list[str] = []
+    submit, take = scale._CleanRunner.submit, ingest._take_fetched
+    monkeypatch.setattr(scale._CleanRunner, "submit",
+                        lambda self, *a, **k: events.append("clean") or submit(self, *a, **k))
+    monkeypatch.setattr(ingest, "_take_fetched", lambda *a, **k: events.append("check") or take(*a, **k))
+
+    good = [{"url": f"https://desk.example/{i}", "title": f"Desk story {i}", "text": prose(70 + i)} for i in range(4)]
+    odd = {"url": "urn:desk:5", "title": "A story under an odd address", "text": prose(80)}  # fails url's regex
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    sources = [{"name": "desk", "kind": "files", "path": _write_jsonl(tmp_path / "desk.jsonl", [*good, odd])}]
+    try:
+        result = ingest.ingest_news(sources=sources, warehouse_url=warehouse)
+    finally:
+        get_settings.cache_clear()
+    assert events.index("clean") < events.index("check")
+    assert result["fetch_out"] == 4 and result["clean_in"] == 4 and result["load_out"] == 4
+    engine = create_engine(warehouse)
+    with engine.connect() as conn:
+        held = conn.execute(text("SELECT stage, url, reasons FROM quarantine")).all()
+        loaded = {r[0] for r in conn.execute(text("SELECT url FROM articles"))}
+    engine.dispose()
+    assert loaded == {r["url"] for r in good}
+    ((stage, url, reasons),) = held
+    assert (stage, url) == ("fetch", "urn:desk:5") and "match_regex" in str(reasons)
