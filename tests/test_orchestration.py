@@ -33,8 +33,6 @@ def small_batches(monkeypatch):
 
 def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(sqlite_url, small_batches,
                                                                                monkeypatch):
-    from crawl_server import CrawlServer, Reply, article_html, html
-
     from flows.ingest import ingest_news
     from tasks.clean import TimeLimitedCleaner, close_spare_cleaners
 
@@ -59,18 +57,7 @@ def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(s
 
     monkeypatch.setattr(stages, "Validator", CountingValidator)
     pages = [f"/story-{n}.html" for n in range(12)]
-    server = CrawlServer({path: html(article_html(100 + n)) for n, path in enumerate(pages)})
-
-    def feed(number: int, headers: dict[str, str]) -> Reply:
-        if headers.get("if-none-match") == '"v1"':
-            return Reply(304, b"", {"ETag": '"v1"'})
-        items = "".join(f"<item><title>Story {n}</title><link>{server.url(p)}</link></item>"
-                        for n, p in enumerate(pages))
-        return Reply(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{items}'
-                          "</channel></rss>".encode(), {"Content-Type": "application/rss+xml", "ETag": '"v1"'})
-
-    server.routes["/feed.xml"] = feed
-    sources = [{"name": "gazette", "kind": "rss", "url": server.url("/feed.xml"), "allow_private_network": True}]
+    server, sources = _gazette(pages, seed=100)
     with server:
         first = ingest_news(sources=sources, warehouse_url=sqlite_url)
         assert first["fetch_out"] == 12 and first["load_out"] == 12
@@ -141,11 +128,11 @@ def test_sources_are_fetched_host_by_host_in_turn():
     assert [s.name for s in interleave_sources(specs)] == ["a1", "b1", "c1", "f", "a2", "a3"]
 
 
-def _gazette(pages: list[str]):
+def _gazette(pages: list[str], seed: int = 300):
     """A local site whose feed lists `pages` (with an ETag, 304 when sent back), and its source entry."""
     from crawl_server import CrawlServer, Reply, article_html, html
 
-    server = CrawlServer({path: html(article_html(300 + n)) for n, path in enumerate(pages)})
+    server = CrawlServer({path: html(article_html(seed + n)) for n, path in enumerate(pages)})
 
     def feed(number: int, headers: dict[str, str]) -> Reply:
         if headers.get("if-none-match") == '"f1"':
