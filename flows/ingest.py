@@ -351,7 +351,8 @@ class _FetchPlan:
                  for n, i in enumerate(range(0, len(links), max(1, size)), start=2)]
         if parts:
             self.parts[source.name] = deque(parts)
-        outcome.remaining = []
+            self.listing_validators[source.name] = outcome.listing_validators
+        outcome.remaining, outcome.listing_validators = [], {}
         return len(parts)
 
     def next(self, settings: Settings) -> tuple[Source, PrefectFuture[FetchOutcome]] | None:
@@ -370,11 +371,8 @@ class _FetchPlan:
 
     def finished(self, name: str, outcome: FetchOutcome) -> None:
         """A task run of `name` was taken in; once the source has nothing left, its listings' validators
-        ride on its last outcome (recorded with it)."""
+        (held by `add_parts`) ride on its last outcome, recorded with it."""
         self.busy[name] -= 1
-        if outcome.listing_validators:
-            self.listing_validators[name] = outcome.listing_validators
-            outcome.listing_validators = {}
         if not self.busy[name] and not self.parts.get(name):
             self.parts.pop(name, None)
             outcome.listing_validators = self.listing_validators.pop(name, {})

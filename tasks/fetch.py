@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, zip_longest
@@ -423,19 +424,14 @@ def fetch_source(source: Source, settings: Settings, state: FetchState | None = 
     elif isinstance(source, WarcSource):
         fetch_warc(source, settings, outcome)
     else:
-        owned = client is None
-        client = client or PoliteClient(settings, allow_private_network=source.allow_private_network)
-        try:
+        with _client_for(source, settings, client) as polite:
             if isinstance(source, RssSource):
-                fetch_rss(source, client, settings, state, outcome, max_pages)
+                fetch_rss(source, polite, settings, state, outcome, max_pages)
             elif isinstance(source, SitemapSource):
-                fetch_sitemaps(source, client, settings, state, outcome, max_pages)
+                fetch_sitemaps(source, polite, settings, state, outcome, max_pages)
             elif isinstance(source, UrlsSource):
-                fetch_pages(client, [(u, {}) for u in source.urls], source, settings, state, outcome,
+                fetch_pages(polite, [(u, {}) for u in source.urls], source, settings, state, outcome,
                             trusted=True, max_pages=max_pages)
-        finally:
-            if owned:
-                client.close()
     if not outcome.remaining:  # every page the listings name is fetched: their validators may be kept
         outcome.validators.update(outcome.listing_validators)
         outcome.listing_validators = {}
@@ -447,12 +443,17 @@ def fetch_links(source: HttpSource, links: list[Link], settings: Settings, state
                 trusted: bool = False, client: PoliteClient | None = None) -> FetchOutcome:
     """Fetch a part of a source's pages, selected by an earlier `fetch_source` (its `remaining` links)."""
     outcome = FetchOutcome(source=source.name)
-    owned = client is None
-    client = client or PoliteClient(settings, allow_private_network=source.allow_private_network)
-    try:
-        fetch_selected(client, links, source, state or NoState(), outcome, trusted)
-    finally:
-        if owned:
-            client.close()
+    with _client_for(source, settings, client) as polite:
+        fetch_selected(polite, links, source, state or NoState(), outcome, trusted)
     outcome.stats.add("out", len(outcome.documents))
     return outcome
+
+
+@contextmanager
+def _client_for(source: HttpSource, settings: Settings, client: PoliteClient | None) -> Iterator[PoliteClient]:
+    """The caller's client, or one of the source's own, closed at the end."""
+    if client is not None:
+        yield client
+        return
+    with PoliteClient(settings, allow_private_network=source.allow_private_network) as own:
+        yield own

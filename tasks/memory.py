@@ -21,8 +21,11 @@ def malloc_arena_max() -> int:
     this runs at import.)"""
     from tasks.settings import Settings
 
-    value = os.environ.get("NEWSFLOW_MALLOC_ARENA_MAX", "").strip()
-    return int(value) if value else int(Settings.model_fields["malloc_arena_max"].default)
+    default = int(Settings.model_fields["malloc_arena_max"].default)
+    try:
+        return int(os.environ.get("NEWSFLOW_MALLOC_ARENA_MAX", "").strip() or default)
+    except ValueError:  # not a number: the default here; the settings report it when they are built
+        return default
 
 
 def limit_malloc_arenas(arenas: int | None = None) -> bool:

@@ -211,10 +211,11 @@ ctypes.CDLL("libc.so.6").malloc_stats()
 """
 
 
-@pytest.mark.parametrize(("setting", "capped"), [(None, True), ("0", False)])
+@pytest.mark.parametrize(("setting", "capped"), [(None, True), ("0", False), ("two", True)])
 def test_the_flows_process_keeps_to_two_malloc_arenas(setting, capped):
     """Eight threads allocating at once: two glibc arenas once the flows are imported (each arena keeps what
-    is freed in it), one per thread with the cap turned off."""
+    is freed in it), one per thread with the cap turned off. A value that is no number does not break the
+    import: the default holds, and the settings report the value when they are built."""
     import os
     import subprocess
     import sys
@@ -227,3 +228,10 @@ def test_the_flows_process_keeps_to_two_malloc_arenas(setting, capped):
     arenas = [line for line in done.stderr.splitlines() if line.startswith("Arena ")]
     assert done.returncode == 0, done.stderr
     assert (len(arenas) <= 2) if capped else (len(arenas) > 2)
+    if setting == "two":
+        from pydantic import ValidationError
+
+        from tasks.settings import Settings
+
+        with pytest.raises(ValidationError, match="malloc_arena_max"):
+            Settings(malloc_arena_max=setting)
