@@ -44,8 +44,12 @@ class Reply:
     status: int = 200
     body: bytes | Iterator[bytes] = b""
     headers: dict[str, str] = field(default_factory=dict)
-    stall_after: int | None = None  # send this many body bytes, then go silent
+    stall_after: int | None = None  # send this many body bytes, go silent `stall_seconds`, then the rest
     stall_seconds: float = 5.0
+    # A slow server that keeps each read timeout alive: after the status line, the header block one byte
+    # every `header_trickle` seconds; the body one byte every `body_trickle` seconds.
+    header_trickle: float | None = None
+    body_trickle: float | None = None
 
 
 Route = Callable[[int, dict[str, str]], Reply]  # (1-based hit number for the path, request headers) -> reply
@@ -88,12 +92,14 @@ class CrawlServer:
                 try:
                     if isinstance(reply.body, bytes):
                         self.send_header("Content-Length", str(len(reply.body)))
-                        self.end_headers()
+                        self._end_headers(reply.header_trickle)
+                        body = reply.body
                         if reply.stall_after is not None:
-                            self.wfile.write(reply.body[:reply.stall_after])
+                            self.wfile.write(body[:reply.stall_after])
                             self.wfile.flush()
                             time.sleep(reply.stall_seconds)
-                        self.wfile.write(reply.body)
+                            body = body[reply.stall_after:]  # the remainder: never past Content-Length
+                        self._write(body, reply.body_trickle)
                     else:  # a stream: no length, the connection closes at the end
                         self.send_header("Connection", "close")
                         self.end_headers()
@@ -102,6 +108,26 @@ class CrawlServer:
                         self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
+
+            def _end_headers(self, trickle: float | None) -> None:
+                if trickle is None:
+                    self.end_headers()
+                    return
+                self.send_header("X-Trickle", "1")  # (a few more bytes to trickle)
+                block = b"".join(self._headers_buffer) + b"\r\n"
+                self._headers_buffer = []
+                status_line, rest = block.split(b"\r\n", 1)
+                self.wfile.write(status_line + b"\r\n")
+                self._write(rest, trickle)
+
+            def _write(self, data: bytes, trickle: float | None) -> None:
+                if trickle is None:
+                    self.wfile.write(data)
+                    return
+                for offset in range(len(data)):
+                    time.sleep(trickle)
+                    self.wfile.write(data[offset:offset + 1])
+                    self.wfile.flush()
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
