@@ -109,3 +109,44 @@ def normalised_copy(text: str) -> str:
     """The same text as another site's HTML export renders it: entities, curly quotes, odd spacing, capitals."""
     return ("\u00a0" + text.replace("'", "\u2019").replace(" - ", " \u2014 ").replace("&", "&amp;")
             .replace("The ", "THE ").replace(". ", ".  ") + "\u200b\n")
+
+
+# --- pairs for one verification rule each (tests/test_dedupe.py): copies of WIRE_STORY that only one rule
+# catches, and texts that come close to one rule's threshold without reaching it.
+
+_PARAGRAPHS = WIRE_STORY.split("\n\n")  # the headline, then eight paragraphs
+_OWN_LEAD = [
+    "Years of wrangling over the eastern quay came to an end this week when harbour chiefs gave their backing to a replacement ferry terminal.",
+    "The decision, taken by seven votes to two late on Tuesday, followed a packed and sometimes heated meeting in the town hall that lasted well into the night.",
+]
+_REACTION = [
+    "Within an hour of the vote, the campaign group that opposed the scheme had posted a statement online calling the decision a betrayal of the market traders.",
+    "Its chairman, Tom Whitaker, said members would meet on Thursday to decide their next step and had already been offered help by a firm of solicitors.",
+    "Ferry operators welcomed the news. A spokeswoman for Island Link said the company had been waiting for certainty before ordering two new vessels for the route.",
+    "Tourism businesses on the seafront also backed the plan, saying the present building gave visitors a poor first impression of the island.",
+    "Councillors are due to discuss the car park at their next planning meeting, where the design of the multi-storey block is expected to draw objections.",
+    "A full transcript of the meeting will be published on the authority's website next week.",
+]
+
+
+def _story(*paragraphs: str) -> str:
+    return "\n\n".join(paragraphs)
+
+
+# Body Jaccard only: the lead rewritten in the outlet's own words, the rest kept (both bodies alike in size,
+# so the shorter is not contained enough; the leads differ).
+REWRITTEN_LEAD_COPY = _story("Harbour chiefs back new terminal", *_OWN_LEAD, *_PARAGRAPHS[3:])
+# Containment only: the second half of the story and nothing else (too short for the bodies' Jaccard, and its
+# lead is another part of the story).
+SECOND_HALF_COPY = _story("Terminal row ends as harbour board says yes", *_PARAGRAPHS[5:])
+# Lead only: the first three paragraphs kept, then the outlet's own reporting of the reactions.
+KEPT_LEAD_UPDATE = _story("Ferry terminal approved: what happens next", *_PARAGRAPHS[1:4], *_REACTION)
+
+# Near misses, one per rule: each joined if that rule's threshold were a little lower.
+# The lead and the ending rewritten: the bodies' Jaccard falls short.
+REWRITTEN_LEAD_AND_ENDING = _story("Harbour chiefs back new terminal", *_OWN_LEAD, *_PARAGRAPHS[3:8], _REACTION[3])
+# Three of the story's paragraphs under one of its own: too little of the shorter is in the story.
+QUOTING_REPORT = _story("Terminal row ends as harbour board says yes", *_PARAGRAPHS[5:8], _REACTION[0])
+# The first paragraph and a shortened second, then a story of its own: the leads share too little.
+SAME_OPENING_REPORT = _story("Traders vow to fight terminal decision", _PARAGRAPHS[1],
+                             "Board members voted seven to two in favour of the scheme on Tuesday evening.", *_REACTION)

@@ -20,10 +20,16 @@ from tasks.textnorm import content_hash, fold_lines, fold_lines_utf8
 from tasks.warehouse import WarehouseIndex, get_engine
 from tests.dedup_texts import (
     FOLLOW_UP,
+    KEPT_LEAD_UPDATE,
     OUTLET_FOOTER,
     OUTLET_STORY_A,
     OUTLET_STORY_B,
     OUTLET_STORY_C,
+    QUOTING_REPORT,
+    REWRITTEN_LEAD_AND_ENDING,
+    REWRITTEN_LEAD_COPY,
+    SAME_OPENING_REPORT,
+    SECOND_HALF_COPY,
     TRUNCATED_COPY,
     WIRE_COPY,
     WIRE_STORY,
@@ -83,6 +89,43 @@ def test_without_sources_a_footer_found_in_several_stories_is_boilerplate():
     # Copies of one wire story in several outlets keep the paragraphs they share.
     labels = cluster_ids([WIRE_STORY, normalised_copy(WIRE_STORY), WIRE_COPY, TRUNCATED_COPY, FOLLOW_UP])
     assert labels[0] == labels[1] == labels[2] == labels[3] != labels[4]
+
+
+OFF = 1.01  # a threshold no estimate reaches: the rule is switched off
+
+
+def joined(text: str, other: str, **thresholds: float) -> bool:
+    """Whether deduplication puts the two texts in one cluster (with these thresholds changed)."""
+    return len(set(cluster_ids([text, other], Settings(**thresholds)))) == 1
+
+
+# Each near-duplicate verification rule on its own: a copy that only it catches (switched off, the copy
+# is kept), and a text just short of its threshold (a little lower, and it would be joined).
+
+
+def test_the_bodies_jaccard_alone_catches_a_copy_with_its_own_lead():
+    assert joined(WIRE_STORY, REWRITTEN_LEAD_COPY)
+    assert not joined(WIRE_STORY, REWRITTEN_LEAD_COPY, near_jaccard_threshold=OFF)  # no other rule does
+
+
+def test_containment_alone_catches_a_copy_of_the_second_half():
+    assert joined(WIRE_STORY, SECOND_HALF_COPY)
+    assert not joined(WIRE_STORY, SECOND_HALF_COPY, near_containment_threshold=OFF)
+
+
+def test_the_leads_jaccard_alone_catches_a_copy_that_kept_only_the_lead():
+    assert joined(WIRE_STORY, KEPT_LEAD_UPDATE)
+    assert not joined(WIRE_STORY, KEPT_LEAD_UPDATE, near_lede_threshold=OFF)
+
+
+@pytest.mark.parametrize(("text", "rule", "lower"), [
+    (REWRITTEN_LEAD_AND_ENDING, "near_jaccard_threshold", 0.45),
+    (QUOTING_REPORT, "near_containment_threshold", 0.65),
+    (SAME_OPENING_REPORT, "near_lede_threshold", 0.45),
+], ids=["body-jaccard", "containment", "lead-jaccard"])
+def test_a_text_just_short_of_a_rules_threshold_is_not_joined(text, rule, lower):
+    assert not joined(WIRE_STORY, text)
+    assert joined(WIRE_STORY, text, **{rule: lower})  # it is that threshold which keeps them apart
 
 
 def test_the_earliest_published_is_kept_and_the_copies_say_how_they_matched():

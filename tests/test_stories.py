@@ -6,6 +6,7 @@ import hashlib
 import re
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from tasks import schema
@@ -44,6 +45,39 @@ def test_a_story_is_joined_when_the_centroid_is_close_enough():
     labels = assign(matcher.vectors(["ferry terminal", "ferry fares", "library hours"]), stories, matcher.threshold)
     assert labels == [0, 1, 2]  # "ferry fares" shares one word of two: cosine 0.5 with the story
     assert [s.id for s in stories] == [7, None, None] and stories[0].members == 1
+
+
+# The default threshold (0.25) on its own: lexical similarity is the shared content words over the geometric
+# mean of both counts, so headlines of chosen word counts sit just above, on and just below it.
+@pytest.mark.parametrize(("headline", "similarity", "same_story"), [
+    ("Ferry captain retires", 1 / 12 ** 0.5, True),  # one word of three and four: 0.29
+    ("Ferry captain retires early", 1 / 4, True),  # one of four and four: on the threshold
+    ("Ferry captain retires early today", 1 / 20 ** 0.5, False),  # one of four and five: 0.22
+])
+def test_the_default_story_threshold_joins_at_a_quarter(headline, similarity, same_story):
+    first = "Harbour ferry fares rise"
+    vectors = LexicalMatcher().vectors([first, headline])
+    assert sum(v * vectors[1].get(term, 0.0) for term, v in vectors[0].items()) == pytest.approx(similarity)
+    labels = story_ids([first, headline])
+    assert (labels[0] == labels[1]) is same_story
+
+
+class FixedEncoder:
+    """Unit vectors in the plane, chosen by text: cos(angle) is the similarity of two of them."""
+
+    def __init__(self, angles: dict[str, float]) -> None:
+        self.angles = angles
+
+    def encode(self, sentences: list[str]) -> np.ndarray:
+        return np.array([[np.cos(self.angles[s.strip()]), np.sin(self.angles[s.strip()])] for s in sentences])
+
+
+@pytest.mark.parametrize(("similarity", "same_story"), [(0.52, True), (0.48, False)])
+def test_the_default_embedding_threshold_joins_at_a_half(monkeypatch, similarity, same_story):
+    encoder = FixedEncoder({"first": 0.0, "second": float(np.arccos(similarity))})
+    monkeypatch.setattr(stories_module, "embedding_model", lambda: encoder)
+    labels = story_ids(["first", "second"], Settings(story_matcher="embedding"))
+    assert (labels[0] == labels[1]) is same_story
 
 
 def _load(url: str, articles: list[Article], run_id: str) -> None:
