@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,7 @@ def prefect_command() -> list[str]:
 def run_prefect(args: list[str], env: dict[str, str], timeout: float = 180, echo: bool = True) -> str:
     """Run one `prefect ...` CLI command from the project root; its output on failure names the cause."""
     if echo:
-        print("$ prefect " + " ".join(args), flush=True)
+        print("$ " + shown_command([*prefect_command(), *args]), flush=True)
     result = subprocess.run([*prefect_command(), *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
                             text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
@@ -111,9 +113,21 @@ def run_prefect(args: list[str], env: dict[str, str], timeout: float = 180, echo
     return result.stdout
 
 
+def shown_command(args: Sequence[str]) -> str:
+    """The command as a person would type it in the activated venv: `python -m prefect X` is `prefect X`."""
+    args = list(args)
+    if args[:3] == prefect_command():
+        args = ["prefect", *args[3:]]
+    elif args[:1] == [sys.executable]:
+        args = ["python", *args[1:]]
+    return shlex.join(args)
+
+
 def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path, stack: Stack) -> subprocess.Popen:
+    """Start a long-running process, printing the command it really runs and where its log goes."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
+    print(f"$ {shown_command(args)}    (log: {log_path})", flush=True)
     with log_path.open("ab") as log:
         # Own session: `down` stops the process with everything it spawned (a worker's flow runs).
         process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -160,7 +174,6 @@ def up(data_dir: Path, host: str = "127.0.0.1", port: int = 4200, home: Path | N
     log_dir = data_dir / "logs"
     extra = dict(extra_env or {})
     try:
-        print(f"$ prefect server start --host {host} --port {port}    (log: {log_dir / 'server.log'})", flush=True)
         server = _start("server", [sys.executable, "-m", "flows.prefect_server", "--host", host, "--port", str(port)],
                         prefect_env(stack.api_url, home, extra), log_dir, stack)
         _write_stack(data_dir, stack)  # from here on, `down` can clean up whatever happens next
@@ -176,7 +189,6 @@ def up(data_dir: Path, host: str = "127.0.0.1", port: int = 4200, home: Path | N
         run_prefect(["deploy", "--prefect-file", str(DEPLOYMENTS_FILE.relative_to(PROJECT_ROOT)), "--all"], env)
         if alert_webhook:
             apply_automations(stack.api_url, alert_webhook)
-        print(f"$ prefect worker start --pool {WORK_POOL}    (log: {log_dir / 'worker.log'})", flush=True)
         _start("worker", [*prefect_command(), "worker", "start", "--pool", WORK_POOL, "--type", "process",
                           "--name", f"{WORK_POOL}-worker"], env, log_dir, stack)
         _write_stack(data_dir, stack)

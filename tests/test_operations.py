@@ -72,6 +72,7 @@ class Ops:
     data_dir: Path
     env: dict[str, str]
     hook: WebhookReceiver
+    up_output: str = ""
 
 
 @contextmanager
@@ -99,7 +100,7 @@ def ops(tmp_path_factory) -> Iterator[Ops]:
             assert result.returncode == 0, result.stdout + result.stderr
             stack = read_stack(data_dir)
             assert stack is not None and set(stack.pids) == {"server", "worker"}
-            yield Ops(stack.api_url, data_dir, {**env, "PREFECT_API_URL": stack.api_url}, hook)
+            yield Ops(stack.api_url, data_dir, {**env, "PREFECT_API_URL": stack.api_url}, hook, result.stdout)
         finally:
             subprocess.run([BIN / "newsflow", "down", "--data-dir", str(data_dir)], env=env, timeout=120)
             hook.close()
@@ -142,6 +143,14 @@ def scheduled_runs(client: Any, deployment_id: Any) -> list[Any]:
         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
         flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
             any_=[StateType.SCHEDULED]))))
+
+
+def test_up_prints_the_commands_it_really_runs(ops):
+    # The server is Prefect's with a scheduler fix (flows/prefect_server.py), not `prefect server start`.
+    assert "$ python -m flows.prefect_server --host 127.0.0.1 --port " in ops.up_output
+    assert "prefect server start" not in ops.up_output
+    assert "$ prefect worker start --pool newsflow --type process --name newsflow-worker" in ops.up_output
+    assert "$ prefect deploy --prefect-file deployments/prefect.yaml --all" in ops.up_output
 
 
 def test_up_applies_the_deployments_and_their_schedules_produce_runs(ops):
