@@ -44,6 +44,10 @@ def print_summary(summary: dict[str, Any]) -> None:
             dropped = summary.get("dedupe_in", 0) - summary.get("dedupe_out", 0)
         print(f"{stage:<10}{summary.get(stage + '_in', 0):>8}{summary.get(stage + '_out', 0):>8}"
               f"{by_stage.get(stage, 0):>13}{dropped:>12}")
+    if summary.get("deferred"):
+        from tasks.report import deferred_line
+
+        print(deferred_line(summary.get("load_out", 0), summary["deferred"], summary.get("deferred_sources", {})))
 
 
 @contextmanager

@@ -56,7 +56,8 @@ class RunReport:
     def __init__(self) -> None:
         # Every stage's figures, zero until it sees something (a run with nothing new still reports them).
         self.counts: Counter[str] = Counter({f"{stage}_{side}": 0 for stage in STAGES for side in ("in", "out")})
-        self.counts.update({"quarantined": 0, "duplicates": 0})
+        self.counts.update({"quarantined": 0, "duplicates": 0, "deferred": 0})
+        self.deferred_sources: Counter[str] = Counter()  # source -> items left for the next runs
         self.quarantined_by_stage: Counter[str] = Counter()
         self.verdicts: list[Verdict] = []
         self.failed_sources: dict[str, list[str]] = {}  # source -> why it failed a stage
@@ -75,9 +76,14 @@ class RunReport:
         self.failed_sources.setdefault(source, []).extend(reasons)
         self.failures.append(f"source {source!r} failed the {stage} stage: {'; '.join(reasons)}")
 
+    def defer(self, source: str, n: int) -> None:
+        if n:
+            self.deferred_sources[source] += n
+            self.counts["deferred"] += n
+
     def as_dict(self) -> dict[str, Any]:
         return {**dict(self.counts), "quarantined_by_stage": dict(self.quarantined_by_stage),
-                "failures": list(self.failures)}
+                "deferred_sources": dict(self.deferred_sources), "failures": list(self.failures)}
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -402,7 +408,7 @@ def fetch_outcomes(specs: Sequence[Source], settings: Settings) -> Iterator[Fetc
             progress.grow(plan.add_parts(source, outcome, settings.fetch_task_pages))
         plan.finished(source.name, outcome)
         fill()
-        progress.advance()
+        progress.advance(deferred=outcome.deferred)
         yield outcome
 
 
@@ -484,8 +490,10 @@ def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], settings:
     for outcome in outcomes:
         report.counts["fetch_in"] += outcome.stats.taken_in
         report.quarantined("fetch", len(outcome.rejections))
-        logger.info("%s: fetched %d documents, %d attempts, %d rejected", outcome.source,
-                    len(outcome.documents), len(outcome.attempts), len(outcome.rejections))
+        report.defer(outcome.source, outcome.deferred)
+        logger.info("%s: fetched %d documents, %d attempts, %d rejected%s", outcome.source,
+                    len(outcome.documents), len(outcome.attempts), len(outcome.rejections),
+                    f", {outcome.deferred:,} left for the next runs (over its budget)" if outcome.deferred else "")
     passed = gate_fetched(outcomes, kinds, settings, run_id, report)
     kept = {id(d) for d in passed}
     pending.release(d for o in outcomes for d in o.documents if id(d) not in kept)  # quarantined: recorded
@@ -498,7 +506,8 @@ def end_run(engine: Any, run_id: str, report: RunReport, settings: Settings,
     """Record how the run ended and publish its reports. A run with failed sources ends failed (raises
     StageFailed) after the others were loaded: loud, naming each source and expectation."""
     message = f"{type(error).__name__}: {error}" if error else "; ".join(report.failures) or None
-    finish_run(engine, run_id, "failed" if message else "completed", report.counts, message)
+    finish_run(engine, run_id, "failed" if message else "completed", report.counts, message,
+               dict(report.deferred_sources))
     _publish_safely(report, run_id, settings)
     if message and error is None:
         raise StageFailed(message)

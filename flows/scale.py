@@ -84,14 +84,17 @@ class StageProgress:
 
     def __init__(self, stage: str, total: int, unit: str) -> None:
         self.stage, self.total, self.unit, self.done = stage, max(1, total), unit, 0
+        self.deferred = 0  # items over the sources' budgets, left for the next runs
         self.artifact_id = create_progress_artifact(progress=0.0, key=f"{stage}-progress",
                                                     description=self._describe())
 
     def _describe(self) -> str:
-        return f"{self.stage}: {self.done} of {self.total} {self.unit} done"
+        left = f"; {self.deferred:,} items left for the next runs (over the sources' budgets)" if self.deferred else ""
+        return f"{self.stage}: {self.done} of {self.total} {self.unit} done{left}"
 
-    def advance(self, n: int = 1) -> None:
+    def advance(self, n: int = 1, deferred: int = 0) -> None:
         self.done = min(self.total, self.done + n)
+        self.deferred += deferred
         self._update()
 
     def grow(self, n: int) -> None:

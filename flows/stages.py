@@ -12,7 +12,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from tasks.clean import CleanOutcome, clean_documents
-from tasks.crawlstate import state_for, store_validators
+from tasks.crawlstate import state_for, store_file_progress, store_validators
 from tasks.dedupe import DedupOutcome, deduplicate
 from tasks.feeds import Link
 from tasks.fetch import FetchOutcome, fetch_links, fetch_source
@@ -94,10 +94,12 @@ def fetch_more_task(source: Source, links: list[Link], trusted: bool, part: int,
 
 
 def _keep(engine: Any, outcome: FetchOutcome, source: Source, settings: Settings) -> FetchOutcome:
-    """Store what was fetched: raw bodies, and the validators for the next run's conditional GETs."""
+    """Store what was fetched: raw bodies, the validators for the next run's conditional GETs, and how far
+    local files were read (the next run goes on from there)."""
     try:
         store_raw(engine, outcome.raw, settings.raw_compression_level)
         store_validators(engine, outcome.validators)
+        store_file_progress(engine, outcome.progress)
     except Exception as exc:
         if not warehouse_unavailable(exc):
             raise

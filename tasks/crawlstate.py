@@ -1,5 +1,5 @@
-"""What the fetch stage remembers between runs: URLs already in the warehouse (not fetched again) and the
-validators of every feed, sitemap and page (conditional GET)."""
+"""What the fetch stage remembers between runs: URLs already in the warehouse (not fetched again), the
+validators of every feed, sitemap and page (conditional GET), and how far each local file was read."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from tasks import schema
 from tasks.http import Validators
 from tasks.load import upsert
+from tasks.records import FileProgress, utcnow
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -26,6 +27,10 @@ class FetchState(Protocol):
 
     def validators(self, urls: Iterable[str]) -> dict[str, Validators]: ...
 
+    def file_progress(self, paths: Iterable[str]) -> dict[str, FileProgress]:
+        """file:// URI -> how far earlier runs read it, for the given local files read before."""
+        ...
+
 
 class NoState:
     """A first crawl: nothing known, nothing conditional."""
@@ -34,6 +39,9 @@ class NoState:
         return {}
 
     def validators(self, urls: Iterable[str]) -> dict[str, Validators]:
+        return {}
+
+    def file_progress(self, paths: Iterable[str]) -> dict[str, FileProgress]:
         return {}
 
 
@@ -70,6 +78,16 @@ class WarehouseState:
                     found[row.url] = Validators(row.etag, row.last_modified, _aware(row.fetched_at))
         return found
 
+    def file_progress(self, paths: Iterable[str]) -> dict[str, FileProgress]:
+        f = schema.local_files
+        found: dict[str, FileProgress] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(paths):
+                for row in conn.execute(select(f.c.path, f.c.fingerprint, f.c.position, f.c.items_read)
+                                        .where(f.c.path.in_(chunk))):
+                    found[row.path] = FileProgress(row.fingerprint, row.position, row.items_read)
+        return found
+
 
 def store_validators(engine: Engine, validators: Mapping[str, Validators]) -> int:
     """Remember the validators of good responses; the next run sends them back."""
@@ -78,6 +96,17 @@ def store_validators(engine: Engine, validators: Mapping[str, Validators]) -> in
     if rows:
         with engine.begin() as conn:
             upsert(conn, schema.http_cache, rows, ["url"], ["etag", "last_modified", "fetched_at"])
+    return len(rows)
+
+
+def store_file_progress(engine: Engine, progress: Mapping[str, FileProgress]) -> int:
+    """Remember how far local files were read: the next run goes on from there."""
+    now = utcnow()
+    rows = [{"path": path, "fingerprint": p.fingerprint, "position": p.position, "items_read": p.items, "read_at": now}
+            for path, p in progress.items()]
+    if rows:
+        with engine.begin() as conn:
+            upsert(conn, schema.local_files, rows, ["path"], ["fingerprint", "position", "items_read", "read_at"])
     return len(rows)
 
 

@@ -1,5 +1,5 @@
 """Fetch stage: turn sources (local files, RSS/Atom/JSON feeds, sitemaps, URL lists, WARC files) into raw
-`Document`s, politely (see `tasks/http.py`) and without losing anything.
+`Document`s (local files: see `tasks/localfiles.py`), politely (see `tasks/http.py`) and without losing anything.
 
 Every attempt, good or bad, becomes a `FetchAttempt`; a bad item becomes a `Rejection`; every document's
 raw bytes are kept for `reprocess`. Nothing raises out of `fetch_source` for a bad page, feed or file:
@@ -12,29 +12,25 @@ holds a whole source's pages at once.
 
 from __future__ import annotations
 
-import glob
-import json
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import chain, zip_longest
-from pathlib import Path
 from typing import Any
 
 from tasks.crawlstate import FetchState, NoState
 from tasks.feeds import FeedError, Link, parse_feed
 from tasks.http import FetchResult, PoliteClient, Validators, decode_body
-from tasks.rawstore import RawDocument, from_document, to_document
-from tasks.records import Document, FetchAttempt, Rejection, StageStats, utcnow
+from tasks.localfiles import fetch_files, fetch_warc
+from tasks.rawstore import RawDocument, to_document
+from tasks.records import Document, FetchAttempt, FileProgress, Rejection, StageStats, utcnow
 from tasks.settings import Settings
 from tasks.sitemaps import GZIP_TYPES, parse_sitemap
 from tasks.sources import FilesSource, HttpSource, RssSource, SitemapSource, Source, UrlsSource, WarcSource
 from tasks.urls import canonicalize_url, host_allowed, host_of
-from tasks.warc import read_warc
 
 __all__ = ["FetchOutcome", "decode_body", "fetch_links", "fetch_source"]
 
@@ -67,6 +63,14 @@ class FetchOutcome:
     # a run ending in between would leave the next one a 304 for a listing whose pages it never read.
     listing_validators: dict[str, Validators] = field(default_factory=dict)
 
+    # How far each local file was read (`tasks.localfiles`), stored with the documents for the next run.
+    progress: dict[str, FileProgress] = field(default_factory=dict)
+
+    @property
+    def deferred(self) -> int:
+        """Items over the source's budget, left for the next runs."""
+        return self.stats.counts["deferred"]
+
     def reject(self, url: str | None, reason: str, **payload: Any) -> None:
         self.rejections.append(Rejection("fetch", self.source, url, [reason], payload))
         self.stats.add("quarantined")
@@ -74,115 +78,6 @@ class FetchOutcome:
     def add(self, document: Document, raw: RawDocument) -> None:
         self.documents.append(document)
         self.raw.append(raw)
-
-
-def _parse_date(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-# --- files -----------------------------------------------------------------------------------
-
-
-def _record_to_document(record: Any, source: str, location: str) -> Document | str:
-    """A JSON record becomes a Document, or the reason it cannot."""
-    if not isinstance(record, dict):
-        return "JSON record is not an object"
-    text, html = record.get("text"), record.get("html")
-    if not (isinstance(text, str) and text.strip()) and not (isinstance(html, str) and html.strip()):
-        return "JSON record has no 'text' or 'html'"
-    hints = {k: record[k] for k in ("title", "authors", "summary") if record.get(k)}
-    if published := _parse_date(record.get("published_at")):
-        hints["published_at"] = published
-    return Document(
-        source=source,
-        url=str(record.get("url") or location),
-        html=html if isinstance(html, str) and html.strip() else None,
-        text=text if isinstance(text, str) and not html else None,
-        content_type="text/html" if html else "text/plain",
-        hints=hints,
-    )
-
-
-def read_file(path: Path, source: str, outcome: FetchOutcome, max_bytes: int) -> Iterator[Document]:
-    """Yield the documents one local file holds (.txt/.html one each, .json/.jsonl one per record)."""
-    url = path.resolve().as_uri()
-    attempt = FetchAttempt(source=source, url=url, content_type=path.suffix.lstrip("."))
-    outcome.attempts.append(attempt)
-    started = time.perf_counter()
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        attempt.error = f"{type(exc).__name__}: {exc}"
-        outcome.reject(url, f"unreadable file: {exc}")
-        return
-    finally:
-        attempt.elapsed_ms = int((time.perf_counter() - started) * 1000)
-    attempt.bytes = len(raw)
-    if len(raw) > max_bytes:
-        attempt.error = f"too large: over {max_bytes} bytes"
-        outcome.reject(url, attempt.error)
-        return
-    content = decode_body(raw, None)
-    suffix = path.suffix.lower()
-    if suffix in (".html", ".htm"):
-        yield Document(source=source, url=url, html=content, content_type="text/html")
-    elif suffix == ".txt":
-        yield Document(source=source, url=url, text=content, content_type="text/plain")
-    elif suffix == ".jsonl":
-        for number, line in enumerate(content.splitlines(), start=1):
-            if not line.strip():
-                continue
-            location = f"{url}#L{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                outcome.reject(location, f"malformed JSON at line {number}: {exc.msg}", line=line[:2000])
-                continue
-            document = _record_to_document(record, source, location)
-            if isinstance(document, str):
-                outcome.reject(location, document, record=record)
-            else:
-                yield document
-    elif suffix == ".json":
-        try:
-            data = json.loads(content)
-        except json.JSONDecodeError as exc:
-            attempt.error = f"malformed JSON: {exc.msg}"
-            outcome.reject(url, f"malformed JSON: {exc.msg} at line {exc.lineno}")
-            return
-        records = data if isinstance(data, list) else [data]
-        for number, record in enumerate(records):
-            location = f"{url}#{number}"
-            document = _record_to_document(record, source, location)
-            if isinstance(document, str):
-                outcome.reject(location, document, record=record)
-            else:
-                yield document
-    else:
-        attempt.error = f"unsupported file type {suffix!r}"
-        outcome.reject(url, f"unsupported file type {suffix!r}")
-
-
-def fetch_files(source: FilesSource, settings: Settings, outcome: FetchOutcome) -> None:
-    paths = sorted(Path(p) for p in glob.glob(source.path, recursive=True) if Path(p).is_file())
-    if not paths:
-        outcome.attempts.append(FetchAttempt(source.name, source.path, error="no file matches"))
-        outcome.reject(source.path, "no file matches the path")
-        return
-    limit = source.max_items or settings.max_items_per_source
-    for path in paths:
-        for document in read_file(path, source.name, outcome, settings.max_response_bytes):
-            outcome.stats.add("in")
-            if len(outcome.documents) >= limit:
-                outcome.stats.add("over_limit")
-                continue
-            outcome.add(document, from_document(document))
 
 
 # --- http ------------------------------------------------------------------------------------
@@ -228,7 +123,8 @@ def _refresh_due(last_seen: datetime, source: HttpSource, now: datetime) -> bool
 def select_links(links: Iterable[Link], source: HttpSource, settings: Settings, state: FetchState,
                  outcome: FetchOutcome) -> list[Link]:
     """The links worth fetching: canonical, once each, on allowed hosts, not already in the warehouse
-    (unless the source's refresh interval says so), at most `max_items`."""
+    (unless the source's refresh interval says so), at most `max_items` (the source's per-run budget: the
+    others are counted as deferred, and fetched by the next runs once these are in the warehouse)."""
     unique: dict[str, Link] = {}
     for url, hints in links:
         if not url:
@@ -251,8 +147,8 @@ def select_links(links: Iterable[Link], source: HttpSource, settings: Settings, 
             continue
         selected.append((url, hints))
     limit = source.max_items or settings.max_items_per_source
-    if len(selected) > limit:
-        outcome.stats.add("over_limit", len(selected) - limit)
+    if len(selected) > limit:  # left for the next runs (the listing is read again, its validators not kept)
+        outcome.stats.add("deferred", len(selected) - limit)
     return selected[:limit]
 
 
@@ -330,7 +226,7 @@ def fetch_rss(source: RssSource, client: PoliteClient, settings: Settings, state
         return
     outcome.stats.add("feed_items", len(links))
     fetch_pages(client, links, source, settings, state, outcome, max_pages=max_pages)
-    if result.validators:
+    if result.validators and not outcome.deferred:  # else the next run must read the listing again
         outcome.listing_validators[source.url] = result.validators
 
 
@@ -341,6 +237,7 @@ def fetch_sitemaps(source: SitemapSource, client: PoliteClient, settings: Settin
     queue: list[tuple[str, int]] = [(source.url, 0)]
     seen: set[str] = set()
     links: list[Link] = []
+    listing_validators: dict[str, Validators] = {}
     read = 0
     while queue:
         url, depth = queue.pop(0)
@@ -377,36 +274,11 @@ def fetch_sitemaps(source: SitemapSource, client: PoliteClient, settings: Settin
                 hints.setdefault("modified_at", entry.lastmod)
             links.append((entry.url, hints))
         if result.validators:
-            outcome.listing_validators[url] = result.validators
+            listing_validators[url] = result.validators
     outcome.stats.add("sitemap_items", len(links))
     fetch_pages(client, links, source, settings, state, outcome, max_pages=max_pages)
-
-
-# --- warc ------------------------------------------------------------------------------------
-
-
-def fetch_warc(source: WarcSource, settings: Settings, outcome: FetchOutcome) -> None:
-    paths = sorted(Path(p) for p in glob.glob(source.path, recursive=True) if Path(p).is_file())
-    if not paths:
-        outcome.attempts.append(FetchAttempt(source.name, source.path, error="no file matches",
-                                             error_kind="no_file"))
-        outcome.reject(source.path, "no WARC file matches the path")
-        return
-    limit = source.max_items or settings.max_items_per_source
-    for path in paths:
-        for item in read_warc(path, source.name, settings.max_response_bytes, is_textual,
-                              lambda record_type: outcome.stats.add(f"warc_{record_type}_skipped")):
-            outcome.attempts.append(item.attempt)
-            if item.raw is None:
-                outcome.reject(item.attempt.url, item.attempt.error or "unusable record",
-                               error_kind=item.attempt.error_kind, status_code=item.attempt.status_code)
-                continue
-            outcome.stats.add("in")
-            if len(outcome.documents) >= limit:
-                outcome.stats.add("over_limit")
-                continue
-            item.raw.url = canonicalize_url(item.raw.url)
-            outcome.add(to_document(item.raw), item.raw)
+    if not outcome.deferred:  # else the next run must read the sitemaps again for the pages left
+        outcome.listing_validators.update(listing_validators)
 
 
 def fetch_source(source: Source, settings: Settings, state: FetchState | None = None,
@@ -420,9 +292,9 @@ def fetch_source(source: Source, settings: Settings, state: FetchState | None = 
     outcome = FetchOutcome(source=source.name)
     state = state or NoState()
     if isinstance(source, FilesSource):
-        fetch_files(source, settings, outcome)
+        fetch_files(source, settings, state, outcome)
     elif isinstance(source, WarcSource):
-        fetch_warc(source, settings, outcome)
+        fetch_warc(source, settings, state, outcome, is_textual)
     else:
         with _client_for(source, settings, client) as polite:
             if isinstance(source, RssSource):

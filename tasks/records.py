@@ -83,6 +83,20 @@ class FetchAttempt:
 
 
 @dataclass(slots=True)
+class FileProgress:
+    """How far a local file has been read: a row of `local_files`. A file whose fingerprint changed is
+    read again from its start."""
+
+    fingerprint: str  # "size:mtime_ns"
+    position: int | None = None  # byte offset of the first item not read yet; None: read to the end
+    items: int = 0  # items (JSON Lines lines, WARC records) before `position`
+
+    @property
+    def finished(self) -> bool:
+        return self.position is None
+
+
+@dataclass(slots=True)
 class Rejection:
     """A record held back by a stage: a row of `quarantine`."""
 

@@ -75,12 +75,20 @@ def run_summary(engine: Engine, run_id: str | None = None) -> dict[str, Any] | N
         "stages": [{"stage": s, "in": run[f"{s}_in"], "out": run[f"{s}_out"], "quarantined": held_by_stage[s]}
                    for s in STAGES],
         "quarantined": len(held), "duplicates": duplicates,
+        "deferred": run["deferred"] or 0, "deferred_sources": dict(run["deferred_sources"] or {}),
         "top_reasons": [{"stage": s, "reason": r, "rows": n} for (s, r), n in reasons.most_common(TOP_REASONS)],
         "worst_sources": [{"source": s, **dict(c)} for s, c in worst[:WORST_SOURCES]],
         "expectations_checked": checked,
         "failed_expectations": [{"stage": s, "severity": sev, "expectation": e, "times": n, "unexpected": u}
                                 for s, sev, e, n, u in sorted(failing, key=lambda r: (r[1] != "critical", r[0]))],
     }
+
+
+def deferred_line(loaded: int, deferred: int, by_source: dict[str, int]) -> str:
+    """"500 loaded, 1,500 left for the next runs (files-1 1,500)": what the sources' budgets held over."""
+    sources = ", ".join(f"{name} {n:,}" for name, n in sorted(by_source.items(), key=lambda item: -item[1]))
+    return (f"{loaded:,} loaded, {deferred:,} left for the next runs (over the sources' per-run budgets"
+            f"{': ' + sources if sources else ''})")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -101,6 +109,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(dup.items())) or "none"
     lines += ["", f"Quarantined: {summary['quarantined']} · duplicates dropped: {sum(dup.values())} ({kinds}) · "
               f"expectations checked: {summary['expectations_checked']}", ""]
+    if summary["deferred"]:
+        lines += [deferred_line(summary["stages"][-1]["out"], summary["deferred"], summary["deferred_sources"]), ""]
     if summary["worst_sources"]:
         lines += ["## Worst sources", ""]
         lines += [*_table(["source", "fetches", "failed fetches", "quarantined"],

@@ -165,6 +165,18 @@ http_cache = Table(
     Column("fetched_at", Timestamp, nullable=False),  # of the last 200: sitemap entries older are not new
 )
 
+# How far local files have been read (migration 0011), so that a source's per-run budget moves on instead of
+# reading its first files again: a file is known by its path with its size and modification time; JSON Lines
+# and WARC files are read in parts, from `position` (NULL: read to the end).
+local_files = Table(
+    "local_files", metadata,
+    Column("path", Text, primary_key=True),  # file:// URI of the resolved path
+    Column("fingerprint", String(64), nullable=False),  # "size:mtime_ns" when it was read
+    Column("position", BigInteger),  # byte offset of the first item not read yet
+    Column("items_read", BigInteger, nullable=False, default=0, server_default="0"),  # lines, records before `position`
+    Column("read_at", Timestamp, nullable=False),
+)
+
 # Raw store: every fetched document's bytes, gzip-compressed, once per content hash ...
 raw_blobs = Table(
     "raw_blobs", metadata,
@@ -231,6 +243,9 @@ pipeline_runs = Table(
     *[Column(name, Integer, nullable=False, default=0) for name in STAGE_COUNT_COLUMNS],
     Column("quarantined", Integer, nullable=False, default=0),
     Column("duplicates", Integer, nullable=False, default=0),
+    # Items over the sources' per-run budgets, left for the next runs (migration 0011), and per source.
+    Column("deferred", Integer, nullable=False, default=0, server_default="0"),
+    Column("deferred_sources", Json),
 )
 
 # What each run wrote (migration 0010): the loaded checks read a run's rows here, because another run that

@@ -1,5 +1,6 @@
 """WARC files (warcio), as Common Crawl's CC-NEWS publishes them: each `response` record is a fetch that
-already happened; other records (request, metadata, warcinfo, revisit) are skipped and counted."""
+already happened; other records (request, metadata, warcinfo, revisit) are skipped and counted. A file is
+read from a record's offset, so that a run can go on where the last one stopped (see `tasks.localfiles`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecord
 
 from tasks.http import media_type
 from tasks.rawstore import RawDocument
@@ -23,6 +26,7 @@ class WarcItem:
 
     attempt: FetchAttempt
     raw: RawDocument | None = None
+    offset: int = 0  # where the record starts in the file: a later run can start there
 
 
 def _capture_time(value: str | None) -> datetime:
@@ -33,16 +37,25 @@ def _capture_time(value: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _records(stream: BinaryIO, start: int) -> Iterator[tuple[int, ArcWarcRecord]]:
+    """(offset, record) from `start` on (a record's offset: gzip members and plain records both resume)."""
+    stream.seek(start)
+    records = ArchiveIterator(stream)
+    for record in records:
+        if record.format != "warc":  # warcio reads anything as an old ARC record; we want WARC
+            raise ValueError(f"not a WARC file (looks like {record.format})")
+        yield records.offset, record  # (warcio moves `offset` on once the record is read)
+
+
 def read_warc(path: Path, source: str, max_bytes: int, accept: Callable[[str], bool],
-              skipped: Callable[[str], None]) -> Iterator[WarcItem]:
-    """Yield an item per response record; `skipped(record_type)` is told about the others.
-    A damaged file ends with an attempt carrying the error (records before it are kept)."""
+              skipped: Callable[[str], None], start: int = 0) -> Iterator[WarcItem]:
+    """Yield an item per response record from offset `start`; `skipped(record_type)` is told about the
+    others. At most `max_bytes + 1` bytes of a body are read, whatever its size. A damaged file ends with
+    an attempt carrying the error (records before it are kept)."""
     started = time.perf_counter()
     try:
         with path.open("rb") as stream:
-            for record in ArchiveIterator(stream):
-                if record.format != "warc":  # warcio reads anything as an old ARC record; we want WARC
-                    raise ValueError(f"not a WARC file (looks like {record.format})")
+            for offset, record in _records(stream, start):
                 if record.rec_type != "response" or record.http_headers is None:
                     skipped(record.rec_type or "unknown")
                     continue
@@ -66,7 +79,7 @@ def read_warc(path: Path, source: str, max_bytes: int, accept: Callable[[str], b
                 elif not url.startswith(("http://", "https://")):
                     attempt.error_kind, attempt.error = "bad_url", f"record has no http(s) target URI: {url!r}"
                 if attempt.error:
-                    yield WarcItem(attempt)
+                    yield WarcItem(attempt, offset=offset)
                     continue
                 charset = None
                 if "charset=" in (content_type or "").lower():
@@ -74,8 +87,21 @@ def read_warc(path: Path, source: str, max_bytes: int, accept: Callable[[str], b
                 raw = RawDocument(source=source, url=url, body=body, content_type=media or "text/html",
                                   charset=charset, fetched_at=attempt.fetched_at, status_code=attempt.status_code)
                 attempt.content_hash = raw.content_hash
-                yield WarcItem(attempt, raw)
+                yield WarcItem(attempt, raw, offset)
     except (ArchiveLoadFailed, OSError, ValueError) as exc:
         attempt = FetchAttempt(source=source, url=path.resolve().as_uri(), error_kind="bad_warc",
                                error=f"unreadable WARC: {type(exc).__name__}: {exc}"[:1000])
         yield WarcItem(attempt)
+
+
+def count_responses(path: Path, start: int = 0) -> int:
+    """Response records from offset `start` to the end (what a run leaves for the next ones); bodies are
+    skipped, not kept. A damaged tail counts as nothing more."""
+    count = 0
+    try:
+        with path.open("rb") as stream:
+            for _, record in _records(stream, start):
+                count += record.rec_type == "response"
+    except (ArchiveLoadFailed, OSError, ValueError):
+        pass
+    return count

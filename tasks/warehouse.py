@@ -145,12 +145,14 @@ def start_run(engine: Engine, run_id: str, flow_run_id: str | None = None) -> No
             run_id=run_id, flow_run_id=flow_run_id, started_at=utcnow(), status="running"))
 
 
-def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, int], message: str | None = None) -> None:
-    allowed = set(schema.STAGE_COUNT_COLUMNS) | {"quarantined", "duplicates"}
+def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, int], message: str | None = None,
+               deferred_sources: dict[str, int] | None = None) -> None:
+    allowed = set(schema.STAGE_COUNT_COLUMNS) | {"quarantined", "duplicates", "deferred"}
     values = {k: int(v) for k, v in counts.items() if k in allowed}
     with engine.begin() as conn:
         conn.execute(update(schema.pipeline_runs).where(schema.pipeline_runs.c.run_id == run_id).values(
-            finished_at=utcnow(), status=status, message=message, **values))
+            finished_at=utcnow(), status=status, message=message, deferred_sources=deferred_sources or None,
+            **values))
 
 
 def record_fetches(engine: Engine, run_id: str, attempts: Iterable[FetchAttempt]) -> int:

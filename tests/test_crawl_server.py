@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 
 import httpx
-
-from tests.crawl_server import CrawlServer, Reply
+from crawl_server import CrawlServer, Reply
 
 BODY = bytes(range(256)) * 8
 
