@@ -15,12 +15,14 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 from charset_normalizer import from_bytes
 from protego import Protego
@@ -240,6 +242,86 @@ class RobotsCache:
 ROBOTS_CACHE = RobotsCache()
 
 
+# --- a wall-clock deadline per request -------------------------------------------------------
+#
+# httpx's timeouts bound each socket operation, not the request: a server sending a header byte every
+# few seconds keeps every read under the read timeout for as long as it likes. The deadline of the request
+# under way on a thread is applied to every connect, read and write its connection makes: each may wait
+# only what is left of it, and none may start once it has passed.
+
+_DEADLINE = threading.local()
+
+
+@contextmanager
+def request_deadline(seconds: float) -> Iterator[None]:
+    """Whatever the server does, the request made in this block takes at most `seconds`."""
+    _DEADLINE.at = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _DEADLINE.at = None
+
+
+def _left(timeout: float | None, timed_out: type[Exception]) -> float | None:
+    deadline = getattr(_DEADLINE, "at", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise timed_out("the whole request took longer than its deadline")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      _left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(host, port, _left(timeout, httpcore.ConnectTimeout),
+                                                         local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(path, _left(timeout, httpcore.ConnectTimeout),
+                                                                 socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _deadline_transport(ssl_context: ssl.SSLContext) -> httpx.HTTPTransport:
+    """httpx's transport on a connection pool whose connections keep the request's deadline. httpx has no
+    parameter for httpcore's network backend: its pool is built again here with one (httpx's defaults)."""
+    transport = httpx.HTTPTransport(verify=ssl_context)
+    transport._pool = httpcore.ConnectionPool(ssl_context=ssl_context, max_connections=100,
+                                              max_keepalive_connections=20, keepalive_expiry=5.0,
+                                              network_backend=_DeadlineBackend())
+    return transport
+
+
 # --- the client ------------------------------------------------------------------------------
 
 
@@ -340,7 +422,7 @@ class PoliteClient:
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             follow_redirects=False,  # followed here: each hop is checked and counted
-            verify=_tls_context(),
+            transport=_deadline_transport(_tls_context()),  # NEWSFLOW_REQUEST_TIMEOUT bounds each attempt
         )
 
     def close(self) -> None:
@@ -458,7 +540,7 @@ class PoliteClient:
                   max_bytes: int, delay: float) -> FetchResult | _Retry | _Redirect:
         """One HTTP request and its outcome: a result, a reason to retry, or where it redirects."""
         settings = self.settings
-        with self.gate.slot(host_of(url), delay, self.bound):
+        with self.gate.slot(host_of(url), delay, self.bound), request_deadline(settings.request_timeout):
             deadline = time.monotonic() + settings.request_timeout
             try:
                 with self.client.stream("GET", url, headers=headers) as response:
@@ -505,6 +587,8 @@ class PoliteClient:
                                                              attempt.fetched_at))
             except httpx.TimeoutException as exc:
                 attempt.error_kind, attempt.error = "timeout", f"{type(exc).__name__}: {exc}".rstrip(": ")
+                if time.monotonic() >= deadline:
+                    attempt.error = f"whole request over {settings.request_timeout}s ({attempt.error})"
             except httpx.TransportError as exc:
                 attempt.error_kind, attempt.error = "network", f"{type(exc).__name__}: {exc}".rstrip(": ")
             except httpx.HTTPError as exc:  # invalid URL and the like: retrying cannot help

@@ -69,7 +69,10 @@ class CrawlServer:
         self.routes = routes
         self.hits: Counter[str] = Counter()
         self.log: list[tuple[str, float, dict[str, str]]] = []
+        self.hung_up: Counter[str] = Counter()  # replies the client closed the connection on, by path
+        self.replied: Counter[str] = Counter()  # replies sent whole (their headers and body)
         self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -106,8 +109,11 @@ class CrawlServer:
                         for chunk in reply.body:
                             self.wfile.write(chunk)
                         self.close_connection = True
+                    self.wfile.flush()
+                    server._finished(self.path, server.replied)
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
+                    server._finished(self.path, server.hung_up)
 
             def _end_headers(self, trickle: float | None) -> None:
                 if trickle is None:
@@ -136,6 +142,18 @@ class CrawlServer:
         self.server.daemon_threads = True
         self.base = f"http://{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _finished(self, path: str, counter: Counter[str]) -> None:
+        with self._done:
+            counter[path] += 1
+            self._done.notify_all()
+
+    def wait_finished(self, path: str, timeout: float = 30.0) -> str:
+        """How the (first) reply to `path` ended: "replied" (sent whole) or "hung up" (the client closed
+        the connection first), once the server is done with it."""
+        with self._done:
+            self._done.wait_for(lambda: self.replied[path] or self.hung_up[path], timeout)
+            return "hung up" if self.hung_up[path] else "replied" if self.replied[path] else "still sending"
 
     def url(self, path: str) -> str:
         return self.base + path
