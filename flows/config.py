@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from tasks.settings import Settings
-from tasks.sources import SourcesError
+from tasks.sources import SourcesError, safe_yaml
 
 
 def sources_from_variable(name: str) -> list[dict[str, Any]]:
@@ -20,10 +18,7 @@ def sources_from_variable(name: str) -> list[dict[str, Any]]:
         raise SourcesError(f"no sources given: pass sources_file, or set the Prefect Variable {name!r} "
                            "to a list of sources")
     if isinstance(value, str):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise SourcesError(f"Prefect Variable {name!r}: not valid YAML or JSON: {exc}") from None
+        value = safe_yaml(value, f"Prefect Variable {name!r}")
     if isinstance(value, dict) and "sources" in value:
         value = value["sources"]
     if not isinstance(value, list):

@@ -13,6 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 
+# Bounds on a sources list, wherever it comes from: far above any real one (a source is a dozen values).
+MAX_NODES = 100_000  # values once YAML aliases are expanded
+MAX_DEPTH = 20  # nesting
+MAX_TEXT = 5_000_000  # characters of the YAML text, and of any one value
+
 
 class SourcesError(ValueError):
     """The sources file or list is wrong; the message names the entry and the field."""
@@ -114,10 +119,69 @@ def expand_env(value: Any) -> Any:
     return value
 
 
+def check_size(value: Any, origin: str, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse sources that would be too big once expanded, before anything walks or copies them: YAML
+    aliases share one object however often they are used, so a few hundred bytes of `&a [*b, *b, ...]`
+    expand to billions of values. Counting stops at the bound, so this costs at most `max_nodes` steps."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    nodes = 0
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if nodes > max_nodes:
+            raise SourcesError(f"{origin}: too big once expanded (over {max_nodes:,} values; YAML aliases "
+                               "repeating one another?)")
+        if depth > max_depth:
+            raise SourcesError(f"{origin}: nested deeper than {max_depth} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+            nodes += len(item)  # (the keys)
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str | bytes) and len(item) > MAX_TEXT:
+            raise SourcesError(f"{origin}: a value of {len(item):,} characters (at most {MAX_TEXT:,})")
+
+
+class _TooDeep(yaml.YAMLError):
+    pass
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to nest deeper than MAX_DEPTH while it composes (its recursion
+    would otherwise run thousands of levels deep first)."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooDeep(f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def safe_yaml(text: str, origin: str) -> Any:
+    """YAML (or JSON) text parsed within bounds: its size, its nesting, its size once aliases expand."""
+    if len(text) > MAX_TEXT:
+        raise SourcesError(f"{origin}: {len(text):,} characters, more than a sources list needs "
+                           f"(at most {MAX_TEXT:,})")
+    try:
+        document = yaml.load(text, Loader=_BoundedLoader)  # (a SafeLoader)
+    except _TooDeep as exc:
+        raise SourcesError(f"{origin}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise SourcesError(f"{origin}: not valid YAML: {exc}") from None
+    check_size(document, origin)
+    return document
+
+
 def parse_sources(entries: Any, origin: str = "sources") -> list[Source]:
     """Validate a list of source entries; errors name the entry (index and name) and the field."""
     if not isinstance(entries, list) or not entries:
         raise SourcesError(f"{origin}: expected a non-empty list of sources")
+    check_size(entries, origin)  # a flow parameter or a Prefect Variable as much as a file
     entries = expand_env(entries)
     try:
         sources = _SOURCE_LIST.validate_python(entries)
@@ -144,11 +208,13 @@ def load_sources_file(path: str | os.PathLike[str]) -> list[Source]:
     """Read and validate a YAML sources file (`sources:` list)."""
     file = Path(path)
     try:
-        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+        with file.open(encoding="utf-8") as stream:
+            text = stream.read(MAX_TEXT + 1)  # (a sources file is small: never read a huge one whole)
     except FileNotFoundError:
         raise SourcesError(f"{file}: no such sources file") from None
-    except yaml.YAMLError as exc:
-        raise SourcesError(f"{file}: not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourcesError(f"{file}: unreadable: {exc}") from None
+    document = safe_yaml(text, str(file))
     if not isinstance(document, dict) or "sources" not in document:
         raise SourcesError(f"{file}: expected a mapping with a 'sources:' list")
     sources = parse_sources(document["sources"], origin=str(file))
