@@ -35,7 +35,7 @@ from flows.stages import (
     validate_task,
     validated,
 )
-from tasks.clean import CleanOutcome
+from tasks.clean import LANGUAGE_FILTER, CleanOutcome
 from tasks.dedupe import DedupOutcome
 from tasks.fetch import FetchOutcome
 from tasks.frames import articles_frame, deduplicated_frame, documents_frame
@@ -297,11 +297,12 @@ def process_documents(documents: Iterable[Document], settings: Settings, run_id:
 
 def gate_cleaned(cleaned: CleanOutcome, settings: Settings, run_id: str, label: str,
                  report: RunReport) -> list[Article]:
-    """The `cleaned` suite on a batch's articles; per source, the pages without usable text."""
+    """The `cleaned` suite on a batch's articles; per source, the pages without usable text (articles the
+    language filter held back have text: a source of them has not lost its layout)."""
     read = columns_read(load_suite_definition("cleaned", settings.expectations_dir), "records")
+    no_text = [r.source for r in cleaned.rejections if r.payload.get("filtered_by") != LANGUAGE_FILTER]
     return _gate("clean", cleaned.articles, lambda kept: {"records": articles_frame(kept, columns=read)},
-                 settings, run_id, label, report,
-                 already_rejected=[r.source for r in cleaned.rejections], share_column="no_text_share")
+                 settings, run_id, label, report, already_rejected=no_text, share_column="no_text_share")
 
 
 def gate_deduplicated(deduped: DedupOutcome, settings: Settings, run_id: str, label: str,

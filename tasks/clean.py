@@ -18,12 +18,13 @@ import multiprocessing
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from typing import Any
 
 import py3langid
+import regex
 from charset_normalizer import from_bytes
 
 from tasks.extract import BOILERPLATE_LINE, extract_from_tree, extract_text, parse_html
@@ -32,6 +33,7 @@ from tasks.records import Article, Document, Rejection, StageStats
 from tasks.settings import Settings, get_settings
 from tasks.textnorm import fold_for_comparison, normalize_text, split_paragraphs
 from tasks.urls import canonicalize_url
+from tasks.words import count_words
 
 __all__ = ["CleanOutcome", "clean_document", "clean_documents", "extract_text"]
 
@@ -63,6 +65,8 @@ _PAYWALL = re.compile(r"\b(subscribe|subscribers?|subscription|sign in to (read|
                       r"premium (content|article)|to continue reading)\b", re.IGNORECASE)
 _LINK = re.compile(r"<a\s[^>]*href", re.IGNORECASE)
 INDEX_PAGE_MIN_LINKS = 30
+# A line ending a sentence, in any script ("." "。" "؟" "।" ...), maybe inside closing quotes or brackets.
+_SENTENCE_END = regex.compile(r"[\p{Sentence_Terminal}:;][\p{Pf}\p{Pe}\"']*$")
 
 
 @dataclass(slots=True)
@@ -124,7 +128,7 @@ def no_text_reason(html: str) -> str | None:
 def no_article_reason(text: str, title: str | None, html: str | None, min_words: int,
                       before_cleaning: str = "") -> str | None:
     """An (almost) empty text: what the page most likely is instead of an article."""
-    words = len(text.split())
+    words = count_words(text)
     if words >= min_words:
         return None
     counted = f"{words} words, fewer than {min_words}"
@@ -141,7 +145,7 @@ def no_article_reason(text: str, title: str | None, html: str | None, min_words:
 
 
 def _looks_like_title(line: str) -> bool:
-    return 0 < len(line.split()) <= MAX_TITLE_WORDS and not line.rstrip().endswith((".", "!", "?", ":", ";"))
+    return 0 < count_words(line) <= MAX_TITLE_WORDS and not _SENTENCE_END.search(line.rstrip())
 
 
 def split_title(text: str) -> tuple[str | None, str | None, str]:
@@ -199,6 +203,18 @@ def detect_language(text: str) -> str | None:
     return language
 
 
+LANGUAGE_FILTER = "allowed_languages"  # `filtered_by` in a rejection's payload: held back by choice
+
+
+def language_reason(language: str | None, allowed: Collection[str]) -> str | None:
+    """Why the opt-in language filter (NEWSFLOW_ALLOWED_LANGUAGES) holds an article back; None when it
+    passes, or when no filter is set."""
+    if not allowed or language in allowed:
+        return None
+    said = f"'{language}' is not" if language else "no language detected, not"
+    return f"language filter: {said} one of the allowed languages {', '.join(allowed)} (NEWSFLOW_ALLOWED_LANGUAGES)"
+
+
 # --- stage -----------------------------------------------------------------------------------
 
 
@@ -234,6 +250,9 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
     text = "\n\n".join(paragraphs)
     if reason := no_article_reason(text, title, html, settings.min_words, before_cleaning=body):
         return _reject(document, reason, title=title, text=text[:2000])
+    language = detect_language(text) or metadata.get("declared_language")
+    if reason := language_reason(language, settings.allowed_languages):
+        return _reject(document, reason, title=title, language=language, filtered_by=LANGUAGE_FILTER)
     site_name = metadata.get("site_name")
     return Article(
         source=document.source,
@@ -245,7 +264,7 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
         authors=metadata.get("authors") or clean_authors(_as_list(hints.get("authors")), [site_name or ""]),
         published_at=metadata.get("published_at") or parse_datetime(hints.get("published_at")),
         modified_at=metadata.get("modified_at"),
-        language=detect_language(text) or metadata.get("declared_language"),
+        language=language,
         description=metadata.get("description") or hints.get("summary"),
         site_name=site_name,
         image=metadata.get("image"),
@@ -278,8 +297,9 @@ logger = logging.getLogger(__name__)
 
 
 def warm_up() -> None:
-    """Load what cleaning needs (parsers, the language model) in a fresh worker process."""
+    """Load what cleaning needs (parsers, the language model, ICU's word dictionaries) in a fresh worker process."""
     detect_language("A short English sentence to load the language model.")
+    count_words("東京の天気 北京天气 กรุงเทพมหานคร")
 
 
 class TimeLimitedCleaner:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tasks.words import count_words
+
 STAGES = ("fetch", "clean", "dedupe", "validate", "load")
 
 
@@ -53,11 +55,11 @@ class Article:
     image: str | None = None  # lead image URL
     tags: list[str] = field(default_factory=list)
     content_hash: str = ""  # sha256 of the normalised text, set by the dedupe stage
-    word_count: int = 0
+    word_count: int = 0  # words in any script (tasks.words)
 
     def __post_init__(self) -> None:
         if not self.word_count:
-            self.word_count = len(self.text.split())
+            self.word_count = count_words(self.text)
 
     def as_row(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

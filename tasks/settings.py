@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +78,9 @@ class Settings(BaseSettings):
     # what a long-lived parser process can accumulate without paying its imports every few hundred pages.
     clean_worker_max_documents: int = 10_000
     clean_max_html_chars: int = 2_000_000  # markup left after removing scripts and styles
-    allowed_languages: list[str] = Field(default_factory=list)  # empty: any language
+    # Opt-in language filter: ISO 639-1 codes, comma-separated (NEWSFLOW_ALLOWED_LANGUAGES=en,fr). Articles
+    # in another language, or in none detected, are quarantined by the clean stage saying so. Empty: any.
+    allowed_languages: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Deduplicate
     shingle_size: int = 5
@@ -126,6 +129,16 @@ class Settings(BaseSettings):
     fetches_retention_days: int = 90
     quarantine_retention_days: int = 180
     dq_results_retention_days: int = 90
+
+    @field_validator("allowed_languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: object) -> object:
+        """"en, FR" -> ["en", "fr"] (a JSON list is read too)."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        if isinstance(value, list):
+            return [str(code).strip().lower() for code in value if str(code).strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,11 @@ import ftfy
 
 # Zero-width and other invisible characters that survive NFC but break comparisons.
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# Of those, stored text loses only the ones that carry nothing: soft hyphens, zero-width spaces, word
+# joiners, byte-order marks. Joiners (ZWNJ, ZWJ) spell Persian and Indic words and emoji, and bidi
+# marks and embeddings (LRM, RLM, LRE ... PDF, LRI ... PDI) order right-to-left text with numbers and
+# Latin words in it: removing them changes the text a reader sees.
+_INVISIBLE_STORED = re.compile("[\u00ad\u200b\u2060-\u2064\ufeff]")
 _SPACES = re.compile(r"[^\S\n]+")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
                          "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
@@ -27,15 +32,18 @@ def _fold_char(match: re.Match[str]) -> str:
     return _FOLD_CHARS.get(match.group(), "")
 
 
-_FTFY_CONFIG = ftfy.TextFixerConfig(normalization="NFC", uncurl_quotes=False, explain=False)
+# Full-width characters stay as written: "，" and "（）" are Chinese and Japanese punctuation, not
+# mis-encoded ASCII (ftfy's fix_character_width would turn them into "," and "()").
+_FTFY_CONFIG = ftfy.TextFixerConfig(normalization="NFC", uncurl_quotes=False, fix_character_width=False,
+                                    explain=False)
 # What ftfy can change: anything but printable ASCII, tabs and newlines, or '&' (HTML entities). A line of
 # printable ASCII without '&' cannot hold mojibake, control characters, odd line breaks or entities.
 _FTFY_WORK = re.compile(r"[^\t\n\x20-\x25\x27-\x7e]")
 
 
 def repair_unicode(text: str) -> str:
-    """`ftfy.fix_text(text, normalization="NFC", uncurl_quotes=False)`, without handing ftfy the lines it
-    would return unchanged (most lines of English text; ftfy costs ~50 µs a line even then).
+    """`ftfy.fix_text(text, _FTFY_CONFIG)`, without handing ftfy the lines it would return unchanged
+    (most lines of English text; ftfy costs ~50 µs a line even then).
 
     Same segments as fix_text (lines, or max_decode_length pieces) and the same HTML-unescaping rule
     (from the first segment holding '<' on, entities are left alone).
@@ -59,12 +67,13 @@ def repair_unicode(text: str) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """Readable normalisation for stored text: mojibake repaired, NFC, no invisibles, tidy spaces.
+    """Readable normalisation for stored text: mojibake repaired, NFC, no zero-width spaces, tidy spaces.
 
     Paragraph breaks (blank lines) are kept; runs of spaces and tabs inside a line collapse to one.
+    Any script comes out as written apart from whitespace: joiners and bidi controls stay.
     """
     text = repair_unicode(text)
-    text = _INVISIBLE.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _INVISIBLE_STORED.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
