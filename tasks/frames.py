@@ -8,16 +8,14 @@ expectations check them.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
 
+from tasks.markup import has_markup
 from tasks.records import Article, Document, Duplicate
-
-_MARKUP = re.compile(r"<(script|style|iframe|/?[a-z][a-z0-9]*\s[^>]*>|/?(p|div|span|br|a)>)", re.IGNORECASE)
 
 
 def documents_frame(documents: Sequence[Document], via_http: bool = True,
@@ -60,7 +58,7 @@ def articles_frame(articles: Sequence[Article], now: datetime | None = None,
         "title": lambda: [a.title for a in articles],
         "title_chars": lambda: pd.array([len(a.title) if a.title else None for a in articles], dtype="Int64"),
         "word_count": lambda: [a.word_count for a in articles],
-        "has_markup": lambda: [bool(_MARKUP.search(a.text)) for a in articles],
+        "has_markup": lambda: [has_markup(a.text) for a in articles],  # leftover tags, not '<' in prose
         "language": lambda: [a.language for a in articles],
         "published_at": lambda: [a.published_at for a in articles],
         # Days since publication: negative means a date in the future.
