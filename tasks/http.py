@@ -8,6 +8,7 @@ redirects are counted on it, robots.txt fetches are attempts of their own.
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import random
 import re
@@ -54,23 +55,40 @@ def declared_charset(body: bytes) -> str | None:
     return match.group(1).decode("ascii").lower() if match else None
 
 
+# Labels naming a subset of what pages so labelled hold: browsers decode them as the superset (the WHATWG
+# Encoding Standard), and so do we. Keys are Python's canonical codec names (codecs.lookup(label).name).
+_SUPERSET = {"ascii": "cp1252", "iso8859-1": "cp1252", "gb2312": "gb18030", "gbk": "gb18030",
+             "euc_kr": "cp949", "shift_jis": "cp932"}
+# A byte-order mark says how the page is encoded, whatever a header claims (WHATWG "BOM sniffing").
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
 def _try_decode(body: bytes, charset: str | None) -> str | None:
     if not charset:
         return None
     try:
-        return body.decode(charset)
-    except (LookupError, UnicodeDecodeError):
+        name = codecs.lookup(charset).name
+    except LookupError:
         return None
+    for codec in dict.fromkeys((_SUPERSET.get(name, name), name)):
+        try:
+            return body.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return None
 
 
 def decode_body(body: bytes, header_charset: str | None) -> str:
-    """Text of a body: the header's charset, the document's own declaration, UTF-8, then detection
-    (charset-normalizer). Never raises: undecodable bytes become U+FFFD as a last resort. NUL characters
+    """Text of a body: its byte-order mark, the header's charset, the document's own declaration, UTF-8,
+    then detection (charset-normalizer). Never raises: undecodable bytes become U+FFFD as a last resort. NUL characters
     are dropped: they mean nothing in a page and PostgreSQL refuses them in text and JSON."""
     return _decode(body, header_charset).replace("\x00", "")
 
 
 def _decode(body: bytes, header_charset: str | None) -> str:
+    for bom, charset in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom):].decode(charset, errors="replace")
     if header_charset and _SINGLE_BYTE.match(header_charset) and not body.isascii():
         # A legacy single-byte label on bytes that are valid UTF-8 is a mislabel (valid multi-byte
         # UTF-8 sequences practically never occur in real Latin-1 text).
