@@ -140,8 +140,7 @@ def test_the_language_filter_is_opt_in_and_says_why(monkeypatch):
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_every_language_is_loaded_and_a_filter_quarantines_without_failing_the_source(tmp_path, monkeypatch,
-                                                                                      capsys):
+def test_every_language_is_loaded_and_a_filter_quarantines_without_failing_the_source(tmp_path, monkeypatch):
     files = str(SAMPLES / "*.txt")
     everything = f"sqlite:///{tmp_path / 'all.db'}"
     assert main(["ingest", "--files", files, "--warehouse", everything]) == EXIT_OK
@@ -162,3 +161,9 @@ def test_every_language_is_loaded_and_a_filter_quarantines_without_failing_the_s
     held = query(filtered, "SELECT stage, reasons FROM quarantine")
     assert len(held) == 8 and {stage for stage, _ in held} == {"clean"}
     assert all("language filter" in reasons and "NEWSFLOW_ALLOWED_LANGUAGES" in reasons for _, reasons in held)
+
+    # The filter lifted, the held-back articles are released.
+    monkeypatch.delenv("NEWSFLOW_ALLOWED_LANGUAGES")
+    get_settings.cache_clear()
+    assert main(["reprocess", "--quarantined", "--stage", "clean", "--warehouse", filtered]) == EXIT_OK
+    assert sorted(language for (language,) in query(filtered, "SELECT language FROM articles")) == LANGUAGES
