@@ -75,3 +75,21 @@ def test_the_cleaned_suite_passes_prose_about_html_and_holds_back_leftover_tags(
     verdict = Validator(PROJECT_ROOT / "expectations").validate("clean", {"records": articles_frame(prose + leftover)})
     assert sorted(verdict.failed_rows) == list(range(len(prose), len(prose) + len(leftover)))
     assert all(any("has_markup" in reason for reason in reasons) for reasons in verdict.failed_rows.values())
+
+
+def test_a_page_about_html_keeps_its_quoted_tags_as_text_and_is_not_markup():
+    import html
+
+    from tasks.clean import clean_document
+    from tasks.records import Article, Document
+    from tasks.settings import Settings
+
+    paragraphs = [STORY, PROSE["article about HTML"], PROSE["maths"], PROSE["a quoted <br> in prose"],
+                  "The paper's web desk says the course for reporters starts in March and costs nothing."]
+    page = ("<html><head><title>Writing for the web</title></head><body><article><h1>Writing for the web</h1>"
+            + "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs) + "</article></body></html>")
+    article = clean_document(Document("desk", "https://news.example/html", html=page),
+                             Settings(clean_timeout_seconds=0))
+    assert isinstance(article, Article)
+    assert "between <p> and </p>" in article.text and "If a < b and b < c" in article.text
+    assert not has_markup(article.text)
