@@ -16,6 +16,19 @@ from typing import Any
 import tasks.settings  # first: turns telemetry off before Prefect is imported
 
 EXIT_OK, EXIT_USAGE, EXIT_SOURCES, EXIT_WAREHOUSE, EXIT_QUALITY, EXIT_FAILED = 0, 2, 3, 4, 5, 1
+EXIT_SOURCE_EMPTY = 6
+
+# Listed by `newsflow --help` and in the README's "Exit statuses" (a test keeps the two in step).
+EXIT_STATUSES = {
+    EXIT_OK: "the run completed (quarantined records included)",
+    EXIT_FAILED: "anything else went wrong (the one-line message says what)",
+    EXIT_USAGE: "wrong command line (e.g. nothing to ingest)",
+    EXIT_SOURCES: "bad sources file or sources list",
+    EXIT_WAREHOUSE: "warehouse unreachable or locked (what was fetched is spooled for the next run)",
+    EXIT_QUALITY: "a source (or a whole batch) failed a stage's critical checks; the others are loaded",
+    EXIT_SOURCE_EMPTY: "a source yielded nothing: no file matched its path, or its feed or sitemap could not "
+                       "be read; the others are loaded",
+}
 
 
 def _inline_sources(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -100,7 +113,7 @@ def run_ingest(sources_file: str | None, sources: list[dict[str, Any]] | None, w
 
 def run_and_summarise(run: Callable[[], dict[str, Any]]) -> int:
     """Run a flow and print its summary; exit codes say what went wrong, with a one-line reason."""
-    from tasks.sources import SourcesError
+    from tasks.sources import SourcesError, SourceUnavailable
     from tasks.validate import StageFailed
     from tasks.warehouse import WarehouseError
 
@@ -112,6 +125,9 @@ def run_and_summarise(run: Callable[[], dict[str, Any]]) -> int:
     except WarehouseError as exc:
         print(f"newsflow: {exc}", file=sys.stderr)
         return EXIT_WAREHOUSE
+    except SourceUnavailable as exc:
+        print(f"newsflow: run failed: {exc}", file=sys.stderr)
+        return EXIT_SOURCE_EMPTY
     except StageFailed as exc:
         print(f"newsflow: run failed: {exc}", file=sys.stderr)
         return EXIT_QUALITY
@@ -317,8 +333,10 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="newsflow", description="Fetch, clean, deduplicate, validate and "
-                                     "load news text into a warehouse.")
+    parser = argparse.ArgumentParser(
+        prog="newsflow", description="Fetch, clean, deduplicate, validate and load news text into a warehouse.",
+        epilog="exit statuses:\n" + "\n".join(f"  {code}  {text}" for code, text in sorted(EXIT_STATUSES.items())),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="run the ingest-news flow once")

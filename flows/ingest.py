@@ -42,7 +42,7 @@ from tasks.frames import articles_frame, deduplicated_frame, documents_frame
 from tasks.records import Article, Document, Duplicate, Rejection
 from tasks.report import render_markdown, run_summary
 from tasks.settings import Settings, get_settings
-from tasks.sources import Source, resolve_sources
+from tasks.sources import Source, SourceUnavailable, resolve_sources
 from tasks.spool import SpoolFile, discard, read_spool, warehouse_unavailable, write_spool
 from tasks.validate import SUITE_FOR_STAGE, StageFailed, Verdict, columns_read, load_suite_definition
 from tasks.warehouse import WarehouseError, finish_run, get_engine, safe_url, start_run
@@ -62,6 +62,7 @@ class RunReport:
         self.verdicts: list[Verdict] = []
         self.failed_sources: dict[str, list[str]] = {}  # source -> why it failed a stage
         self.failures: list[str] = []  # one sentence per source/stage failed, for the run's message
+        self.unavailable: list[str] = []  # one sentence per source that yielded nothing (SourceUnavailable)
         self.loaded_urls: set[str] = set()  # canonical URLs written by this run
 
     def stage(self, name: str, taken_in: int, passed_on: int) -> None:
@@ -492,6 +493,8 @@ def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], settings:
         report.counts["fetch_in"] += outcome.stats.taken_in
         report.quarantined("fetch", len(outcome.rejections))
         report.defer(outcome.source, outcome.deferred)
+        if outcome.unavailable:
+            report.unavailable.append(f"source {outcome.source!r} yielded nothing: {outcome.unavailable}")
         logger.info("%s: fetched %d documents, %d attempts, %d rejected%s", outcome.source,
                     len(outcome.documents), len(outcome.attempts), len(outcome.rejections),
                     f", {outcome.deferred:,} left for the next runs (over its budget)" if outcome.deferred else "")
@@ -505,13 +508,14 @@ def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], settings:
 def end_run(engine: Any, run_id: str, report: RunReport, settings: Settings,
             error: BaseException | None = None) -> None:
     """Record how the run ended and publish its reports. A run with failed sources ends failed (raises
-    StageFailed) after the others were loaded: loud, naming each source and expectation."""
-    message = f"{type(error).__name__}: {error}" if error else "; ".join(report.failures) or None
-    finish_run(engine, run_id, "failed" if message else "completed", report.counts, message,
+    StageFailed, or SourceUnavailable when sources only yielded nothing) after the others were loaded: loud,
+    naming each source and expectation, path or URL."""
+    message = f"{type(error).__name__}: {error}" if error else "; ".join(report.unavailable + report.failures)
+    finish_run(engine, run_id, "failed" if message else "completed", report.counts, message or None,
                dict(report.deferred_sources))
     _publish_safely(report, run_id, settings)
     if message and error is None:
-        raise StageFailed(message)
+        raise (StageFailed if report.failures else SourceUnavailable)(message)
 
 
 def _run_name() -> str:

@@ -62,6 +62,9 @@ class FetchOutcome:
     # The feeds' and sitemaps' validators while parts are left: stored only once every part is fetched, or
     # a run ending in between would leave the next one a 304 for a listing whose pages it never read.
     listing_validators: dict[str, Validators] = field(default_factory=dict)
+    # Why the source yielded nothing at all (no file matched, its feed or sitemap unreadable), naming the
+    # path or URL: the run fails with it. A listing that is merely unchanged (304) or empty is no failure.
+    unavailable: str | None = None
 
     # How far each local file was read (`tasks.localfiles`), stored with the documents for the next run.
     progress: dict[str, FileProgress] = field(default_factory=dict)
@@ -217,12 +220,15 @@ def fetch_rss(source: RssSource, client: PoliteClient, settings: Settings, state
               outcome: FetchOutcome, max_pages: int | None = None) -> None:
     result, _ = _fetch_listing(client, source.url, source, state, outcome, "feed", True,
                                lambda media: not media or media in FEED_TYPES or is_textual(media))
-    if result.body is None:
-        return  # unchanged (304) or unavailable (recorded)
+    if result.body is None:  # unchanged (304) or unavailable (recorded)
+        if not result.not_modified:
+            outcome.unavailable = f"feed {source.url} unavailable: {result.attempt.error}"
+        return
     try:
         links = parse_feed(result.body, result.attempt.content_type)
     except FeedError as error:
         _listing_failed(result, error, source.url, outcome)
+        outcome.unavailable = f"feed {source.url} unreadable: {error}"
         return
     outcome.stats.add("feed_items", len(links))
     fetch_pages(client, links, source, settings, state, outcome, max_pages=max_pages)
@@ -251,11 +257,15 @@ def fetch_sitemaps(source: SitemapSource, client: PoliteClient, settings: Settin
         result, previous = _fetch_listing(client, url, source, state, outcome, "sitemap", url == source.url,
                                           lambda media: is_textual(media) or media in GZIP_TYPES)
         if result.body is None:
+            if url == source.url and not result.not_modified:  # the source's own (an index's child: no)
+                outcome.unavailable = f"sitemap {url} unavailable: {result.attempt.error}"
             continue
         try:
             sitemap = parse_sitemap(result.body, settings.max_response_bytes)
         except FeedError as error:
             _listing_failed(result, error, url, outcome)
+            if url == source.url:
+                outcome.unavailable = f"sitemap {url} unreadable: {error}"
             continue
         since = previous.fetched_at if previous else None
         for child in sitemap.sitemaps:

@@ -316,6 +316,7 @@ def fetch_files(source: FilesSource, settings: Settings, state: FetchState, outc
     if not paths:
         outcome.attempts.append(FetchAttempt(source.name, source.path, error="no file matches"))
         outcome.reject(source.path, "no file matches the path")
+        outcome.unavailable = f"no file matches {source.path}"  # fails the run: a typo is not "nothing new"
         return
     max_bytes = settings.max_response_bytes
 
@@ -339,6 +340,7 @@ def fetch_warc(source: WarcSource, settings: Settings, state: FetchState, outcom
         outcome.attempts.append(FetchAttempt(source.name, source.path, error="no file matches",
                                              error_kind="no_file"))
         outcome.reject(source.path, "no WARC file matches the path")
+        outcome.unavailable = f"no WARC file matches {source.path}"
         return
 
     def read_part(path: Path, uri: str, start: FileProgress, budget: int) -> FileProgress:

@@ -8,6 +8,8 @@ PostgreSQL, `BEGIN IMMEDIATE` on SQLite (whose DDL is then transactional too).
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from pathlib import Path
 
 from alembic import command
@@ -15,6 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
 
 from tasks.warehouse import WarehouseError, make_engine, safe_url
 
@@ -73,7 +76,7 @@ def current(url: str) -> tuple[str, ...]:
     except WarehouseError:
         raise
     except Exception as exc:
-        raise WarehouseError(f"warehouse {safe_url(url)} unavailable: {_first_line(exc)}") from None
+        raise WarehouseError(f"warehouse {safe_url(url)} unavailable: {_first_line(exc, url)}") from None
     finally:
         engine.dispose()
 
@@ -94,9 +97,26 @@ def upgrade(url: str, revision: str = "head", extra_version_locations: tuple[str
     except WarehouseError:
         raise
     except Exception as exc:
-        raise WarehouseError(f"cannot migrate warehouse {safe_url(url)}: {_first_line(exc)}") from None
+        raise WarehouseError(f"cannot migrate warehouse {safe_url(url)}: {_first_line(exc, url)}") from None
     return current(url)
 
 
-def _first_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+def _first_line(exc: BaseException, url: str) -> str:
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}{how_to_fix(exc, url)}"
+
+
+_MISSING_DATABASE = re.compile(r'database "([^"]+)" does not exist')
+
+
+def how_to_fix(exc: BaseException, url: str) -> str:
+    """A hint for the errors a user fixes in one command: a PostgreSQL database that does not exist yet."""
+    missing = _MISSING_DATABASE.search(str(exc))
+    if not missing:
+        return ""
+    name = missing.group(1)
+    parsed = make_url(url)
+    options = [f"{flag} {shlex.quote(str(value))}"
+               for flag, value in (("-h", parsed.host), ("-p", parsed.port), ("-U", parsed.username)) if value]
+    quoted = '"' + name.replace('"', '""') + '"'
+    return (f"; create it first: `createdb {' '.join([*options, shlex.quote(name)])}`"
+            f" or, in psql, `CREATE DATABASE {quoted};`")

@@ -23,6 +23,11 @@ class SourcesError(ValueError):
     """The sources file or list is wrong; the message names the entry and the field."""
 
 
+class SourceUnavailable(RuntimeError):
+    """A source yielded nothing because nothing matched its path or its feed or sitemap could not be read:
+    the run fails (after the other sources are loaded), so that a typo never passes for "nothing new"."""
+
+
 class _SourceBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

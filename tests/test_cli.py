@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
 from warehouse_sql import query
 
-from flows.cli import EXIT_OK, EXIT_QUALITY, EXIT_SOURCES, EXIT_USAGE, EXIT_WAREHOUSE, main
+from flows.cli import (
+    EXIT_OK,
+    EXIT_QUALITY,
+    EXIT_SOURCE_EMPTY,
+    EXIT_SOURCES,
+    EXIT_STATUSES,
+    EXIT_USAGE,
+    EXIT_WAREHOUSE,
+    build_parser,
+    main,
+)
 from tasks.settings import PROJECT_ROOT
 from tasks.textnorm import split_paragraphs
 
@@ -72,6 +83,40 @@ def test_unreachable_warehouse_fails_with_one_line_and_no_password(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unavailable" in err
     assert "s3cret-pw" not in err
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_glob_matching_nothing_fails_the_run_naming_the_source_and_path(tmp_path, sqlite_url, capsys):
+    """A typo in a path must not pass for "nothing new": exit 6 and one line, the other source still loaded."""
+    shutil.copy(PROJECT_ROOT / "samples" / "texts" / "ferry-strike.txt", tmp_path / "ferry.txt")
+    missing = str(tmp_path / "inbxo" / "*.txt")
+    assert main(["ingest", "--files", str(tmp_path / "*.txt"), "--files", missing,
+                 "--warehouse", sqlite_url]) == EXIT_SOURCE_EMPTY
+    reason = capsys.readouterr().err.strip().splitlines()[-1]  # after Prefect's own log lines
+    assert reason == f"newsflow: run failed: source 'files-2' yielded nothing: no file matches {missing}"
+    assert query(sqlite_url, "SELECT count(*) FROM articles") == [(1,)]
+    assert query(sqlite_url, "SELECT status, message FROM pipeline_runs") == [
+        ("failed", f"source 'files-2' yielded nothing: no file matches {missing}")]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_feed_that_cannot_be_read_fails_the_run_naming_its_url(sample_site, sqlite_url, capsys):
+    feed = f"{sample_site}/no-such-feed.xml"
+    assert main(["ingest", "--feed", feed, "--allow-private-network", "--warehouse", sqlite_url]) == EXIT_SOURCE_EMPTY
+    reason = capsys.readouterr().err.strip().splitlines()[-1]
+    assert reason.startswith(f"newsflow: run failed: source 'feed-1' yielded nothing: feed {feed} unavailable:")
+    assert "404" in reason
+
+
+def test_every_exit_status_is_in_the_help_and_the_readme(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    help_text = capsys.readouterr().out
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split("### Exit statuses", 1)[1]
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", readme.split("\n\n", 2)[1], re.M)}
+    assert documented == set(EXIT_STATUSES)
+    for code, meaning in EXIT_STATUSES.items():
+        assert f"  {code}  {meaning}" in help_text
 
 
 def test_nothing_to_ingest_is_a_usage_error(capsys):

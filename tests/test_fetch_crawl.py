@@ -150,6 +150,7 @@ def crawl_settings(monkeypatch):
 def test_crawl_every_hard_case_then_conditional_rerun_then_reprocess(warehouse_url, crawl_settings, tmp_path):
     from flows.ingest import ingest_news
     from flows.reprocess import reprocess_news
+    from tasks.sources import SourceUnavailable
 
     server = CrawlServer({})
     server.routes.update(routes(server.base))
@@ -171,7 +172,13 @@ def test_crawl_every_hard_case_then_conditional_rerun_then_reprocess(warehouse_u
             {"name": "maps", "kind": "sitemap", "url": server.url("/sitemap_index.xml"), **local},
             {"name": "archive", "kind": "warc", "path": str(warc)},
         ]
-        first = ingest_news(sources=sources, warehouse_url=warehouse_url)
+        # The two feeds that cannot be read fail the run, after everything else was loaded.
+        with pytest.raises(SourceUnavailable) as failed:
+            ingest_news(sources=sources, warehouse_url=warehouse_url)
+        assert str(failed.value).startswith(
+            f"source 'malformed' yielded nothing: feed {server.url('/malformed.xml')} unreadable: ")
+        assert f"source 'laughs' yielded nothing: feed {server.url('/bomb-feed.xml')} unreadable: " in str(failed.value)
+        assert "'ssrf'" not in str(failed.value)  # its feed was read: its links were refused, one by one
 
         rows = {r[0].removeprefix(server.base): r[1:] for r in query(
             warehouse_url, "SELECT url, status_code, error_kind, retries, not_modified, bytes FROM fetches")}
@@ -214,7 +221,7 @@ def test_crawl_every_hard_case_then_conditional_rerun_then_reprocess(warehouse_u
             assert articles[url][0].startswith(f"Story number {seed} "), url
         assert "Café naïve façade déjà." in articles["/wrong-charset.html"][1]
         assert "Crème brûlée à gogo." in articles["/no-charset.html"][1]
-        assert first["load_out"] == len(good)
+        assert query(warehouse_url, "SELECT status, load_out FROM pipeline_runs") == [("failed", len(good))]
         hints = dict(query(warehouse_url, "SELECT url, hints FROM raw_documents WHERE kind = 'page'"))
         news_hints = hints[server.url("/news-a.html")]
         news_hints = json.loads(news_hints) if isinstance(news_hints, str) else news_hints

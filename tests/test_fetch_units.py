@@ -352,3 +352,43 @@ def test_a_source_fetched_in_parts_gets_the_same_pages_and_keeps_its_feed_etag_f
     assert server.url("/feed.xml") not in first.validators
     assert first.listing_validators[server.url("/feed.xml")].etag == '"f1"'
     assert whole.validators[server.url("/feed.xml")].etag == '"f1"' and not whole.listing_validators
+
+
+def test_a_source_whose_listing_fails_is_unavailable_one_unchanged_or_partly_broken_is_not(tmp_path):
+    """`unavailable` fails the run: set when the source's own feed or sitemap cannot be read, or no file
+    matches; not for a 304, nor for a sitemap index one of whose children is missing."""
+    index = ('<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+             "<sitemap><loc>{}</loc></sitemap></sitemapindex>")
+    routes = {"/robots.txt": Reply(404, b""),
+              "/feed.xml": lambda n, h: Reply(304, b"") if h.get("if-none-match") == '"v1"' else
+              Reply(200, b"<rss version='2.0'><channel><title>t</title></channel></rss>",
+                    {"Content-Type": "application/rss+xml", "ETag": '"v1"'}),
+              "/not-a-feed.xml": Reply(200, b"<html><body>moved</body></html>", {"Content-Type": "text/html"})}
+    settings = Settings(**FAST)
+    with CrawlServer(routes) as server:
+        routes["/index.xml"] = Reply(200, index.format(server.url("/gone.xml")).encode(),
+                                     {"Content-Type": "application/xml"})
+
+        def fetched(kind: str, path: str, state=None):
+            return fetch_source(source(kind=kind, url=server.url(path), allow_private_network=True), settings,
+                                state)
+
+        assert fetched("rss", "/missing.xml").unavailable == (
+            f"feed {server.url('/missing.xml')} unavailable: HTTP 404 Not Found")
+        assert fetched("rss", "/not-a-feed.xml").unavailable.startswith(
+            f"feed {server.url('/not-a-feed.xml')} unreadable: ")
+        assert fetched("sitemap", "/missing.xml").unavailable.startswith(
+            f"sitemap {server.url('/missing.xml')} unavailable: ")
+        first = fetched("rss", "/feed.xml")
+        assert first.unavailable is None and first.validators  # read, empty: nothing new is no failure
+
+        class Seen(NoState):
+            def validators(self, urls):
+                return first.validators
+
+        again = fetched("rss", "/feed.xml", Seen())
+        assert again.stats.counts.get("feed_not_modified") == 1 and again.unavailable is None
+        broken_child = fetched("sitemap", "/index.xml")
+        assert broken_child.rejections and broken_child.unavailable is None
+    files = fetch_source(source(kind="files", path=str(tmp_path / "*.txt")), settings)
+    assert files.unavailable == f"no file matches {tmp_path / '*.txt'}"

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -186,3 +187,26 @@ def test_the_loaded_checks_read_a_run_through_an_index(sqlite_url):
                 assert not plan.startswith("SCAN"), (name, plan)
     finally:
         engine.dispose()
+
+
+def test_a_missing_postgresql_database_names_the_fix():
+    """The driver's error says the database does not exist; the message adds how to create it."""
+    from tasks.migrate import how_to_fix
+
+    error = Exception('connection failed: connection to server at "db", port 5433 failed: '
+                      'FATAL:  database "news" does not exist')
+    hint = how_to_fix(error, "postgresql+psycopg://etl:pw@db:5433/news")
+    assert "createdb -h db -p 5433 -U etl news" in hint and 'CREATE DATABASE "news";' in hint
+    assert "pw" not in hint
+    assert how_to_fix(Exception("connection refused"), "postgresql+psycopg://db/news") == ""
+
+
+def test_a_missing_postgresql_database_fails_with_the_fix(postgres_url):
+    from sqlalchemy.engine import make_url
+
+    from tasks.migrate import current
+    from tasks.warehouse import WarehouseError
+
+    missing = make_url(postgres_url).set(database="newsflow_no_such_db").render_as_string(hide_password=False)
+    with pytest.raises(WarehouseError, match=r"does not exist; create it first: `createdb .*newsflow_no_such_db`"):
+        current(missing)
