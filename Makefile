@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The Data Docs pages' scripts, styles and fonts, from npm (assets/package-lock.json): served from the
+# project, never from a CDN.
+ASSETS_STAMP := assets/node_modules/.installed
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -16,14 +19,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(ASSETS_STAMP): assets/package.json assets/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the Data Docs assets: install Node.js (e.g. apt-get install npm)"; exit 1; }
+	npm ci --prefix assets --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $(ASSETS_STAMP)
+
+install: $(STAMP) $(ASSETS_STAMP)
 
 ## Run the whole pipeline on the bundled sample site into ./data/warehouse.db and show the result.
-demo: $(STAMP)
+demo: install
 	$(BIN)/newsflow demo
 
 ## Run the whole test suite (PostgreSQL tests run when NEWSFLOW_TEST_POSTGRES_URL is set).
-test: $(STAMP)
+test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -31,4 +39,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache assets/node_modules

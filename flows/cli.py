@@ -260,18 +260,40 @@ def _data_dir(args: argparse.Namespace) -> Path:
 def cmd_up(args: argparse.Namespace) -> int:
     """Prefect server + UI, work pool, deployments and a worker on this machine."""
     from flows.ops import OpsError, up
+    from tasks.settings import get_settings
 
+    settings = get_settings()
     try:
         stack = up(_data_dir(args), port=args.port, home=Path(args.home) if args.home else None,
-                   sample_site_port=args.sample_site, alert_webhook=args.alert_webhook)
+                   sample_site_port=args.sample_site, alert_webhook=args.alert_webhook,
+                   docs_port=args.docs_port or settings.data_docs_port, docs_dir=settings.data_docs_dir)
     except OpsError as exc:
         print(f"newsflow: up failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"\nPrefect UI: {stack.ui_url}    (worker and server logs: {_data_dir(args) / 'logs'})")
+    print(f"Data Docs: {stack.docs_url}/")
     if stack.sample_site_url:
         print(f"sample news site: {stack.sample_site_url}")
     print(f"To use the Prefect CLI against it:  export PREFECT_API_URL={stack.api_url}")
     print("Stop everything with:  newsflow down")
+    return EXIT_OK
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Serve the runs' Data Docs on 127.0.0.1 until interrupted."""
+    from flows.docs_server import serve_forever
+    from tasks.datadocs import docs_root
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    if args.warehouse:
+        settings = settings.model_copy(update={"warehouse_url": args.warehouse})
+    try:
+        serve_forever(Path(args.dir).resolve() if args.dir else docs_root(settings),
+                      args.port or settings.data_docs_port)
+    except OSError as exc:  # the port is taken
+        print(f"newsflow: cannot serve the Data Docs: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -392,7 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--alert-webhook", metavar="URL", default=os.environ.get("NEWSFLOW_ALERT_WEBHOOK_URL"),
                     help="apply deployments/automations.yaml, notifying this webhook "
                     "(default NEWSFLOW_ALERT_WEBHOOK_URL)")
+    up.add_argument("--docs-port", type=int, help="Data Docs server port on 127.0.0.1 (NEWSFLOW_DATA_DOCS_PORT, 4280)")
     up.set_defaults(handler=cmd_up)
+
+    docs = commands.add_parser("docs", help="serve the runs' Data Docs on 127.0.0.1 (the http address the "
+                               "data-docs artifacts link to when NEWSFLOW_DATA_DOCS_URL is set)")
+    docs.add_argument("--port", type=int, help="port (NEWSFLOW_DATA_DOCS_PORT, 4280)")
+    docs.add_argument("--dir", metavar="DIR", help="the Data Docs folder (default: NEWSFLOW_DATA_DOCS_DIR, else "
+                      "data-docs/ beside a SQLite warehouse, else under NEWSFLOW_DATA_DIR)")
+    docs.add_argument("--warehouse", metavar="URL", help="whose Data Docs (default NEWSFLOW_WAREHOUSE_URL)")
+    docs.set_defaults(handler=cmd_docs)
 
     down = commands.add_parser("down", help="stop what `newsflow up` started")
     down.add_argument("--data-dir", metavar="DIR")

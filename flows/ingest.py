@@ -36,6 +36,7 @@ from flows.stages import (
     validated,
 )
 from tasks.clean import LANGUAGE_FILTER, CleanOutcome
+from tasks.datadocs import docs_link
 from tasks.dedupe import DedupOutcome
 from tasks.fetch import FetchOutcome
 from tasks.frames import articles_frame, deduplicated_frame, documents_frame
@@ -185,7 +186,7 @@ def _publish(report: RunReport, run_id: str, settings: Settings, docs_index: str
         create_markdown_artifact(key="run-summary", markdown=render_markdown(summary),
                                  description="What each stage took in, let through and held back")
     if docs_index:
-        create_link_artifact(key="data-docs", link=Path(docs_index).as_uri(),
+        create_link_artifact(key="data-docs", link=docs_link(settings, Path(docs_index)),
                              link_text=f"Great Expectations Data Docs of run {run_id}",
                              description="Every expectation of the run, with the unexpected values")
 

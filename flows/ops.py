@@ -32,7 +32,7 @@ AUTOMATIONS_FILE = PROJECT_ROOT / "deployments" / "automations.yaml"
 WORK_POOL = "newsflow"
 STATE_NAME = "prefect-up.json"
 # Processes are stopped in the reverse of this order: the worker first, the server last.
-START_ORDER = ("server", "sample-site", "worker")
+START_ORDER = ("server", "sample-site", "docs", "worker")
 
 
 class OpsError(RuntimeError):
@@ -48,6 +48,7 @@ class Stack:
     pids: dict[str, int] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
     sample_site_url: str | None = None
+    docs_url: str | None = None
 
     @property
     def ui_url(self) -> str:
@@ -162,8 +163,10 @@ def wait_for_api(api_url: str, process: subprocess.Popen | None, log: str | None
 
 def up(data_dir: Path, host: str = "127.0.0.1", port: int = 4200, home: Path | None = None,
        sample_site_port: int | None = None, extra_env: dict[str, str] | None = None,
-       alert_webhook: str | None = None) -> Stack:
-    """Server, work pool, deployments, automations (with a webhook) and a worker; returns what was started."""
+       alert_webhook: str | None = None, docs_port: int = 4280, docs_dir: Path | None = None) -> Stack:
+    """Server, Data Docs server, work pool, deployments, automations (with a webhook) and a worker; returns
+    what was started. The worker's runs write their Data Docs where the docs server serves them
+    (`docs_dir`, default DATA_DIR/data-docs) and link their data-docs artifact to it."""
     data_dir = data_dir.resolve()
     previous = read_stack(data_dir)
     if previous and any(alive(pid) for pid in previous.pids.values()):
@@ -183,6 +186,12 @@ def up(data_dir: Path, host: str = "127.0.0.1", port: int = 4200, home: Path | N
             _start("sample-site", [sys.executable, "-m", "flows.sample_site", "--port", str(sample_site_port)],
                    prefect_env(stack.api_url, home, extra), log_dir, stack)
             _write_stack(data_dir, stack)
+        docs_dir = (docs_dir or data_dir / "data-docs").resolve()
+        stack.docs_url = f"http://127.0.0.1:{docs_port}"
+        extra.update(NEWSFLOW_DATA_DOCS_DIR=str(docs_dir), NEWSFLOW_DATA_DOCS_URL=stack.docs_url)
+        _start("docs", [sys.executable, "-m", "flows.docs_server", "--dir", str(docs_dir), "--port", str(docs_port)],
+               prefect_env(stack.api_url, home, extra), log_dir, stack)
+        _write_stack(data_dir, stack)
         env = prefect_env(stack.api_url, home, extra)
         wait_for_api(stack.api_url, server, stack.logs["server"])
         run_prefect(["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"], env)

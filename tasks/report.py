@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.engine import make_url
 
 from tasks import schema
+from tasks.datadocs import docs_root
 from tasks.records import STAGES
 from tasks.settings import Settings
 
@@ -19,14 +19,8 @@ TOP_REASONS = 8
 
 
 def data_docs_dir(settings: Settings, run_id: str) -> Path:
-    """Where the run's Data Docs site goes: `data-docs/<run>` beside a SQLite warehouse file, else under
-    the data directory (or NEWSFLOW_DATA_DOCS_DIR when set)."""
-    if settings.data_docs_dir is not None:
-        return Path(settings.data_docs_dir) / run_id
-    url = make_url(settings.warehouse_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(url.database).resolve().parent / "data-docs" / run_id
-    return Path(settings.data_dir).resolve() / "data-docs" / run_id
+    """Where the run's Data Docs site goes: `<run>` in the Data Docs folder (see tasks.datadocs.docs_root)."""
+    return docs_root(settings) / run_id
 
 
 def latest_run_id(engine: Engine) -> str | None:

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     expectations_dir: Path = PROJECT_ROOT / "expectations"
     data_docs_dir: Path | None = None  # unset: data-docs/ beside a SQLite warehouse, else under data_dir
+    # Base URL of a server serving the Data Docs directory (`newsflow docs`; `newsflow up` sets it for its
+    # worker): the run's data-docs artifact links there, a browser will not open a file:// link from the UI.
+    data_docs_url: str | None = None
+    data_docs_port: int = 4280  # `newsflow docs` and `newsflow up` serve the Data Docs on 127.0.0.1 here
+    # The scripts, styles and fonts the Data Docs pages load, installed by `make install` (npm ci in
+    # assets/): the pages link these copies, never a CDN.
+    data_docs_assets_dir: Path = PROJECT_ROOT / "assets" / "node_modules"
 
     # glibc malloc arenas of the flow's process (see tasks.memory; 0: glibc's default of 8 per core)
     malloc_arena_max: int = Field(default=2, ge=0)

@@ -373,7 +373,14 @@ class Validator:
         self._unsaved.clear()
         self.context.build_data_docs(site_names=["newsflow"])
         index = self.docs_dir / "index.html"
-        return index if index.exists() else None
+        if not index.exists():
+            return None
+        from tasks.datadocs import localize_site
+        from tasks.settings import get_settings
+
+        for warning in localize_site(self.docs_dir, get_settings().data_docs_assets_dir):  # offline: no CDN
+            logging.getLogger(__name__).warning("Data Docs: %s", warning)
+        return index
 
 
 def _severity(config: Any) -> str:

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -95,11 +96,12 @@ def ops(tmp_path_factory) -> Iterator[Ops]:
         env.pop("PREFECT_API_URL", None)
         try:
             result = subprocess.run([BIN / "newsflow", "up", "--data-dir", str(data_dir), "--port", str(free_port()),
+                                     "--docs-port", str(free_port()),
                                      "--alert-webhook", hook.url], env=env, capture_output=True, text=True,
                                     timeout=480, stdin=subprocess.DEVNULL)
             assert result.returncode == 0, result.stdout + result.stderr
             stack = read_stack(data_dir)
-            assert stack is not None and set(stack.pids) == {"server", "worker"}
+            assert stack is not None and set(stack.pids) == {"server", "docs", "worker"}
             yield Ops(stack.api_url, data_dir, {**env, "PREFECT_API_URL": stack.api_url}, hook, result.stdout)
         finally:
             subprocess.run([BIN / "newsflow", "down", "--data-dir", str(data_dir)], env=env, timeout=120)
@@ -151,6 +153,7 @@ def test_up_prints_the_commands_it_really_runs(ops):
     assert "prefect server start" not in ops.up_output
     assert "$ prefect worker start --pool newsflow --type process --name newsflow-worker" in ops.up_output
     assert "$ prefect deploy --prefect-file deployments/prefect.yaml --all" in ops.up_output
+    assert f"$ python -m flows.docs_server --dir {ops.data_dir / 'data-docs'} --port " in ops.up_output
 
 
 def test_up_applies_the_deployments_and_their_schedules_produce_runs(ops):
@@ -241,6 +244,11 @@ def test_prefect_deployment_run_ingests_and_reports_in_the_ui(ops, tmp_path):
         assert {"run-summary", "quality-cleaned", "data-docs", "fetch-progress"} <= set(by_key)
         assert float(by_key["fetch-progress"].data) == 100.0
         assert "load" in by_key["run-summary"].data  # its layout is the quality stage's business
+        # The Data Docs open from the UI: an http link to the docs server `up` started, not a file:// one.
+        docs_url = read_stack(ops.data_dir).docs_url
+        docs_link = f"{docs_url}/{good_run.id}/index.html"
+        assert by_key["data-docs"].data.endswith(f"]({docs_link})")  # stored as markdown: [text](link)
+        assert httpx.get(docs_link, timeout=30).status_code == 200
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[good_run.id])))
         task_names = {t.name for t in task_runs}
         assert {"fetch harbour-gazette", "clean batch 1", "load batch 1"} <= task_names
