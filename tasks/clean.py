@@ -25,7 +25,6 @@ from typing import Any
 
 import py3langid
 import regex
-from charset_normalizer import from_bytes
 
 from tasks.extract import BOILERPLATE_LINE, extract_from_tree, extract_text, parse_html
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
@@ -80,14 +79,13 @@ class CleanOutcome:
 
 
 def decode_html(raw: bytes | str) -> str:
-    """Text of a page given as bytes: UTF-8 when it is, else the best-guessed charset (never fails)."""
+    """Text of a page given as bytes, decoded as a fetched page is (byte-order mark, `<meta>` charset, UTF-8,
+    detection: `tasks.http.decode_body`); never fails."""
     if isinstance(raw, str):
         return raw
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        best = from_bytes(raw[:200_000]).best()
-        return raw.decode(best.encoding if best else "latin-1", errors="replace")
+    from tasks.http import decode_body  # the HTTP client's imports, only for callers handing over bytes
+
+    return decode_body(raw, None)
 
 
 def bad_input_reason(html: str, max_chars: int) -> str | None:

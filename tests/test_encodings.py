@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from crawl_server import CrawlServer, html
-from language_samples import sample, sample_page
+from language_samples import sample, sample_page, sample_text
 
 from tasks.clean import clean_documents
 from tasks.fetch import fetch_source
-from tasks.records import Article
+from tasks.records import Article, Document
 from tasks.settings import PROJECT_ROOT, Settings
 from tasks.sources import FilesSource, UrlsSource
 
@@ -69,6 +69,20 @@ def test_legacy_encoded_html_files_come_out_as_text(tmp_path, with_meta, validat
     cleaned = clean_documents(fetched.documents, SETTINGS)
     assert not cleaned.rejections
     assert_proper_text(cleaned.articles, validator)
+
+
+def test_legacy_encoded_text_files_and_page_bytes_come_out_as_text(tmp_path, validator):
+    for code, encoding in ENCODED.items():
+        (tmp_path / f"{code}.txt").write_bytes(sample_text(code).encode(encoding))  # nothing declares it
+    fetched = fetch_source(FilesSource(kind="files", name="inbox", path=str(tmp_path / "*.txt")), SETTINGS)
+    assert not fetched.rejections and len(fetched.documents) == len(ENCODED)
+    cleaned = clean_documents(fetched.documents, SETTINGS)
+    assert not cleaned.rejections
+    assert_proper_text(cleaned.articles, validator)
+    # A caller handing the clean stage a page's bytes gets the same decoding.
+    pages = [Document("inbox", f"https://news.example/{code}.html", html=legacy_page(code, with_meta=False))
+             for code in ENCODED]
+    assert_proper_text(clean_documents(pages, SETTINGS).articles, validator)
 
 
 def test_a_byte_order_mark_wins_over_a_wrong_header_and_labels_decode_as_browsers_do():
