@@ -3,8 +3,9 @@
 An article about HTML ("the <p> element", "a quoted <br>"), a maths article ("a < b", "x<y") and a
 leftover `<div class="x">` or `</p><p>` all hold '<'. Tag-like spans are read as HTML's tokenizer reads
 them ('<' or '</' then an element name, up to '>', on one line; comments and declarations), and only
-names of HTML elements count (lxml's list). A tag is then taken for leftover markup when it shows
-itself doing a tag's work rather than being talked about:
+names of HTML elements (lxml's list) written in lower or upper case count: `<Main Street>` or `<Time Out>`,
+titles of works as Korean and Japanese pages bracket them, are prose. A tag is then taken for leftover
+markup when it shows itself doing a tag's work rather than being talked about:
 
 - it carries an attribute value (`class="x"`, `href=...`): prose names a tag, markup configures it;
 - it stands next to another tag, with only whitespace between (`</p><p>`, `</div>\\n<div>`);
@@ -36,7 +37,7 @@ def leftover_markup(text: str) -> str | None:
         return None
     if match := _COMMENT_OR_DECLARATION.search(text):
         return f"{_shown(match.group())}: a comment or declaration"
-    tags = [m for m in _TAG.finditer(text) if m.group(2).lower() in _ELEMENTS]
+    tags = [m for m in _TAG.finditer(text) if _is_element_name(m.group(2))]
     previous_end = -1
     for index, tag in enumerate(tags):
         closing, name, rest = tag.group(1), tag.group(2).lower(), tag.group(3)
@@ -55,6 +56,10 @@ def leftover_markup(text: str) -> str | None:
 def has_markup(text: str) -> bool:
     """Whether markup is left in the text (see `leftover_markup`)."""
     return leftover_markup(text) is not None
+
+
+def _is_element_name(name: str) -> bool:
+    return name.lower() in _ELEMENTS and (name.islower() or name.isupper())
 
 
 def _opens_or_closes_line(text: str, tag: re.Match[str]) -> bool:

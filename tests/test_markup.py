@@ -28,6 +28,9 @@ PROSE = {
         "Write to <letters@gazette.example> or see <https://gazette.example/letters>. In Java a "
         "List<String> is not a List<Object>, and in C++ vector<int> holds integers."),
     "quotation marks and arrows": "Prices rose <<sharply>> this week -> and the mayor said <- nothing.",
+    "titles of works in angle brackets": (
+        "Audiences came to watch <The Palace: Tale of Jang Noksu> again this spring.\n\n<Main Street>\n\n"
+        "The musical <Time Out> opens in May, after <Small Hours> closes."),
 }
 
 LEFTOVER = {
