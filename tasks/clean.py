@@ -27,6 +27,7 @@ import py3langid
 import regex
 
 from tasks.extract import BOILERPLATE_LINE, extract_from_tree, extract_text, parse_html
+from tasks.formatchars import may_hold_format_chars, restore_format_chars, spelled_words
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection, StageStats
 from tasks.settings import Settings, get_settings
@@ -232,7 +233,9 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
         # Parsed once: metadata reads the tree, then extraction prunes it in place.
         tree = parse_html(html)
         metadata = extract_metadata(tree, document.url) if tree is not None else {"authors": [], "tags": []}
-        body = extract_from_tree(tree, document.url) if tree is not None else ""
+        # Joiners and bidi marks that extraction drops are given back (read before the tree is pruned).
+        spelled = spelled_words(tree.itertext()) if tree is not None and may_hold_format_chars(html) else {}
+        body = restore_format_chars(extract_from_tree(tree, document.url), spelled) if tree is not None else ""
         if not body.strip() and (reason := no_text_reason(html)):
             return _reject(document, reason, title=metadata.get("title"))
         title = metadata.get("title") or hints.get("title")

@@ -3,12 +3,15 @@ a language filter only when asked for (NEWSFLOW_ALLOWED_LANGUAGES)."""
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from language_samples import LANGUAGES, RIGHT_TO_LEFT, SAMPLES, UNSPACED, sample, sample_page, sample_text
 from warehouse_sql import query
 
 from flows.cli import EXIT_OK, main
 from tasks.clean import LANGUAGE_FILTER, clean_document, detect_language
+from tasks.formatchars import restore_format_chars, spelled_words
 from tasks.records import Article, Document, Rejection
 from tasks.settings import PROJECT_ROOT, Settings, get_settings
 from tasks.textnorm import normalize_text
@@ -79,20 +82,48 @@ def test_language_is_detected_from_the_text_whatever_the_script(code):
     assert detect_language(" ".join(paragraphs)) == code
 
 
+def marked_paragraphs(code: str) -> list[str]:
+    """The sample's paragraphs with bidi controls and joiners: an RLM after a number, an isolated
+    left-to-right name (LRI ... PDI), an embedding (RLE ... PDF), a Persian word spelled with a ZWNJ."""
+    _, paragraphs = sample(code)
+    return [paragraphs[0] + " 2026\u200f", f"\u2066Harbour Gazette\u2069 {paragraphs[1]}",
+            f"\u202b{paragraphs[2]}\u202c", f"\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 {paragraphs[3]}",
+            *paragraphs[4:]]
+
+
 @pytest.mark.parametrize("code", RIGHT_TO_LEFT)
-def test_right_to_left_text_keeps_its_bidi_marks_and_joiners_through_the_clean_stage(code):
-    title, paragraphs = sample(code)
-    # RLM after a number, an isolated left-to-right name (LRI ... PDI), an embedding (RLE ... PDF).
-    marked = [paragraphs[0] + " 2026\u200f", f"\u2066Harbour Gazette\u2069 {paragraphs[1]}",
-              f"\u202b{paragraphs[2]}\u202c", *paragraphs[3:]]
-    document = Document("desk", f"file:///inbox/{code}.txt", content_type="text/plain",
-                        text=title + "\n\n" + "\n\n".join(marked))
+@pytest.mark.parametrize("form", ["text", "html", "html-references"])
+def test_right_to_left_text_keeps_its_bidi_marks_and_joiners_through_the_clean_stage(code, form):
+    title, _ = sample(code)
+    marked = marked_paragraphs(code)
+    if form == "text":
+        document = Document("desk", f"file:///inbox/{code}.txt", content_type="text/plain",
+                            text=title + "\n\n" + "\n\n".join(marked))
+    else:
+        page = (f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
+                + "".join(f"<p>{html.escape(p)}</p>" for p in marked) + "</article></body></html>")
+        if form == "html-references":  # as character references: &rlm; &zwnj; &#x2066; ...
+            page = "".join(f"&#x{ord(c):x};" if 0x200c <= ord(c) <= 0x2069 else c for c in page)
+        document = Document("desk", f"https://news.example/{code}/marked", html=page)
     article = clean_document(document, IN_PROCESS)
     assert isinstance(article, Article)
     assert article.text == "\n\n".join(marked)
-    # Only whitespace changes: runs of spaces, zero-width spaces, stray spaces at line ends.
-    messy = "  " + marked[0].replace(" ", "   ", 3) + "\u200b \n"
-    assert normalize_text(messy) == marked[0]
+
+
+def test_normalisation_changes_right_to_left_text_only_in_its_whitespace():
+    for code in RIGHT_TO_LEFT:
+        marked = marked_paragraphs(code)[0]
+        messy = "  " + marked.replace(" ", "   ", 3) + "\u200b \n"
+        assert normalize_text(messy) == marked
+
+
+def test_words_spelled_with_format_characters_are_restored_only_when_unambiguous():
+    page = ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 x", "2026\u200f", "2026 again", "a\u200db a\u200cb"]
+    spelled = spelled_words(page)
+    assert spelled == {"\u0645\u06cc\u062e\u0648\u0627\u0647\u0645": page[0].split()[0]}
+    # "2026" is also written bare, "ab" with two different controls: both stay as extracted.
+    assert restore_format_chars("\u0645\u06cc\u062e\u0648\u0627\u0647\u0645 2026 ab", spelled) == \
+        f"{page[0].split()[0]} 2026 ab"
 
 
 def test_joiners_survive_normalisation():
