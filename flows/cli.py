@@ -47,20 +47,28 @@ def _inline_sources(args: argparse.Namespace) -> list[dict[str, Any]]:
     return sources
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    by_stage = summary.get("quarantined_by_stage", {})
-    print(f"\nrun {summary['run_id']}")
-    print(f"{'stage':<10}{'in':>8}{'out':>8}{'quarantined':>13}{'duplicates':>12}")
-    for stage in ("fetch", "clean", "dedupe", "validate", "load"):
-        dropped = summary.get("duplicates", 0) if stage == "dedupe" else 0
-        if stage == "dedupe":
-            dropped = summary.get("dedupe_in", 0) - summary.get("dedupe_out", 0)
-        print(f"{stage:<10}{summary.get(stage + '_in', 0):>8}{summary.get(stage + '_out', 0):>8}"
-              f"{by_stage.get(stage, 0):>13}{dropped:>12}")
-    if summary.get("deferred"):
-        from tasks.report import deferred_line
+def print_summary(run_id: str, warehouse: str) -> None:
+    """The run's stage table, stories and Data Docs, read from the warehouse as the run-summary artifact is."""
+    from tasks.datadocs import docs_link, docs_root
+    from tasks.report import deferred_line, render_stage_table, run_summary
+    from tasks.warehouse import get_engine
 
-        print(deferred_line(summary.get("load_out", 0), summary["deferred"], summary.get("deferred_sources", {})))
+    summary = run_summary(get_engine(warehouse), run_id)
+    if summary is None:
+        return
+    print(f"\nrun {run_id}")
+    print(render_stage_table(summary["stages"]))
+    stories = summary["stories"]
+    print(f"stories: {stories['new']} new, {stories['joined']} joined by new articles"
+          + (f"; largest: {stories['largest'][0]['title']} ({stories['largest'][0]['articles']} articles)"
+             if stories["largest"] else ""))
+    if summary["deferred"]:
+        load = summary["stages"][-1]
+        print(deferred_line(load["passed"] + load["unchanged"], summary["deferred"], summary["deferred_sources"]))
+    settings = tasks.settings.get_settings().model_copy(update={"warehouse_url": warehouse})
+    index = docs_root(settings) / run_id / "index.html"
+    if index.is_file():
+        print(f"Data Docs: {docs_link(settings, index)}")
 
 
 @contextmanager
@@ -108,10 +116,10 @@ def run_ingest(sources_file: str | None, sources: list[dict[str, Any]] | None, w
         with warehouse_parameter(warehouse) as parameter:
             return ingest_news(sources_file=sources_file, sources=sources, warehouse_url=parameter)
 
-    return run_and_summarise(run)
+    return run_and_summarise(run, warehouse or tasks.settings.get_settings().warehouse_url)
 
 
-def run_and_summarise(run: Callable[[], dict[str, Any]]) -> int:
+def run_and_summarise(run: Callable[[], dict[str, Any]], warehouse: str) -> int:
     """Run a flow and print its summary; exit codes say what went wrong, with a one-line reason."""
     from tasks.sources import SourcesError, SourceUnavailable
     from tasks.validate import StageFailed
@@ -134,7 +142,7 @@ def run_and_summarise(run: Callable[[], dict[str, Any]]) -> int:
     except Exception as exc:
         print(f"newsflow: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print_summary(summary)
+    print_summary(summary["run_id"], warehouse)
     return EXIT_OK
 
 
@@ -184,7 +192,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
             return reprocess_news(sources=args.source, urls=args.url, since=since, warehouse_url=parameter,
                                   quarantined=args.quarantined, stage=args.stage)
 
-    return run_and_summarise(run)
+    return run_and_summarise(run, args.warehouse or tasks.settings.get_settings().warehouse_url)
 
 
 def show_warehouse(url: str) -> None:
@@ -337,6 +345,7 @@ def cmd_automations(args: argparse.Namespace) -> int:
 
 def cmd_quality(args: argparse.Namespace) -> int:
     """Print a run's quality summary from the warehouse: the run-summary artifact, for terminals."""
+    from tasks.datadocs import docs_link, docs_root
     from tasks.report import render_markdown, run_summary
     from tasks.settings import get_settings
     from tasks.warehouse import WarehouseError, get_engine
@@ -350,7 +359,9 @@ def cmd_quality(args: argparse.Namespace) -> int:
         print(f"newsflow: no run {args.run!r} in the warehouse" if args.run else "newsflow: no run yet",
               file=sys.stderr)
         return EXIT_USAGE
-    print(render_markdown(summary))
+    settings = get_settings().model_copy(update={"warehouse_url": args.warehouse or get_settings().warehouse_url})
+    index = docs_root(settings) / summary["run_id"] / "index.html"
+    print(render_markdown(summary, docs_link(settings, index) if index.is_file() else None))
     return EXIT_OK
 
 

@@ -182,11 +182,12 @@ def _publish(report: RunReport, run_id: str, settings: Settings, docs_index: str
             create_table_artifact(key=f"quality-{suite}", table=table,
                                   description=f"Expectations of the {suite} suite in run {run_id}")
     summary = run_summary(get_engine(settings.warehouse_url), run_id)
+    docs = docs_link(settings, Path(docs_index)) if docs_index else None
     if summary:
-        create_markdown_artifact(key="run-summary", markdown=render_markdown(summary),
+        create_markdown_artifact(key="run-summary", markdown=render_markdown(summary, docs),
                                  description="What each stage took in, let through and held back")
-    if docs_index:
-        create_link_artifact(key="data-docs", link=docs_link(settings, Path(docs_index)),
+    if docs:
+        create_link_artifact(key="data-docs", link=docs,
                              link_text=f"Great Expectations Data Docs of run {run_id}",
                              description="Every expectation of the run, with the unexpected values")
 

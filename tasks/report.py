@@ -11,7 +11,6 @@ from sqlalchemy import Engine, func, select
 
 from tasks import schema
 from tasks.datadocs import docs_root
-from tasks.records import STAGES
 from tasks.settings import Settings
 
 WORST_SOURCES = 5
@@ -34,8 +33,46 @@ def _reason_key(reason: str) -> str:
     return reason.split(": ", 1)[0] if reason.startswith("expect_") else reason[:120]
 
 
+def stage_rows(counts: dict[str, Any], held_by_stage: dict[str, int], not_modified: int,
+               written: dict[str, int]) -> list[dict[str, Any]]:
+    """The stage table: what each stage took in, and what became of it, each row adding up to `in`
+    (passed + quarantined + duplicates + unchanged).
+
+    `counts` are the run's <stage>_in/_out, `held_by_stage` its quarantine rows per stage, `not_modified`
+    its 304 answers, `written` the articles its loads wrote `new` and `changed`. Per stage:
+    - fetch: what was read or tried (pages, files, records, listings): documents passed on, failed or
+      refused (quarantined), unchanged since the last run (304);
+    - clean: documents in, articles out, the others quarantined;
+    - dedupe: copies of other articles dropped (duplicates);
+    - validate: the deduplicated checks (their quarantine rows name the dedupe stage);
+    - load: articles with a new or changed text written (passed), copies of an article another run loaded
+      meanwhile (duplicates), texts as they were (unchanged: only marked as seen again), copies whose
+      article was missing (quarantined).
+    """
+    get = lambda key: int(counts.get(key) or 0)  # noqa: E731
+    load_passed = written.get("new", 0) + written.get("changed", 0)
+    rows = {
+        "fetch": (get("fetch_out"), held_by_stage.get("fetch", 0), 0, not_modified),
+        "clean": (get("clean_out"), held_by_stage.get("clean", 0), 0, 0),
+        "dedupe": (get("dedupe_out"), 0, get("dedupe_in") - get("dedupe_out"), 0),
+        "validate": (get("validate_out"), held_by_stage.get("dedupe", 0) + held_by_stage.get("validate", 0), 0, 0),
+        "load": (load_passed, held_by_stage.get("load", 0), get("load_in") - get("load_out"),
+                 get("load_out") - load_passed),
+    }
+    # Fetch has no input of its own: its "in" is what it ended with. The others' is what they counted in, so a
+    # row that does not add up shows a miscount instead of hiding it.
+    taken_in = {"fetch": sum(rows["fetch"]), "load": get("load_in") + held_by_stage.get("load", 0)}
+    return [{"stage": stage, "in": taken_in.get(stage, get(f"{stage}_in")), "passed": parts[0],
+             "quarantined": parts[1], "duplicates": parts[2], "unchanged": parts[3]}
+            for stage, parts in rows.items()]
+
+
+LARGEST_STORIES = 3
+
+
 def run_summary(engine: Engine, run_id: str | None = None) -> dict[str, Any] | None:
-    """What a run took in, let through and held back, and where it went worst (None: no such run)."""
+    """What a run took in, let through and held back, its stories, and where it went worst (None: no such
+    run). Read from the warehouse, so the UI and `newsflow quality` say the same."""
     run_id = run_id or latest_run_id(engine)
     runs, q, dq, f, d = (schema.pipeline_runs, schema.quarantine, schema.dq_results, schema.fetches,
                          schema.duplicates)
@@ -48,12 +85,13 @@ def run_summary(engine: Engine, run_id: str | None = None) -> dict[str, Any] | N
                                        .group_by(d.c.kind)).all())
         fetches = conn.execute(select(f.c.source, func.count(), func.count(f.c.error))
                                .where(f.c.run_id == run_id).group_by(f.c.source)).all()
+        not_modified = conn.execute(select(func.count()).where(f.c.run_id == run_id, f.c.not_modified.is_(True))
+                                    ).scalar() or 0
         failing = conn.execute(
-            select(dq.c.stage, dq.c.severity, dq.c.expectation, func.count(),
-                   func.sum(func.coalesce(dq.c.unexpected_count, 0)))
-            .where(dq.c.run_id == run_id, dq.c.success.is_(False))
-            .group_by(dq.c.stage, dq.c.severity, dq.c.expectation)).all()
+            select(dq.c.stage, dq.c.severity, dq.c.expectation, dq.c.unexpected_count, dq.c.observed_value)
+            .where(dq.c.run_id == run_id, dq.c.success.is_(False)).order_by(dq.c.id)).all()
         checked = conn.execute(select(func.count()).where(dq.c.run_id == run_id)).scalar() or 0
+        written, stories = _written_and_stories(conn, run_id, run["started_at"])
     held_by_stage = Counter(stage for stage, _, _ in held)
     reasons = Counter((stage, _reason_key(str(r))) for stage, _, rs in held for r in (rs or [])[:3])
     per_source: dict[str, Counter[str]] = {}
@@ -66,16 +104,55 @@ def run_summary(engine: Engine, run_id: str | None = None) -> dict[str, Any] | N
     return {
         "run_id": run["run_id"], "status": run["status"], "message": run["message"],
         "started_at": run["started_at"], "finished_at": run["finished_at"],
-        "stages": [{"stage": s, "in": run[f"{s}_in"], "out": run[f"{s}_out"], "quarantined": held_by_stage[s]}
-                   for s in STAGES],
-        "quarantined": len(held), "duplicates": duplicates,
+        "stages": stage_rows(dict(run), held_by_stage, not_modified, written),
+        "quarantined": len(held), "duplicates": duplicates, "stories": stories,
         "deferred": run["deferred"] or 0, "deferred_sources": dict(run["deferred_sources"] or {}),
         "top_reasons": [{"stage": s, "reason": r, "rows": n} for (s, r), n in reasons.most_common(TOP_REASONS)],
         "worst_sources": [{"source": s, **dict(c)} for s, c in worst[:WORST_SOURCES]],
         "expectations_checked": checked,
-        "failed_expectations": [{"stage": s, "severity": sev, "expectation": e, "times": n, "unexpected": u}
-                                for s, sev, e, n, u in sorted(failing, key=lambda r: (r[1] != "critical", r[0]))],
+        "failed_expectations": failed_expectations(failing),
     }
+
+
+def failed_expectations(rows: list[Any]) -> list[dict[str, Any]]:
+    """The run's failed expectations, one line each (critical first): the batches that failed it, the
+    unexpected values in all, and an example of an offending value (its first failure's observed value)."""
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for stage, severity, expectation, unexpected, observed in rows:
+        entry = merged.setdefault((stage, severity, expectation), {
+            "stage": stage, "severity": severity, "expectation": expectation, "times": 0, "unexpected": 0,
+            "example": None})
+        entry["times"] += 1
+        entry["unexpected"] += unexpected or 0
+        if entry["example"] is None and observed not in (None, "", "[]", "{}"):
+            entry["example"] = observed if len(observed) <= EXAMPLE_CHARS else observed[:EXAMPLE_CHARS - 1] + "…"
+    return sorted(merged.values(), key=lambda e: (e["severity"] != "critical", e["stage"], e["expectation"]))
+
+
+EXAMPLE_CHARS = 100
+
+
+def _written_and_stories(conn: Any, run_id: str, started_at: Any) -> tuple[dict[str, int], dict[str, Any]]:
+    """The articles the run's loads wrote new (first seen since it started) or with a changed text, and its
+    stories: started by it, joined by its new articles (started before it), the largest it touched."""
+    w, a, s, v = schema.run_writes, schema.articles, schema.stories, schema.article_versions
+    mine = select(w.c.row_id).where(w.c.run_id == run_id, w.c.kind == "article").scalar_subquery()
+    new = a.c.first_seen_at >= started_at
+    written = {
+        "new": conn.execute(select(func.count()).where(a.c.id.in_(mine), new)).scalar() or 0,
+        "changed": conn.execute(select(func.count(func.distinct(v.c.article_id)))
+                                .where(v.c.replaced_by_run_id == run_id)).scalar() or 0,
+    }
+    touched = select(a.c.story_id).where(a.c.id.in_(mine), a.c.story_id.is_not(None))
+    started = conn.execute(select(func.count()).where(s.c.id.in_(touched), s.c.first_seen_at >= started_at)
+                           ).scalar() or 0
+    joined = conn.execute(select(func.count()).select_from(a.join(s, a.c.story_id == s.c.id))
+                          .where(a.c.id.in_(mine), new, s.c.first_seen_at < started_at)).scalar() or 0
+    outlets = select(func.count(func.distinct(a.c.source))).where(a.c.story_id == s.c.id).scalar_subquery()
+    largest = conn.execute(select(s.c.id, s.c.title, s.c.article_count, outlets).where(s.c.id.in_(touched))
+                           .order_by(s.c.article_count.desc(), s.c.id).limit(LARGEST_STORIES)).all()
+    return written, {"new": started, "joined": joined,
+                     "largest": [{"id": i, "title": t, "articles": n, "outlets": o} for i, t, n, o in largest]}
 
 
 def deferred_line(loaded: int, deferred: int, by_source: dict[str, int]) -> str:
@@ -92,19 +169,50 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
             *["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]]
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
-    """The summary as markdown: readable as plain text in a terminal, rendered in the Prefect UI."""
+STAGE_COLUMNS = ("in", "passed", "quarantined", "duplicates", "unchanged")
+
+
+def render_stage_table(stages: list[dict[str, Any]]) -> str:
+    """The stage table as plain text, for the end of `newsflow ingest`."""
+    lines = [f"{'stage':<10}" + "".join(f"{c:>13}" for c in STAGE_COLUMNS)]
+    lines += [f"{row['stage']:<10}" + "".join(f"{row[c]:>13}" for c in STAGE_COLUMNS) for row in stages]
+    return "\n".join(lines)
+
+
+def render_markdown(summary: dict[str, Any], docs_url: str | None = None) -> str:
+    """The summary as markdown: readable as plain text in a terminal, rendered in the Prefect UI (the
+    run-summary artifact), with the link to the run's Data Docs when there is one."""
     lines = [f"# Run {summary['run_id']}: {summary['status']}", ""]
     if summary["message"]:
         lines += [f"**{summary['message']}**", ""]
-    lines += _table(["stage", "in", "out", "quarantined"],
-                    [[s["stage"], s["in"], s["out"], s["quarantined"]] for s in summary["stages"]])
+    if docs_url:
+        lines += [f"Every expectation, with the unexpected values: [Data Docs of this run]({docs_url})", ""]
+    lines += _table(["stage", *STAGE_COLUMNS], [[s["stage"], *(s[c] for c in STAGE_COLUMNS)]
+                                                 for s in summary["stages"]])
     dup = summary["duplicates"]
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(dup.items())) or "none"
-    lines += ["", f"Quarantined: {summary['quarantined']} · duplicates dropped: {sum(dup.values())} ({kinds}) · "
+    lines += ["", "Each row: in = passed + quarantined + duplicates + unchanged. Fetch counts what it read or "
+              "tried; load passes on the articles it wrote new or changed, and leaves unchanged texts as they "
+              "were.", "",
+              f"Quarantined: {summary['quarantined']} · duplicates recorded: {sum(dup.values())} ({kinds}) · "
               f"expectations checked: {summary['expectations_checked']}", ""]
-    if summary["deferred"]:
-        lines += [deferred_line(summary["stages"][-1]["out"], summary["deferred"], summary["deferred_sources"]), ""]
+    if summary.get("deferred"):
+        load = summary["stages"][-1]
+        lines += [deferred_line(load["passed"] + load["unchanged"], summary["deferred"],
+                                summary["deferred_sources"]), ""]
+    stories = summary.get("stories")
+    if stories:
+        lines += ["## Stories", "", f"New stories: {stories['new']} · new articles joining an earlier story: "
+                  f"{stories['joined']}", ""]
+        if stories["largest"]:
+            lines += [*_table(["largest stories of this run", "articles", "outlets"],
+                              [[s["title"] or f"story {s['id']}", s["articles"], s["outlets"]]
+                               for s in stories["largest"]]), ""]
+    if summary["failed_expectations"]:
+        lines += ["## Expectations that failed", ""]
+        lines += [*_table(["stage", "severity", "expectation", "batches", "unexpected", "example"],
+                          [[e["stage"], e["severity"], e["expectation"], e["times"], e["unexpected"],
+                            e["example"] or ""] for e in summary["failed_expectations"]]), ""]
     if summary["worst_sources"]:
         lines += ["## Worst sources", ""]
         lines += [*_table(["source", "fetches", "failed fetches", "quarantined"],
@@ -114,9 +222,4 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["## Why records were held back", ""]
         lines += [*_table(["stage", "reason", "rows"],
                           [[r["stage"], r["reason"], r["rows"]] for r in summary["top_reasons"]]), ""]
-    if summary["failed_expectations"]:
-        lines += ["## Expectations that failed", ""]
-        lines += [*_table(["stage", "severity", "expectation", "batches", "unexpected"],
-                          [[e["stage"], e["severity"], e["expectation"], e["times"], e["unexpected"]]
-                           for e in summary["failed_expectations"]]), ""]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 
@@ -62,7 +63,12 @@ def test_text_files_are_loaded_once_with_titles_and_paragraphs_once(tmp_path, sq
     assert query(sqlite_url, "SELECT count(*) FROM quarantine") == [(0,)]
 
     before = query(sqlite_url, "SELECT id, canonical_url, text, content_hash FROM articles ORDER BY id")
+    for path in inbox.iterdir():  # touched, not changed: read again
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     assert main(["ingest", "--files", str(inbox / "*.txt"), "--warehouse", sqlite_url]) == EXIT_OK
+    table = capsys.readouterr().out.split("\nrun ", 1)[1].splitlines()
+    assert table[1].split() == ["stage", "in", "passed", "quarantined", "duplicates", "unchanged"]
+    assert table[6].split() == ["load", "2", "0", "0", "0", "2"]  # a re-run does not read as a reload
     assert query(sqlite_url, "SELECT id, canonical_url, text, content_hash FROM articles ORDER BY id") == before
     assert query(sqlite_url, "SELECT count(*) FROM duplicates") == [(0,)]
 

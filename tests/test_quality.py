@@ -291,7 +291,7 @@ def test_quality_command_prints_the_summary(tmp_path, capsys):
     assert main(["quality", "--warehouse", warehouse, "--run", "new-run"]) == 0
     out = capsys.readouterr().out
     assert "# Run new-run: failed" in out and "source 'layout' failed the clean stage" in out
-    assert "| clean | 1 | 0 | 1 |" in out
+    assert "| clean | 1 | 0 | 1 | 0 | 0 |" in out
     assert "| layout | 0 | 0 | 1 |" in out and "expect_x(no_text_share)" in out
     assert main(["quality", "--warehouse", warehouse, "--run", "nope"]) == 2
 
