@@ -153,7 +153,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
               "--warc GLOB or --url URL",
               file=sys.stderr)
         return EXIT_USAGE
+    _allow_given_folders([*(args.files or []), *(args.warc or [])])
     return run_ingest(args.sources, inline or None, args.warehouse)
+
+
+def _allow_given_folders(patterns: list[str]) -> None:
+    """Files named on the command line are the operator's own: their folders may be read in this run (a
+    flow parameter or a Prefect Variable only reaches the working directory and NEWSFLOW_FILES_ROOTS)."""
+    from tasks.localfiles import pattern_base
+
+    if patterns:
+        roots = [os.environ.get("NEWSFLOW_FILES_ROOTS", ""), *(str(pattern_base(p).resolve()) for p in patterns)]
+        os.environ["NEWSFLOW_FILES_ROOTS"] = os.pathsep.join(filter(None, roots))
+        tasks.settings.get_settings.cache_clear()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ from tasks.datadocs import docs_link
 from tasks.dedupe import DedupOutcome
 from tasks.fetch import FetchOutcome
 from tasks.frames import articles_frame, deduplicated_frame, documents_frame
+from tasks.localfiles import with_sources_folder
 from tasks.records import Article, Document, Duplicate, Rejection
 from tasks.report import render_markdown, run_summary
 from tasks.settings import Settings, get_settings
@@ -548,6 +549,7 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
     if not sources_file and not sources:
         sources = sources_from_variable(sources_variable or settings.sources_variable)
     specs = resolve_sources(sources_file, sources)  # a wrong file fails here, before any fetch
+    settings = with_sources_folder(settings, sources_file)  # local files may be read from beside it
     kinds = {s.name: s.kind for s in specs}
     engine = get_engine(settings.warehouse_url)
     run_id = str(flow_run.id or uuid.uuid4())

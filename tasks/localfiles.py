@@ -5,12 +5,16 @@ before and reports the others as deferred, for the next runs. A file is known by
 modification time (a changed file is read again from its start); JSON Lines and WARC files are read in
 parts, from the byte offset where the last run stopped. Nothing is read whole: a file, a JSON Lines line
 or a WARC record's body is read up to the size cap and no further, so memory does not grow with the file.
+Only files inside the allowed roots are read (see `allowed_roots`): a sources list given as a flow
+parameter or a Prefect Variable, which the UI can edit, must not read the worker's files.
 """
 
 from __future__ import annotations
 
 import glob
+import itertools
 import json
+import os
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -33,9 +37,56 @@ if TYPE_CHECKING:
 READ_CHUNK = 1 << 20  # bytes read at a time when skipping or counting
 
 
-def matching_files(pattern: str) -> list[Path]:
-    """The files a source's path or glob names, in a stable order (the order runs take them in)."""
-    return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+def allowed_roots(settings: Settings) -> list[Path]:
+    """The folders local files may be read from: the working directory, and NEWSFLOW_FILES_ROOTS (to which
+    a run adds its sources file's folder)."""
+    extra = [Path(p).expanduser() for p in settings.files_roots.split(os.pathsep) if p.strip()]
+    return [root.resolve() for root in (Path.cwd(), *extra)]
+
+
+def with_sources_folder(settings: Settings, sources_file: str | os.PathLike[str] | None) -> Settings:
+    """The settings of a run reading `sources_file`: its folder is an allowed root too."""
+    if not sources_file:
+        return settings
+    roots = [p for p in settings.files_roots.split(os.pathsep) if p.strip()]
+    folder = str(Path(sources_file).resolve().parent)
+    return settings.model_copy(update={"files_roots": os.pathsep.join([*roots, folder])})
+
+
+def pattern_base(pattern: str) -> Path:
+    """The folder a path or glob starts from: its parts before the first wildcard."""
+    parts = Path(pattern).parts
+    fixed = list(itertools.takewhile(lambda part: not glob.has_magic(part), parts))
+    return Path(*fixed) if fixed else Path()
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    resolved = path.resolve()  # after `..` and symlinks
+    return any(resolved.is_relative_to(root) for root in roots)
+
+
+def _refuse(outcome: FetchOutcome, path: str, roots: list[Path]) -> None:
+    reason = (f"outside the allowed folders ({', '.join(map(str, roots))}): {path}; "
+              "add its folder to NEWSFLOW_FILES_ROOTS to read it")
+    outcome.attempts.append(FetchAttempt(outcome.source, path, error=reason, error_kind="outside_roots"))
+    outcome.reject(path, reason, error_kind="outside_roots")
+
+
+def matching_files(pattern: str, roots: list[Path], outcome: FetchOutcome) -> list[Path]:
+    """The files a source's path or glob names inside the allowed roots, in a stable order (the order runs
+    take them in). A pattern starting outside them is not even listed; a file resolving outside them (a
+    symlink) is refused: both recorded as failed fetches, never read."""
+    if not _inside(pattern_base(pattern), roots):
+        _refuse(outcome, pattern, roots)
+        return []
+    paths = []
+    for name in sorted(glob.glob(pattern, recursive=True)):
+        path = Path(name)
+        if not _inside(path, roots):
+            _refuse(outcome, str(path), roots)
+        elif path.is_file():
+            paths.append(path)
+    return paths
 
 
 def file_uri(path: Path) -> str:
@@ -312,11 +363,14 @@ def _read_within_budget(paths: list[Path], budget: int, warc: bool, state: Fetch
 def fetch_files(source: FilesSource, settings: Settings, state: FetchState, outcome: FetchOutcome) -> None:
     """Up to the source's budget of documents from files not read before, in path order (a JSON file's
     records come together; a JSON Lines file may stop at a line); the rest is counted as deferred."""
-    paths = matching_files(source.path)
+    paths = matching_files(source.path, allowed_roots(settings), outcome)
     if not paths:
-        outcome.attempts.append(FetchAttempt(source.name, source.path, error="no file matches"))
-        outcome.reject(source.path, "no file matches the path")
-        outcome.unavailable = f"no file matches {source.path}"  # fails the run: a typo is not "nothing new"
+        if outcome.rejections:  # outside the allowed roots: refused, and the run fails saying so
+            outcome.unavailable = outcome.rejections[0].reasons[0]
+        else:
+            outcome.attempts.append(FetchAttempt(source.name, source.path, error="no file matches"))
+            outcome.reject(source.path, "no file matches the path")
+            outcome.unavailable = f"no file matches {source.path}"  # fails the run: a typo is not "nothing new"
         return
     max_bytes = settings.max_response_bytes
 
@@ -335,12 +389,15 @@ def fetch_warc(source: WarcSource, settings: Settings, state: FetchState, outcom
                accept: Callable[[str], bool]) -> None:
     """Up to the source's budget of response records not read before, file by file from the offset where
     the last run stopped; the rest is counted as deferred."""
-    paths = matching_files(source.path)
+    paths = matching_files(source.path, allowed_roots(settings), outcome)
     if not paths:
-        outcome.attempts.append(FetchAttempt(source.name, source.path, error="no file matches",
-                                             error_kind="no_file"))
-        outcome.reject(source.path, "no WARC file matches the path")
-        outcome.unavailable = f"no WARC file matches {source.path}"
+        if outcome.rejections:
+            outcome.unavailable = outcome.rejections[0].reasons[0]
+        else:
+            outcome.attempts.append(FetchAttempt(source.name, source.path, error="no file matches",
+                                                 error_kind="no_file"))
+            outcome.reject(source.path, "no WARC file matches the path")
+            outcome.unavailable = f"no WARC file matches {source.path}"
         return
 
     def read_part(path: Path, uri: str, start: FileProgress, budget: int) -> FileProgress:

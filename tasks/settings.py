@@ -71,7 +71,10 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = 1.0  # first retry after ~1 s (plus jitter), then 2 s, 4 s, ...
     max_retry_after_seconds: float = 120.0  # a longer Retry-After gives up (recorded) instead of stalling the run
     robots_cache_seconds: float = 3600.0  # robots.txt is read once per host per run (and at most hourly)
-    max_items_per_source: int = 500
+    max_items_per_source: int = 500  # a source's items per run (its `max_items`): the rest wait for the next runs
+    # Folders `files` and `warc` sources may read, besides the sources file's own and the working directory
+    # (os.pathsep-separated): a path resolving elsewhere (`..`, symlinks) is refused, never read.
+    files_roots: str = ""
     max_sitemaps_per_source: int = 50  # sitemap files read per source and run, index children included
     max_sitemap_depth: int = 3  # sitemap index -> sitemap nesting followed
     # gzip level of the raw bodies kept: on 110 KB pages level 1 costs 1.1 CPU ms a page against 2.4 for

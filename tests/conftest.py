@@ -4,6 +4,7 @@ and the bundled sample site served over real HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +17,8 @@ POSTGRES_URL = os.environ.get("NEWSFLOW_TEST_POSTGRES_URL")
 # Tests serve everything from one local host: a 1 s politeness delay per request would only slow them.
 os.environ.setdefault("NEWSFLOW_HOST_DELAY_SECONDS", "0.01")
 os.environ.setdefault("NEWSFLOW_RETRY_BACKOFF_SECONDS", "0.01")
+# Tests give their files as flow parameters from temporary folders: those may be read.
+os.environ.setdefault("NEWSFLOW_FILES_ROOTS", tempfile.gettempdir())
 
 
 def pytest_configure(config: pytest.Config) -> None:
