@@ -70,10 +70,10 @@ def test_a_parameter_reaches_only_the_working_directory_and_the_configured_roots
 @pytest.mark.usefixtures("prefect_server")
 def test_a_flow_parameter_cannot_read_the_workers_files(sqlite_url):
     from flows.ingest import ingest_news
+    from tasks.sources import SourceUnavailable
 
-    summary = ingest_news(sources=[{"name": "etc", "kind": "files", "path": "/etc/host*"}],
-                          warehouse_url=sqlite_url)
-    assert summary["quarantined"] == 1
+    with pytest.raises(SourceUnavailable, match="outside the allowed folders"):  # loud, not "nothing new"
+        ingest_news(sources=[{"name": "etc", "kind": "files", "path": "/etc/host*"}], warehouse_url=sqlite_url)
     rows = query(sqlite_url, "SELECT url, error_kind FROM fetches")
     assert rows and {kind for _, kind in rows} == {"outside_roots"}
     assert query(sqlite_url, "SELECT count(*) FROM articles") == [(0,)]
