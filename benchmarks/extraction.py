@@ -1,26 +1,34 @@
-"""Article-extraction quality and speed on a folder laid out like Zyte's article-extraction benchmark.
+"""Article-extraction quality and speed on labelled corpora, ours beside plain trafilatura in the same run.
 
-    python benchmarks/extraction.py FOLDER [--only ours|trafilatura-precision|trafilatura-fast] [--worst N]
-                                          [--rounds 5]
+    python benchmarks/extraction.py FOLDER [FOLDER ...] [--worst N] [--rounds 3] [--no-loso] [--limit N]
 
-FOLDER holds `ground-truth.json` ({id: {"articleBody": ..., "url": ...}}) and `html/<id>.html.gz`.
-The metric is the benchmark's own: token 4-gram multisets (tokens are `\\w+` matches, case kept; a text of
-1-3 tokens is one shingle, an empty text none); per page TP = multiset intersection, FP = predicted excess,
-FN = missing truth; precision is averaged over pages with a non-empty prediction, recall over all pages,
-F1 = 2PR/(P+R) of the two means.
+e.g. `python benchmarks/extraction.py ../shared/extraction-dev ../shared/extraction-dev-multilingual`.
 
-Speed is pages per second, single process, on already decompressed pages, every extractor timed the same
-way: passes interleaved (ours, then each reference, round after round), a garbage collection before each
-pass and outside its timing (so no extractor pays for another's garbage), the fastest pass counting. Two
-clocks: wall time (`docs/s`), and the process's CPU time (`cpu docs/s`). On a shared machine other
-processes' work stretches wall time, all passes alike when the load lasts; CPU time counts only this
-process's work, so it is the figure to compare with measurements on an idle machine. The load average
-before and after the run is printed.
+Each FOLDER is one of two layouts, each scored with its own metric:
+- **AEB** (Zyte's article-extraction benchmark): `ground-truth.json` ({id: {"articleBody", "url"}}) and
+  `html/<id>.html.gz`. Token 4-gram multisets (tokens are `\\w+` matches, case kept; a text of 1-3 tokens is one
+  shingle); per page TP = multiset intersection; precision averaged over pages with a non-empty prediction,
+  recall over all pages, F1 = 2PR/(P+R) of the two means.
+- **evaldata** (trafilatura's multilingual corpus): `evaldata.json` ({url: {"file", "with", "without"}}) and
+  `html/<file>`. Whitespace-normalised substring checks: "with" passages found are TP, missing FN, "without"
+  passages found FP; summed over pages, F1 = 2TP/(2TP+FP+FN).
+
+Pages are decoded the way the pipeline decodes a body served without a charset header (`decode_body`), and
+every extractor gets the same text.
+
+Printed per corpus:
+- P, R, F1, wall docs/s and CPU docs/s of `extract_text` (ours) and trafilatura's modes (default, fast,
+  precision), passes interleaved round after round, the fastest counting;
+- each rule of `tasks.extract.Rules` switched off alone (its F1, and how many sites it helps and costs);
+- leave-one-site-out: for every site, the rule set (all rules, or one switched off) that scores best on the
+  other sites extracts that site's pages; the figure beside ours shows whether a rule was fitted to one site;
+- the pages where ours falls more than 0.2 F1 below plain trafilatura (default mode).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import gzip
 import json
@@ -28,13 +36,54 @@ import os
 import re
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 _TOKEN = re.compile(r"\w+")
+Extractor = Callable[[str, "str | None"], str]
+
+
+# --- corpora and metrics ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    key: str
+    url: str | None
+    html: str
+    site: str
+    truth: object  # AEB: the article body; evaldata: (with, without)
+
+
+def site_of(url: str | None) -> str:
+    """The page's site: the host without 'www.', cut to its registrable part (three labels under co/com/...)."""
+    host = (urlsplit(url or "").hostname or "").removeprefix("www.")
+    labels = host.split(".")
+    keep = 3 if len(labels) >= 3 and labels[-2] in ("co", "com", "org", "net", "ac", "gov", "edu") else 2
+    return ".".join(labels[-keep:])
+
+
+def load_corpus(folder: Path, limit: int = 0) -> tuple[str, list[Page]]:
+    from tasks.http import decode_body
+
+    def read(name: str) -> str:
+        raw = (folder / "html" / name).read_bytes()
+        return decode_body(gzip.decompress(raw) if name.endswith(".gz") else raw, None)
+
+    if (folder / "ground-truth.json").exists():
+        truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
+        pages = [Page(key, item.get("url"), read(f"{key}.html.gz"), site_of(item.get("url")), item["articleBody"])
+                 for key, item in list(truth.items())[:limit or None]]
+        return "aeb", pages
+    data = json.loads((folder / "evaldata.json").read_text(encoding="utf-8"))
+    pages = [Page(item["file"], url, read(item["file"]), site_of(url), (item["with"], item["without"]))
+             for url, item in list(data.items())[:limit or None]]
+    return "evaldata", pages
 
 
 def shingles(text: str, n: int = 4) -> Counter[tuple[str, ...]]:
@@ -46,93 +95,189 @@ def shingles(text: str, n: int = 4) -> Counter[tuple[str, ...]]:
     return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
 
 
-def page_scores(predicted: str, truth: str) -> tuple[float | None, float]:
-    """(precision or None when nothing was predicted, recall) of one page."""
-    pred, true = shingles(predicted), shingles(truth)
-    tp = sum((pred & true).values())
-    fp = sum(pred.values()) - tp
-    fn = sum(true.values()) - tp
-    precision = tp / (tp + fp) if pred else None
-    recall = tp / (tp + fn) if true else (1.0 if not pred else 0.0)
-    return precision, recall
+def _folded(text: str) -> str:
+    return " ".join(text.split())
 
 
-def score(predictions: dict[str, str], truths: dict[str, str]) -> tuple[float, float, float, dict]:
-    per_page = {key: page_scores(predictions.get(key, ""), truth) for key, truth in truths.items()}
-    precisions = [p for p, _ in per_page.values() if p is not None]
-    recalls = [r for _, r in per_page.values()]
-    mean_p = sum(precisions) / len(precisions) if precisions else 0.0
-    mean_r = sum(recalls) / len(recalls) if recalls else 0.0
-    f1 = 2 * mean_p * mean_r / (mean_p + mean_r) if mean_p + mean_r else 0.0
-    return mean_p, mean_r, f1, per_page
+def page_counts(kind: str, predicted: str, truth: object) -> tuple[float, float, float, bool]:
+    """(TP, FP, FN, predicted anything) of one page, in the corpus's own units."""
+    if kind == "aeb":
+        pred, true = shingles(predicted), shingles(truth)  # type: ignore[arg-type]
+        tp = sum((pred & true).values())
+        return tp, sum(pred.values()) - tp, sum(true.values()) - tp, bool(pred)
+    text = _folded(predicted)
+    wanted, unwanted = truth  # type: ignore[misc]
+    tp = sum(_folded(p) in text for p in wanted)
+    return tp, sum(_folded(p) in text for p in unwanted), len(wanted) - tp, bool(text)
 
 
-def load(folder: Path) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
-    truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
-    pages = {}
-    for key, item in truth.items():
-        raw = gzip.decompress((folder / "html" / f"{key}.html.gz").read_bytes())
-        pages[key] = (raw.decode("utf-8", errors="replace"), item.get("url"))
-    return pages, {key: item["articleBody"] for key, item in truth.items()}
+def page_f1(kind: str, predicted: str, truth: object) -> float:
+    tp, fp, fn, _ = page_counts(kind, predicted, truth)
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
 
 
-def extractors() -> dict[str, Callable[[str, str | None], str]]:
+def score(kind: str, pages: list[Page], predictions: dict[str, str]) -> tuple[float, float, float]:
+    """(precision, recall, F1) of `predictions` over `pages` with the corpus's metric."""
+    counts = [page_counts(kind, predictions.get(page.key, ""), page.truth) for page in pages]
+    if kind == "aeb":  # means of per-page precision (non-empty predictions) and recall
+        precisions = [tp / (tp + fp) for tp, fp, _, any_ in counts if any_ and tp + fp]
+        recalls = [tp / (tp + fn) if tp + fn else 1.0 for tp, _, fn, _ in counts]
+        p = sum(precisions) / len(precisions) if precisions else 0.0
+        r = sum(recalls) / len(recalls) if recalls else 0.0
+        return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+    tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
+    return (tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn) if tp + fn else 0.0,
+            2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+
+
+# --- extractors --------------------------------------------------------------------------------------------
+
+
+def references() -> dict[str, Extractor]:
     import logging
 
     import trafilatura
 
-    from tasks.clean import extract_text
-
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 
-    def trafilatura_with(**options):
+    def mode(**options: bool) -> Extractor:
         def run(html: str, url: str | None) -> str:
-            return trafilatura.extract(html, url=url, deduplicate=False, **options) or ""
+            return trafilatura.extract(html, url=url, deduplicate=False, include_comments=False,
+                                       include_tables=True, **options) or ""
         return run
 
-    return {
-        "ours": extract_text,
-        "trafilatura-precision": trafilatura_with(favor_precision=True),
-        "trafilatura-fast": trafilatura_with(fast=True),
-    }
+    return {"trafilatura-default": mode(), "trafilatura-fast": mode(fast=True),
+            "trafilatura-precision": mode(favor_precision=True)}
+
+
+def rule_variants() -> dict[str, Extractor]:
+    """Ours with every rule, and with each rule switched off alone."""
+    from tasks.extract import DEFAULT_RULES, Rules, extract_text
+
+    variants: dict[str, Extractor] = {"ours": extract_text}
+    for rule in dataclasses.fields(Rules):
+        if rule.type in (bool, "bool"):
+            off = dataclasses.replace(DEFAULT_RULES, **{rule.name: False})
+        elif rule.name == "net_ratio":
+            off = dataclasses.replace(DEFAULT_RULES, net_ratio=0.0)
+        else:
+            continue
+        variants[f"without {rule.name}"] = lambda html, url, rules=off: extract_text(html, url, rules=rules)
+    return variants
+
+
+def run_timed(extractors: dict[str, Extractor], pages: list[Page], rounds: int
+              ) -> tuple[dict[str, dict[str, str]], dict[str, float], dict[str, float]]:
+    predictions: dict[str, dict[str, str]] = {}
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for _ in range(max(1, rounds)):
+        for name, extract in extractors.items():
+            gc.collect()
+            started, started_cpu = time.perf_counter(), time.process_time()
+            predictions[name] = {page.key: _safely(extract, page) for page in pages}
+            wall[name] = min(wall.get(name, float("inf")), time.perf_counter() - started)
+            cpu[name] = min(cpu.get(name, float("inf")), time.process_time() - started_cpu)
+    return predictions, wall, cpu
+
+
+def _safely(extract: Extractor, page: Page) -> str:
+    try:
+        return extract(page.html, page.url)
+    except Exception:  # a crash counts as an empty text (the corpora's rule)
+        return ""
+
+
+# --- leave-one-site-out ------------------------------------------------------------------------------------
+
+
+def leave_one_site_out(kind: str, pages: list[Page], variants: dict[str, dict[str, str]]
+                       ) -> tuple[dict[str, str], Counter[str]]:
+    """Predictions where each site's pages come from the variant scoring best on the other sites."""
+    by_site: dict[str, list[Page]] = defaultdict(list)
+    for page in pages:
+        by_site[page.site].append(page)
+    chosen: dict[str, str] = {}
+    picks: Counter[str] = Counter()
+    for site, held_out in by_site.items():
+        others = [page for page in pages if page.site != site]
+        # Ties go to the full rule set ("ours" first in the dict): a rule stays unless leaving it out wins.
+        best = max(variants, key=lambda name: score(kind, others, variants[name])[2])
+        picks[best] += 1
+        chosen.update({page.key: variants[best][page.key] for page in held_out})
+    return chosen, picks
+
+
+def rule_sites(kind: str, pages: list[Page], ours: dict[str, str], without: dict[str, str]) -> tuple[int, int]:
+    """(sites the rule helps, sites it costs): per-site F1 with the rule against without it."""
+    by_site: dict[str, list[Page]] = defaultdict(list)
+    for page in pages:
+        by_site[page.site].append(page)
+    helped = costs = 0
+    for site_pages in by_site.values():
+        delta = score(kind, site_pages, ours)[2] - score(kind, site_pages, without)[2]
+        helped += delta > 1e-9
+        costs += delta < -1e-9
+    return helped, costs
+
+
+# --- report ------------------------------------------------------------------------------------------------
+
+
+def report(folder: Path, args: argparse.Namespace) -> None:
+    kind, pages = load_corpus(folder, args.limit)
+    sites = len({page.site for page in pages})
+    timed = {"ours": rule_variants()["ours"], **references()}
+    predictions, wall, cpu = run_timed(timed, pages, args.rounds)
+    print(f"\n## {folder.name}: {len(pages)} pages of {sites} sites, metric: "
+          f"{'token 4-gram multisets (AEB)' if kind == 'aeb' else 'with/without passages (evaldata)'}; "
+          f"best of {args.rounds} interleaved passes; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'extractor':34} {'P':>6} {'R':>6} {'F1':>6} {'docs/s':>8} {'cpu docs/s':>11}")
+    for name in timed:
+        p, r, f1 = score(kind, pages, predictions[name])
+        print(f"{name:34} {p:6.3f} {r:6.3f} {f1:6.3f} {len(pages) / wall[name]:8.1f} {len(pages) / cpu[name]:11.1f}")
+
+    ours_f1 = score(kind, pages, predictions["ours"])[2]
+    if not args.no_loso:
+        variants = rule_variants()
+        outputs = {"ours": predictions["ours"]}
+        outputs.update({name: {page.key: _safely(extract, page) for page in pages}
+                        for name, extract in variants.items() if name != "ours"})
+        print(f"{'rule switched off':34} {'F1':>6} {'change':>7} {'sites helped/cost by the rule':>30}")
+        for name, output in outputs.items():
+            if name == "ours":
+                continue
+            f1 = score(kind, pages, output)[2]
+            helped, costs = rule_sites(kind, pages, predictions["ours"], output)
+            print(f"{name:34} {f1:6.3f} {f1 - ours_f1:+7.3f} {helped:>19} / {costs}")
+        loso, picks = leave_one_site_out(kind, pages, outputs)
+        print(f"{'ours, leave-one-site-out':34} {score(kind, pages, loso)[2]:6.3f} {score(kind, pages, loso)[2] - ours_f1:+7.3f}"
+              f"   rule sets chosen: {', '.join(f'{n} ×{c}' for n, c in picks.most_common())}")
+
+    plain = predictions["trafilatura-default"]
+    worse = [(page_f1(kind, predictions["ours"][page.key], page.truth) - page_f1(kind, plain[page.key], page.truth),
+              page) for page in pages]
+    below = sorted((delta, page) for delta, page in worse if delta < -0.2)
+    print(f"pages more than 0.2 F1 below trafilatura-default: {len(below)}")
+    for delta, page in below:
+        print(f"    {delta:+.2f} {page.key[:16]} {page.url}")
+    if args.worst:
+        print(f"worst {args.worst} pages of ours:")
+        for page in sorted(pages, key=lambda pg: page_f1(kind, predictions["ours"][pg.key], pg.truth))[:args.worst]:
+            print(f"    {page_f1(kind, predictions['ours'][page.key], page.truth):.2f} {page.key[:16]} {page.url}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--only", action="append", help="run only this extractor (repeatable)")
-    parser.add_argument("--worst", type=int, default=0, help="list the N worst pages of each extractor")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="timed passes, extractors interleaved; the fastest pass counts (shared machines)")
+    parser.add_argument("folders", type=Path, nargs="+", help="corpus folders (AEB or evaldata layout)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes; the fastest counts")
+    parser.add_argument("--worst", type=int, default=0, help="also list ours' N worst pages")
+    parser.add_argument("--no-loso", action="store_true", help="skip the rule ablation and leave-one-site-out")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N pages of each corpus (smoke runs)")
     args = parser.parse_args(argv)
-
-    pages, truths = load(args.folder)
-    chosen = {name: f for name, f in extractors().items() if not args.only or name in args.only}
-    rounds = max(1, args.rounds)
-    load_before = os.getloadavg()[0]
-    predictions: dict[str, dict[str, str]] = {}
-    best_wall: dict[str, float] = {}
-    best_cpu: dict[str, float] = {}
-    for _ in range(rounds):
-        for name, extract in chosen.items():
-            predictions.pop(name, None)
-            gc.collect()
-            wall, cpu = time.perf_counter(), time.process_time()
-            predictions[name] = {key: extract(html, url) for key, (html, url) in pages.items()}
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            best_wall[name] = min(best_wall.get(name, float("inf")), wall)
-            best_cpu[name] = min(best_cpu.get(name, float("inf")), cpu)
-
-    print(f"{len(pages)} pages from {args.folder.name}; metric: token 4-gram multisets (Zyte benchmark); "
-          f"speed: single process, best of {rounds} interleaved passes; load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs")
-    print(f"{'extractor':24} {'P':>6} {'R':>6} {'F1':>6} {'docs/s':>8} {'cpu docs/s':>11}")
-    for name in chosen:
-        precision, recall, f1, per_page = score(predictions[name], truths)
-        print(f"{name:24} {precision:6.3f} {recall:6.3f} {f1:6.3f} {len(pages) / best_wall[name]:8.1f} "
-              f"{len(pages) / best_cpu[name]:11.1f}", flush=True)
-        for key, (p, r) in sorted(per_page.items(), key=lambda kv: min(kv[1][0] or 0, kv[1][1]))[:args.worst]:
-            print(f"    {key[:12]} P={p if p is None else round(p, 3)} R={r:.3f} {pages[key][1]}")
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
+    for folder in args.folders:
+        report(folder, args)
     return 0
 
 

@@ -235,7 +235,8 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
         metadata = extract_metadata(tree, document.url) if tree is not None else {"authors": [], "tags": []}
         # Joiners and bidi marks that extraction drops are given back (read before the tree is pruned).
         spelled = spelled_words(tree.itertext()) if tree is not None and may_hold_format_chars(html) else {}
-        body = restore_format_chars(extract_from_tree(tree, document.url), spelled) if tree is not None else ""
+        body = (restore_format_chars(extract_from_tree(tree, document.url, html), spelled)
+                if tree is not None else "")
         if not body.strip() and (reason := no_text_reason(html)):
             return _reject(document, reason, title=metadata.get("title"))
         title = metadata.get("title") or hints.get("title")

@@ -1,19 +1,29 @@
-"""Main-text extraction from an HTML page: parse once, prune boilerplate blocks, extract, cross-check, tidy.
+"""Main-text extraction from an HTML page: parse once, prune boilerplate blocks, extract, cross-check, tidy,
+and never return much less than plain trafilatura would.
 
 1. The page is parsed once with lxml (broken markup is repaired by the parser).
-2. Boilerplate blocks are pruned by what they are (figures and captions, forms, buttons) and by what their
-   class or id says they are (comments, related stories, newsletter and share boxes, cookie banners, ads);
-   a block holding a large part of the page's text is never pruned, whatever its name.
+2. Boilerplate blocks are pruned by what they are (captions, forms, buttons; navigation, asides, footers) and
+   by what their class or id says they are (comments, related stories, share boxes, cookie banners, ads);
+   a block holding a large part of the page's text is never pruned, whatever its name. These prunings
+   change no score on the dev corpora: they spare trafilatura walking blocks it would drop anyway.
 3. trafilatura (precision-oriented, fast mode) extracts the main text.
 4. Cross-check: when trafilatura kept much less than the page's paragraph text, readability-lxml extracts
    too, and its text replaces trafilatura's when it contains it and is much longer (article bodies split
    by ads or "read also" boxes, where trafilatura keeps only the first part).
 5. Boilerplate lines ("Comments are closed", "Sign up for ...", "Share this story") are dropped, and a
    trailing comment section is cut at its heading ("12 thoughts on ...").
+6. Safety net against our own rules: when the text kept is a small share of the page's text, plain
+   trafilatura (its default mode, on the page as served) extracts too, and wins when ours is much shorter.
+   An empty or near-empty result is therefore one both extractors agree on, never ours alone.
+
+Every rule can be switched off through `Rules`: benchmarks/extraction.py scores each rule's contribution,
+and a leave-one-site-out choice among them, on both dev corpora.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import re
 from collections import Counter
@@ -37,6 +47,27 @@ REPLACE_RATIO = 1.8
 REPLACE_CONTAINMENT = 0.95
 # A named block holding more than this share of the page's paragraph text is content, not boilerplate.
 MAX_PRUNED_SHARE = 0.3
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rules:
+    """The extraction's rules, each of which can be switched off to measure what it earns."""
+
+    chrome: bool = True  # nav, aside, footer and menu leave the tree before extraction
+    named_blocks: bool = True  # blocks whose class/id names boilerplate leave the tree
+    precision: bool = True  # trafilatura's precision mode on the pruned tree
+    readability: bool = True  # readability's longer text replaces a trafilatura text it contains
+    tidy: bool = True  # boilerplate lines and a trailing comment section are dropped
+    furniture: bool = True  # leading lines repeating the headline are dropped
+    # Safety net: plain trafilatura is consulted when our text is under `net_trigger` of the page's text,
+    # and wins when ours is under `net_ratio` of its length (0 switches the net off).
+    net_trigger: float = 0.25
+    net_ratio: float = 0.5
+
+
+DEFAULT_RULES = Rules()
+# Plain trafilatura's text is no body when most of it is the text of links (an index or list page).
+MAX_NET_LINK_SHARE = 0.5
 
 # Class/id tokens (delimited by whitespace, '-' or '_') that name a boilerplate block; matched against the
 # lowercased value (a case-sensitive pattern is twice as fast as an IGNORECASE one).
@@ -79,7 +110,6 @@ def _boilerplate_named(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElemen
 # tells trafilatura about forum pages).
 _NEVER_TEXT = ("script", "style", "svg", "link")
 _ALWAYS_PRUNED = ("figcaption", "form", "button", "noscript", "iframe", "template", "dialog")
-_MEDIA = ("img", "picture", "video", "audio", "svg")
 _CHROME = ("nav", "aside", "footer", "menu")
 
 # Lines that are page furniture wherever they appear.
@@ -155,29 +185,39 @@ def _paragraph_chars(tree: lxml.html.HtmlElement) -> int:
     return sum(len(p.text_content()) for p in tree.iter("p"))
 
 
-def prune_boilerplate(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
-    """Remove boilerplate blocks in place (see the module docstring) and return the tree."""
+def drop_never_text(tree: lxml.html.HtmlElement) -> None:
+    """Scripts, styles and the like leave the tree (JSON-LD stays: it tells trafilatura about forum pages)."""
     for element in list(tree.iter(*_NEVER_TEXT)):
         if element.tag != "script" or element.get("type") != "application/ld+json":
             _drop(element)
+
+
+def page_text_chars(tree: lxml.html.HtmlElement) -> int:
+    """Characters of the page's visible text (whitespace folded): an upper bound of any extraction's length."""
+    body = tree.find("body")
+    return len(" ".join((tree if body is None else body).text_content().split()))
+
+
+def prune_boilerplate(tree: lxml.html.HtmlElement, rules: Rules = DEFAULT_RULES) -> lxml.html.HtmlElement:
+    """Remove boilerplate blocks in place (see the module docstring) and return the tree."""
+    drop_never_text(tree)
     for element in list(tree.iter(*_ALWAYS_PRUNED)):
         _drop(element)
     total = _paragraph_chars(tree) or 1
     # Navigation, asides and footers trafilatura deletes too, but only after running its XPath lists over
     # them (a mega-menu is most of a big page's elements): gone first, unless one holds much of the text.
-    for element in list(tree.iter(*_CHROME)):
-        if element.getparent() is not None and _paragraph_chars(element) <= MAX_PRUNED_SHARE * total:
+    if rules.chrome:
+        for element in list(tree.iter(*_CHROME)):
+            if element.getparent() is not None and _paragraph_chars(element) <= MAX_PRUNED_SHARE * total:
+                _drop(element)
+    if rules.named_blocks:
+        total = _paragraph_chars(tree) or 1
+        for element in _boilerplate_named(tree):
+            if element.getparent() is None:
+                continue
+            if _paragraph_chars(element) > MAX_PRUNED_SHARE * total:
+                continue
             _drop(element)
-    for figure in list(tree.iter("figure")):
-        if any(True for _ in figure.iter(*_MEDIA)):
-            _drop(figure)
-    total = _paragraph_chars(tree) or 1
-    for element in _boilerplate_named(tree):
-        if element.getparent() is None:
-            continue
-        if _paragraph_chars(element) > MAX_PRUNED_SHARE * total:
-            continue
-        _drop(element)
     return tree
 
 
@@ -201,11 +241,11 @@ def containment(part: str, whole: str) -> float:
     return sum((shingles & _shingles(whole)).values()) / sum(shingles.values())
 
 
-def _trafilatura_text(tree: lxml.html.HtmlElement, url: str | None) -> str:
+def _trafilatura_text(tree: lxml.html.HtmlElement, url: str | None, *, precision: bool, fast: bool) -> str:
     # deduplicate=False: trafilatura's dedup cache is process-wide, so it would cut paragraphs of one
     # page because another page had them (copies must reach the dedupe stage intact).
     return trafilatura.extract(
-        tree, url=url, favor_precision=True, fast=True, include_comments=False, include_tables=True,
+        tree, url=url, favor_precision=precision, fast=fast, include_comments=False, include_tables=True,
         include_images=False, deduplicate=False, with_metadata=False,
     ) or ""
 
@@ -269,19 +309,6 @@ def _page_furniture(tree: lxml.html.HtmlElement) -> set[str]:
     return {_fold(value) for value in values if value and value.strip()}
 
 
-def drop_standfirst_headings(tree: lxml.html.HtmlElement) -> None:
-    """A heading that repeats the page's description is a standfirst (dek), not body. A paragraph
-    repeating it is kept: pages often describe themselves with their first paragraph."""
-    descriptions = {_fold(value) for value in tree.xpath(
-        "//meta[@name='description' or @property='og:description' or @name='twitter:description']/@content")}
-    descriptions.discard("")
-    if not descriptions:
-        return
-    for heading in list(tree.iter("h2", "h3", "h4")):
-        if _fold(heading.text_content()) in descriptions:
-            _drop(heading)
-
-
 def _fold(text: str) -> str:
     return " ".join(_TOKEN.findall(text.casefold()))
 
@@ -293,22 +320,48 @@ def drop_leading_furniture(lines: list[str], furniture: set[str]) -> list[str]:
     return lines
 
 
-def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None) -> str:
-    furniture = _page_furniture(tree)
-    drop_standfirst_headings(tree)
-    prune_boilerplate(tree)
-    main = _trafilatura_text(tree, url)
-    if len(main) * RECHECK_RATIO < _paragraph_chars(tree):
+def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None, html: str | bytes | None = None,
+                      rules: Rules = DEFAULT_RULES) -> str:
+    """The main text of a parsed page (pruned in place). `html` is the page the tree was parsed from: the
+    safety net parses it again for plain trafilatura (without it, the net works on the tree before pruning)."""
+    furniture = _page_furniture(tree) if rules.furniture else set()
+    drop_never_text(tree)
+    page_chars = page_text_chars(tree)
+    # The safety net reads the page as served: parsed again from `html`, or a copy taken before pruning.
+    original = copy.deepcopy(tree) if html is None and rules.net_ratio > 0 else None
+    prune_boilerplate(tree, rules)
+    main = _trafilatura_text(tree, url, precision=rules.precision, fast=True)
+    if rules.readability and len(main) * RECHECK_RATIO < _paragraph_chars(tree):
         alternative = _readability_text(tree)
         if not main or (len(alternative) > REPLACE_RATIO * len(main)
                         and containment(main, alternative) >= REPLACE_CONTAINMENT):
             main = alternative
-    return "\n\n".join(drop_leading_furniture(tidy_lines(main), furniture))
+    lines = tidy_lines(main) if rules.tidy else _plain_lines(main)
+    text = "\n\n".join(drop_leading_furniture(lines, furniture))
+    if rules.net_ratio > 0 and len(text) < rules.net_trigger * page_chars:
+        page = original if original is not None else parse_html(html)
+        if page is not None:
+            links = {_fold(a.text_content()) for a in page.iter("a")}
+            plain = _plain_lines(_trafilatura_text(page, url, precision=False, fast=False))
+            if (len(text) < rules.net_ratio * sum(map(len, plain))
+                    and link_share(plain, links) <= MAX_NET_LINK_SHARE):
+                return "\n\n".join(plain)
+    return text
 
 
-def extract_text(html: str, url: str | None = None) -> str:
+def link_share(lines: list[str], link_texts: set[str]) -> float:
+    """Share of the characters of `lines` in lines that are a link's whole text (a list of links, not a body)."""
+    total = sum(map(len, lines)) or 1
+    return sum(len(line) for line in lines if _fold(line) in link_texts) / total
+
+
+def _plain_lines(text: str) -> list[str]:
+    return [folded for line in text.split("\n") if (folded := " ".join(line.split()))]
+
+
+def extract_text(html: str | bytes, url: str | None = None, rules: Rules = DEFAULT_RULES) -> str:
     """The article's main text, paragraphs separated by blank lines ('' when there is none)."""
     tree = parse_html(html)
     if tree is None:
         return ""
-    return extract_from_tree(tree, url)
+    return extract_from_tree(tree, url, html, rules)

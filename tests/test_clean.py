@@ -120,12 +120,13 @@ def test_a_container_named_like_boilerplate_but_holding_the_article_is_kept():
     assert extract_text(html).split("\n\n") == STORY
 
 
-def test_headline_and_standfirst_heading_are_not_body():
+def test_headline_is_not_body_but_the_standfirst_is():
+    # Both dev corpora label a standfirst (dek) as part of the article: dropping it cost three sites there.
     html = page(f"<main><h1>Harbour board backs new quay</h1><h2>The old timber quay will be rebuilt in "
                 f"stone.</h2>{''.join(f'<p>{p}</p>' for p in STORY)}</main>",
                 head="<meta name='description' content='The old timber quay will be rebuilt in stone.'>"
                      "<meta property='og:title' content='Harbour board backs new quay'>")
-    assert extract_text(html).split("\n\n") == STORY
+    assert extract_text(html).split("\n\n") == ["The old timber quay will be rebuilt in stone.", *STORY]
 
 
 def test_bundled_exact_copy_in_another_template_gives_identical_text():
