@@ -17,7 +17,6 @@ import logging
 import multiprocessing
 import re
 import threading
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
@@ -37,7 +36,7 @@ from tasks.words import count_words
 
 __all__ = ["CleanOutcome", "clean_document", "clean_documents", "extract_text"]
 
-MIN_REPEAT_CHARS = 30  # shorter repeated lines are boilerplate ("ADVERTISEMENT"), not paragraphs
+MIN_REPEAT_CHARS = 30  # shorter lines repeat legitimately (table cells, labels): never deduplicated
 MAX_BOILERPLATE_LINE_CHARS = 200
 MAX_TITLE_WORDS = 25
 # Plain-text boilerplate, on top of what HTML extraction already drops.
@@ -170,21 +169,19 @@ def is_boilerplate_line(line: str) -> bool:
 def dedupe_paragraphs(paragraphs: Iterable[str], title: str | None = None) -> list[str]:
     """Paragraphs once each (folded comparison), without title repeats and boilerplate lines.
 
-    A repeated paragraph of at least MIN_REPEAT_CHARS is kept at its first place; a shorter line that
-    repeats ("ADVERTISEMENT", "Share") is page furniture and dropped everywhere.
+    A repeated paragraph of at least MIN_REPEAT_CHARS is kept at its first place. A shorter line is kept
+    wherever it stands: repeated labels are table cells and list items ("Meal 1", "Eat every 2-3 hours");
+    dropping them cost two sites of the AEB dev pages and helped none of either dev corpus.
     """
-    paragraphs = list(paragraphs)
-    folded = [fold_for_comparison(p) for p in paragraphs]
-    counts = Counter(folded)
     folded_title = fold_for_comparison(title) if title else None
     kept: list[str] = []
     seen: set[str] = set()
-    for paragraph, key in zip(paragraphs, folded, strict=True):
+    for paragraph in paragraphs:
+        key = fold_for_comparison(paragraph)
         if not key or key == folded_title or key in seen or is_boilerplate_line(paragraph):
             continue
-        if len(key) < MIN_REPEAT_CHARS and counts[key] > 1:
-            continue
-        seen.add(key)
+        if len(key) >= MIN_REPEAT_CHARS:
+            seen.add(key)
         kept.append(paragraph)
     return kept
 
