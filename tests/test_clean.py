@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -22,7 +23,7 @@ from tasks.clean import (
     dedupe_paragraphs,
     split_title,
 )
-from tasks.extract import extract_text
+from tasks.extract import DEFAULT_RULES, extract_text
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection
 from tasks.settings import PROJECT_ROOT, get_settings
@@ -349,6 +350,24 @@ def reasons(result: Article | Rejection) -> str:
     assert isinstance(result, Rejection), f"expected a rejection, got an article: {result.text[:80]!r}"
     assert result.stage == "clean" and result.reasons
     return " ".join(result.reasons)
+
+
+def test_safety_net_takes_plain_trafilatura_when_our_rules_lose_the_article():
+    # A template that wraps every paragraph in a block named like boilerplate: our pruning drops each one
+    # (none holds 30 % of the text), plain trafilatura keeps them, and the net takes its text.
+    html = page("<h1>Harbour board backs new quay</h1>"
+                + "".join(f"<div class='promo'><p>{p}</p></div>" for p in STORY) + "<p>Filed under harbour news.</p>")
+    without_net = extract_text(html, rules=dataclasses.replace(DEFAULT_RULES, net_ratio=0))
+    assert "north quay" not in without_net
+    assert extract_text(html).split("\n\n")[:4] == STORY
+    assert isinstance(clean_document(doc(html), IN_PROCESS), Article)
+
+
+def test_safety_net_leaves_a_link_list_to_the_index_page_check():
+    links = "".join(f"<li><a href='/news/{i}'>Story number {i} of the day</a></li>" for i in range(40))
+    html = page(f"<h1>News</h1><ul>{links}</ul>")
+    assert len(extract_text(html, rules=dataclasses.replace(DEFAULT_RULES, net_ratio=0))) < 100
+    assert len(extract_text(html)) < 100  # plain trafilatura returns the links: not a body
 
 
 def test_index_page_is_flagged():
