@@ -2,6 +2,7 @@
 
     python benchmarks/dedup.py path/to/bbc_syndication.jsonl
     python benchmarks/dedup.py path/to/uci_headlines.jsonl
+    python benchmarks/dedup.py samples/benchmarks/dedup.jsonl --repeat 1   # the small shipped sample
 
 Each line: `{id, cluster_id, text, tier, related, ...}`. Scored are the functions the pipeline uses:
 `tasks.dedupe.cluster_ids(texts)` (exact and near-duplicates, levels 1-2, plain texts: the headline
@@ -111,8 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs; the fastest is reported")
     parser.add_argument("--with-sources", action="store_true",
                         help="also score cluster_ids given each text's outlet as its source (as the pipeline does)")
+    parser.add_argument("--limit", type=int, help="score the first N documents only (a quick run)")
     args = parser.parse_args(argv)
     rows = [json.loads(line) for line in args.jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = rows[:args.limit]
     texts = [row["text"] for row in rows]
     # The outlet of each text, when the file gives it, is its source: the pipeline knows each article's.
     sources = [row["outlet"] for row in rows] if all("outlet" in row for row in rows) else None

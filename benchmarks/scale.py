@@ -7,6 +7,7 @@
 
     .venv/bin/python benchmarks/scale.py               # 400 pages
     .venv/bin/python benchmarks/scale.py --pages 1000
+    .venv/bin/python benchmarks/scale.py --pages 20 --only process    # one configuration
 
 Prints one JSON line per configuration: wall seconds of the whole run, pages/s, articles loaded, and the
 summed run time of the clean task runs (in parallel configurations that sum exceeds the wall time the
@@ -16,6 +17,7 @@ stage took). All three must load the same number of articles.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -34,7 +36,10 @@ from pipeline import free_port, run_measured, task_runs, wait_for  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=400)
+    parser.add_argument("--only", action="append", choices=["one", "process", "dask"],
+                        help="run only this configuration (repeatable; default: all three)")
     args = parser.parse_args()
+    chosen = set(args.only or ["one", "process", "dask"])
 
     import subprocess
 
@@ -54,15 +59,18 @@ def main() -> None:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE.parent)
         try:
             wait_for(f"{api_url}/health")
-            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            dask = "dask" in chosen
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) if dask \
+                    else contextlib.nullcontext() as cluster:
                 configurations = {
                     "one worker": {"NEWSFLOW_CPU_WORKERS": "1"},
                     "process pool": {},
-                    "dask (2 workers)": {"NEWSFLOW_DASK_ADDRESS": cluster.scheduler_address},
+                    "dask (2 workers)": {"NEWSFLOW_DASK_ADDRESS": cluster.scheduler_address} if dask else {},
                 }
+                configurations = {name: extra for name, extra in configurations.items() if name.split()[0] in chosen}
                 for name, extra in configurations.items():
                     warehouse = workdir / f"{name.split()[0]}.db"
-                    seconds, peak, code, _ = run_measured(
+                    seconds, peak, code, _, _ = run_measured(
                         [str(Path(sys.executable).parent / "newsflow"), "ingest", "--sources", str(sources),
                          "--warehouse", f"sqlite:///{warehouse}"], {**env, **extra})
                     with sqlite3.connect(warehouse) as conn:
@@ -74,7 +82,7 @@ def main() -> None:
                         "pages_per_s": round(args.pages / seconds, 2), "articles_loaded": loaded,
                         "clean_task_seconds_summed": round(stages.get("clean", 0.0), 1),
                         "peak_rss_mb": round(peak / 2**20),
-                        "cores": os.cpu_count(),
+                        "cores": os.cpu_count(), "load_average": round(os.getloadavg()[0], 2),
                     }), flush=True)
         finally:
             server.terminate()
