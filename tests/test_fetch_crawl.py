@@ -1,6 +1,9 @@
 """The fetch stage as a crawler, end to end: one local server scripting every hard case the web throws,
 two runs of the real flow, then `reprocess` from the raw store. Each case: the run completes, the right
-row lands in `fetches`, every good page is loaded."""
+row lands in `fetches`, every good page is loaded.
+
+The crawl runs once per warehouse (a module fixture); each behaviour is a test of its own, so one that
+breaks fails alone instead of hiding the assertions after it."""
 
 from __future__ import annotations
 
@@ -8,8 +11,11 @@ import gzip
 import io
 import itertools
 import json
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from conftest import POSTGRES_URL, _postgres_database
 from crawl_server import CrawlServer, Reply, article_html, html
 from sqlalchemy import text
 from warcio.statusandheaders import StatusAndHeaders
@@ -134,20 +140,34 @@ def routes(server_base: str) -> dict:
     }
 
 
-@pytest.fixture
-def crawl_settings(monkeypatch):
-    """Tiny timeouts and caps so the hard cases cost little."""
-    for name, value in {"READ_TIMEOUT": "1", "CONNECT_TIMEOUT": "1", "REQUEST_TIMEOUT": "5",
-                        "MAX_RESPONSE_BYTES": "300000", "MAX_RETRIES": "2"}.items():
-        monkeypatch.setenv(f"NEWSFLOW_{name}", value)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+# Every page that must end as an article, with the seed of its generated text.
+GOOD = {"/ok.html": 1, "/final.html": 2, "/busy": 3, "/flaky": 4, "/wrong-charset.html": 5, "/no-charset.html": 6,
+        "/etag.html": 16, "/feed-a.html": 8, "/feed-b.html": 9, "/json-a.html": 10, "/sm-a.html": 11,
+        "/sm-b.html": 12, "/news-a.html": 13, "http://warc.example/one.html": 14, "http://warc.example/two.html": 15}
+PAGES = ["/ok.html", "/redirect-1", "/loop-a", "/missing", "/gone", "/busy", "/flaky", "/stall.html", "/endless.html",
+         "/bomb.html", "/wrong-charset.html", "/no-charset.html", "/image.png", "/private/secret.html"]
 
 
+@dataclass
+class Crawl:
+    """What the two runs and the reprocess left behind, paths relative to the server."""
+
+    server: CrawlServer
+    failure: str  # why the first run failed: sources that yielded nothing
+    runs: list[tuple]  # pipeline_runs after the first run: (status, articles loaded)
+    rows: dict[str, tuple]  # fetches of the first run: url -> (status, error kind, retries, not modified, bytes)
+    articles: dict[str, tuple]  # url -> (title, text) after the first run
+    hints: dict[str, Any]  # raw page url -> its hints
+    second: list[tuple]  # fetches of the second run: (url, status, not modified)
+    restored: dict[str, tuple]  # articles after the load was lost and reprocess ran
+    reprocessed: dict[str, Any]  # reprocess's summary
 
 
-def test_crawl_every_hard_case_then_conditional_rerun_then_reprocess(warehouse_url, crawl_settings, tmp_path):
+def _relative(server: CrawlServer, rows) -> dict[str, tuple]:
+    return {r[0].removeprefix(server.base): tuple(r[1:]) for r in rows}
+
+
+def _crawl(warehouse_url: str, tmp_path) -> Crawl:
     from flows.ingest import ingest_news
     from flows.reprocess import reprocess_news
     from tasks.sources import SourceUnavailable
@@ -156,13 +176,10 @@ def test_crawl_every_hard_case_then_conditional_rerun_then_reprocess(warehouse_u
     server.routes.update(routes(server.base))
     warc = tmp_path / "news.warc.gz"
     write_warc(warc, server.base)
-    pages = ["/ok.html", "/redirect-1", "/loop-a", "/missing", "/gone", "/busy", "/flaky", "/stall.html",
-             "/endless.html", "/bomb.html", "/wrong-charset.html", "/no-charset.html", "/image.png",
-             "/private/secret.html"]
     with server:
         local = {"allow_private_network": True}
         sources = [
-            {"name": "pages", "kind": "urls", "urls": [server.url(p) for p in pages], **local},
+            {"name": "pages", "kind": "urls", "urls": [server.url(p) for p in PAGES], **local},
             {"name": "refresh", "kind": "urls", "urls": [server.url("/etag.html")], "refresh_interval": 0},
             {"name": "feed", "kind": "rss", "url": server.url("/feed.xml"), **local},
             {"name": "jsonfeed", "kind": "rss", "url": server.url("/feed.json"), **local},
@@ -175,73 +192,157 @@ def test_crawl_every_hard_case_then_conditional_rerun_then_reprocess(warehouse_u
         # The two feeds that cannot be read fail the run, after everything else was loaded.
         with pytest.raises(SourceUnavailable) as failed:
             ingest_news(sources=sources, warehouse_url=warehouse_url)
-        assert str(failed.value).startswith(
-            f"source 'malformed' yielded nothing: feed {server.url('/malformed.xml')} unreadable: ")
-        assert f"source 'laughs' yielded nothing: feed {server.url('/bomb-feed.xml')} unreadable: " in str(failed.value)
-        assert "'ssrf'" not in str(failed.value)  # its feed was read: its links were refused, one by one
-
-        rows = {r[0].removeprefix(server.base): r[1:] for r in query(
-            warehouse_url, "SELECT url, status_code, error_kind, retries, not_modified, bytes FROM fetches")}
-        assert rows["/ok.html"][:2] == (200, None)
-        assert rows["/redirect-1"][:2] == (200, None)  # followed to /final.html
-        assert rows["/loop-a"][1] == "redirect_loop"
-        assert rows["/missing"][:3] == (404, "http_status", 0)  # no retry on 4xx
-        assert rows["/gone"][:3] == (410, "http_status", 0)
-        assert rows["/busy"][:3] == (200, None, 1)
-        busy = server.times("/busy")
-        assert busy[1] - busy[0] >= 1.0  # Retry-After: 1 was honoured
-        assert rows["/flaky"][:3] == (200, None, 2) and server.hits["/flaky"] == 3
-        assert rows["/stall.html"][1:3] == ("timeout", 2)
-        assert rows["/endless.html"][1] == "too_large"
-        assert rows["/bomb.html"][1] == "too_large"
-        assert rows["/image.png"][:2] == (200, "content_type") and rows["/image.png"][4] == 0
-        assert rows["/private/secret.html"][:2] == (None, "robots")
-        assert server.hits["/private/secret.html"] == 0
-        assert server.hits["/robots.txt"] == 1  # once per host per run, for all sources on it
-        assert rows["/malformed.xml"][1] == "malformed_feed"
-        assert rows["/bomb-feed.xml"][1] == "unsafe_xml"
-        assert rows["/ok2.html"][:2] == (None, "private_network") and server.hits["/ok2.html"] == 0
-        assert rows["http://169.254.169.254/latest/meta-data/"][:2] == (None, "private_network")
-        assert rows["ftp://127.0.0.1/etc/passwd"][:2] == (None, "scheme")
-        for listing in ("/feed.xml", "/feed.json", "/sitemap_index.xml", "/sitemap-pages.xml.gz",
-                        "/news-sitemap.xml"):
-            assert rows[listing][:2] == (200, None), listing
-        assert rows["http://warc.example/one.html"][:2] == (200, None)
-        assert rows["http://warc.example/logo.png"][1] == "content_type"
-        assert rows["http://warc.example/gone.html"][:2] == (404, "http_status")
-
-        good = {"/ok.html": 1, "/final.html": 2, "/busy": 3, "/flaky": 4, "/wrong-charset.html": 5,
-                "/no-charset.html": 6, "/etag.html": 16, "/feed-a.html": 8, "/feed-b.html": 9, "/json-a.html": 10,
-                "/sm-a.html": 11, "/sm-b.html": 12, "/news-a.html": 13, "http://warc.example/one.html": 14,
-                "http://warc.example/two.html": 15}
-        articles = {r[0].removeprefix(server.base): r[1:] for r in query(
-            warehouse_url, "SELECT url, title, text FROM articles")}
-        assert set(articles) == set(good)  # tracking parameters gone from /feed-b.html
-        for url, seed in good.items():
-            assert articles[url][0].startswith(f"Story number {seed} "), url
-        assert "Café naïve façade déjà." in articles["/wrong-charset.html"][1]
-        assert "Crème brûlée à gogo." in articles["/no-charset.html"][1]
-        assert query(warehouse_url, "SELECT status, load_out FROM pipeline_runs") == [("failed", len(good))]
-        hints = dict(query(warehouse_url, "SELECT url, hints FROM raw_documents WHERE kind = 'page'"))
-        news_hints = hints[server.url("/news-a.html")]
-        news_hints = json.loads(news_hints) if isinstance(news_hints, str) else news_hints
-        assert news_hints["title"] == "News sitemap headline"
-
+        runs = query(warehouse_url, "SELECT status, load_out FROM pipeline_runs")
+        rows = _relative(server, query(
+            warehouse_url, "SELECT url, status_code, error_kind, retries, not_modified, bytes FROM fetches"))
+        articles = _relative(server, query(warehouse_url, "SELECT url, title, text FROM articles"))
+        hints = {url: json.loads(h) if isinstance(h, str) else h for url, h in query(
+            warehouse_url, "SELECT url, hints FROM raw_documents WHERE kind = 'page'")}
         # Second run: the feed and the refreshed page answer 304, known articles are not asked for again.
         ingest_news(sources=[sources[0] | {"urls": [server.url("/ok.html")]}, sources[1], sources[2]],
                     warehouse_url=warehouse_url)
-        second = query(warehouse_url, "SELECT url, status_code, not_modified FROM fetches WHERE run_id = "
-                                      "(SELECT run_id FROM pipeline_runs ORDER BY started_at DESC LIMIT 1)")
-        assert sorted((u.removeprefix(server.base), s, bool(m)) for u, s, m in second) == [
-            ("/etag.html", 304, True), ("/feed.xml", 304, True)]
-        assert server.hits["/ok.html"] == 1 and server.hits["/feed-a.html"] == 1
+        second = [(u.removeprefix(server.base), s, bool(m)) for u, s, m in query(
+            warehouse_url, "SELECT url, status_code, not_modified FROM fetches WHERE run_id = "
+                           "(SELECT run_id FROM pipeline_runs ORDER BY started_at DESC LIMIT 1)")]
 
     # The load is lost; the raw store brings every article back without a single request.
     with make_engine(warehouse_url).begin() as conn:
         for table in ("article_band_keys", "article_signatures", "duplicates", "articles"):
             conn.execute(text(f"DELETE FROM {table}"))
-    summary = reprocess_news(warehouse_url=warehouse_url)
-    restored = {r[0].removeprefix(server.base): r[1:] for r in query(
-        warehouse_url, "SELECT url, title, text FROM articles")}
-    assert restored == articles
-    assert summary["load_out"] == len(good)
+    reprocessed = reprocess_news(warehouse_url=warehouse_url)
+    restored = _relative(server, query(warehouse_url, "SELECT url, title, text FROM articles"))
+    return Crawl(server, str(failed.value), runs, rows, articles, hints, sorted(second), restored, reprocessed)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def crawl(request, prefect_server, tmp_path_factory):
+    """The crawl, once per warehouse, with tiny timeouts and caps so the hard cases cost little."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {"READ_TIMEOUT": "1", "CONNECT_TIMEOUT": "1", "REQUEST_TIMEOUT": "5",
+                            "MAX_RESPONSE_BYTES": "300000", "MAX_RETRIES": "2"}.items():
+            patch.setenv(f"NEWSFLOW_{name}", value)
+        get_settings.cache_clear()
+        tmp_path = tmp_path_factory.mktemp("crawl")
+        try:
+            if request.param == "sqlite":
+                yield _crawl(f"sqlite:///{tmp_path / 'warehouse.db'}", tmp_path)
+            else:
+                if not POSTGRES_URL:
+                    pytest.skip("NEWSFLOW_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+                for url in _postgres_database():
+                    yield _crawl(url, tmp_path)
+        finally:
+            get_settings.cache_clear()
+
+
+def test_a_plain_page_is_fetched(crawl):
+    assert crawl.rows["/ok.html"][:2] == (200, None)
+
+
+def test_redirects_are_followed_to_the_final_page(crawl):
+    assert crawl.rows["/redirect-1"][:2] == (200, None)
+    assert "/final.html" in crawl.articles
+
+
+def test_a_redirect_loop_is_recorded(crawl):
+    assert crawl.rows["/loop-a"][1] == "redirect_loop"
+
+
+@pytest.mark.parametrize(("path", "status"), [("/missing", 404), ("/gone", 410)])
+def test_a_client_error_is_recorded_and_not_retried(crawl, path, status):
+    assert crawl.rows[path][:3] == (status, "http_status", 0)
+    assert crawl.server.hits[path] == 1
+
+
+def test_a_429_is_retried_after_its_retry_after(crawl):
+    assert crawl.rows["/busy"][:3] == (200, None, 1)
+    busy = crawl.server.times("/busy")
+    assert busy[1] - busy[0] >= 1.0  # Retry-After: 1 was honoured
+
+
+def test_a_server_error_is_retried_until_it_succeeds(crawl):
+    assert crawl.rows["/flaky"][:3] == (200, None, 2) and crawl.server.hits["/flaky"] == 3
+
+
+def test_a_stalled_body_times_out_and_is_retried(crawl):
+    assert crawl.rows["/stall.html"][1:3] == ("timeout", 2)
+
+
+def test_an_endless_body_stops_at_the_size_cap(crawl):
+    assert crawl.rows["/endless.html"][1] == "too_large"
+
+
+def test_a_gzip_bomb_stops_at_the_size_cap(crawl):
+    assert crawl.rows["/bomb.html"][1] == "too_large"
+
+
+def test_a_page_of_another_content_type_is_not_downloaded(crawl):
+    assert crawl.rows["/image.png"][:2] == (200, "content_type") and crawl.rows["/image.png"][4] == 0
+
+
+def test_a_page_robots_txt_disallows_is_never_requested(crawl):
+    assert crawl.rows["/private/secret.html"][:2] == (None, "robots")
+    assert crawl.server.hits["/private/secret.html"] == 0
+
+
+def test_robots_txt_is_read_once_per_host_for_all_sources(crawl):
+    assert crawl.server.hits["/robots.txt"] == 1
+
+
+def test_a_malformed_feed_is_recorded(crawl):
+    assert crawl.rows["/malformed.xml"][1] == "malformed_feed"
+
+
+def test_an_entity_bomb_feed_is_refused(crawl):
+    assert crawl.rows["/bomb-feed.xml"][1] == "unsafe_xml"
+
+
+def test_links_to_private_addresses_and_other_schemes_are_refused(crawl):
+    assert crawl.rows["/ok2.html"][:2] == (None, "private_network") and crawl.server.hits["/ok2.html"] == 0
+    assert crawl.rows["http://169.254.169.254/latest/meta-data/"][:2] == (None, "private_network")
+    assert crawl.rows["ftp://127.0.0.1/etc/passwd"][:2] == (None, "scheme")
+
+
+@pytest.mark.parametrize("listing", ["/feed.xml", "/feed.json", "/sitemap_index.xml", "/sitemap-pages.xml.gz",
+                                     "/news-sitemap.xml"])
+def test_feeds_and_sitemaps_are_read(crawl, listing):
+    assert crawl.rows[listing][:2] == (200, None)
+
+
+def test_warc_records_are_fetches_of_their_own(crawl):
+    assert crawl.rows["http://warc.example/one.html"][:2] == (200, None)
+    assert crawl.rows["http://warc.example/logo.png"][1] == "content_type"
+    assert crawl.rows["http://warc.example/gone.html"][:2] == (404, "http_status")
+
+
+def test_every_good_page_is_loaded_and_nothing_else(crawl):
+    assert set(crawl.articles) == set(GOOD)  # tracking parameters gone from /feed-b.html
+    for url, seed in GOOD.items():
+        assert crawl.articles[url][0].startswith(f"Story number {seed} "), url
+    assert crawl.runs == [("failed", len(GOOD))]
+
+
+def test_sources_that_yield_nothing_fail_the_run_naming_their_feed(crawl):
+    url = crawl.server.url
+    assert crawl.failure.startswith(f"source 'malformed' yielded nothing: feed {url('/malformed.xml')} unreadable: ")
+    assert f"source 'laughs' yielded nothing: feed {url('/bomb-feed.xml')} unreadable: " in crawl.failure
+    assert "'ssrf'" not in crawl.failure  # its feed was read: its links were refused, one by one
+
+
+def test_a_mislabelled_charset_and_a_meta_charset_are_decoded(crawl):
+    assert "Café naïve façade déjà." in crawl.articles["/wrong-charset.html"][1]
+    assert "Crème brûlée à gogo." in crawl.articles["/no-charset.html"][1]
+
+
+def test_a_news_sitemap_title_is_kept_as_a_hint(crawl):
+    assert crawl.hints[crawl.server.url("/news-a.html")]["title"] == "News sitemap headline"
+
+
+def test_a_second_run_asks_conditionally_and_skips_known_pages(crawl):
+    assert crawl.second == [("/etag.html", 304, True), ("/feed.xml", 304, True)]
+    assert crawl.server.hits["/ok.html"] == 1 and crawl.server.hits["/feed-a.html"] == 1
+
+
+def test_reprocess_brings_every_article_back_from_the_raw_store(crawl):
+    assert crawl.restored == crawl.articles
+    assert crawl.reprocessed["load_out"] == len(GOOD)
