@@ -28,11 +28,12 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "dedup_growth.py": (["--documents", "300", "--batch-size", "100", "--every", "1"],
                         r"seconds per batch, mean of the first / last tenth: [\d.]+ / [\d.]+"),
     "extraction.py": ([str(SAMPLES / "extraction"), "--rounds", "1"],
-                      r"(?m)^3 pages from extraction.*\n.*\n^ours\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+"),
+                      r"(?m)^## extraction: 3 pages.*\n.*\n^ours\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+"),
     "fetch.py": (["--hosts", "2", "--pages", "3", "--latency", "0.01", "--delay", "0.05"],
                  r"newsflow polite\s+6\s+[\d.]+\s+[\d.]+"),
     "load.py": (["--articles", "200", "--batch-size", "100"], r"load_batch: all indexes.*\d+ rows/s"),
     "pipeline.py": (["--pages", "10", "--out", "{tmp}/pipeline"], r'"run": "unchanged re-run", "exit": 0'),
+    "real_pages.py": ([str(SAMPLES / "extraction")], r"(?m)^loaded 3, .*\n.*\n^stored articles.text\s+[\d.]+"),
     "quality.py": (["--sizes", "10", "--passes", "1"], r"(?m)^\s+10\s+load\s+[\d.]+\s+[\d.]+"),
     "scale.py": (["--pages", "10", "--only", "process"], r'"configuration": "process pool", "pages": 10, "exit": 0'),
 }
