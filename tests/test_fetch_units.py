@@ -20,7 +20,7 @@ from tasks.rawstore import RawDocument, select_raw, store_raw, to_document
 from tasks.settings import Settings
 from tasks.sitemaps import parse_sitemap
 from tasks.sources import SourcesError, parse_sources
-from tasks.urls import canonicalize_url, unsafe_url_reason
+from tasks.urls import canonicalize_url, host_allowed, host_of, unsafe_url_reason
 from tasks.warehouse import open_warehouse
 
 FAST = {"host_delay_seconds": 0.0, "retry_backoff_seconds": 0.01, "read_timeout": 2.0, "connect_timeout": 1.0}
@@ -42,9 +42,41 @@ def fresh_robots():
      "https://example.org:8443/x?id=7"),
     ("https://example.org/x?ref=home", "https://example.org/x?ref=home"),  # not a known tracker: kept
     ("mailto:someone@example.org", "mailto:someone@example.org"),
+    ("ftp://Example.org/x", "ftp://Example.org/x"),  # not http(s): as it was
+    ("http:///x", "http:///x"),  # no host
+    (" http://e.org:99999/", " http://e.org:99999/"),  # unparsable: as it was
+    ("HTTP://user:pw@Example.ORG/x", "http://user:pw@example.org/x"),
+    ("http://user@Example.org", "http://user@example.org/"),
+    ("http://[::1]:8080/x", "http://[::1]:8080/x"),
+    ("https://e.org/x?b=&a=1", "https://e.org/x?a=1&b="),  # blank values kept
 ])
 def test_canonical_urls(url, expected):
     assert canonicalize_url(url) == expected
+
+
+@pytest.mark.parametrize(("url", "host"), [("http://User:pw@Example.ORG:8080/x", "example.org:8080"),
+                                           ("http://a@b@Host.org/", "host.org")])
+def test_the_host_of_a_url_is_where_its_requests_go(url, host):
+    assert host_of(url) == host
+
+
+@pytest.mark.parametrize(("url", "allowed"), [
+    ("https://News.Example.org/x", True), ("https://example.org/", True), ("https://example.org.evil.net/", False),
+    ("https://notexample.org/", False), ("mailto:xxxx", False),
+])
+def test_allowed_hosts_take_their_subdomains(url, allowed):
+    assert host_allowed(url, ["Example.ORG", "xxxx"]) is allowed
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("//example.org/x", ("scheme", "scheme '(none)' is not http or https")),
+    ("http:///x", ("bad_url", "URL has no host")),
+    ("http://e.org:99999/", ("bad_url", "malformed URL: Port out of range 0-65535")),
+    ("http://127.0.0.1/", ("private_network", "127.0.0.1 resolves to non-public address 127.0.0.1 "
+                                              "(set allow_private_network: true on the source to allow it)")),
+])
+def test_an_unsafe_url_says_why(url, reason):
+    assert unsafe_url_reason(url) == reason
 
 
 @pytest.mark.parametrize(("url", "allowed", "kind"), [
