@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,12 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+## Mutation check of the safeguard modules, one at a time against their own tests: kill rate per module.
+mutation: $(STAMP)
+	$(BIN)/python tests/mutation.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache assets/node_modules
+	rm -rf $(VENV) data .pytest_cache assets/node_modules .mutation

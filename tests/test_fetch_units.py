@@ -47,6 +47,7 @@ def fresh_robots():
     (" http://e.org:99999/", " http://e.org:99999/"),  # unparsable: as it was
     ("HTTP://user:pw@Example.ORG/x", "http://user:pw@example.org/x"),
     ("http://user@Example.org", "http://user@example.org/"),
+    ("http://:pw@Example.org/", "http://:pw@example.org/"),
     ("http://[::1]:8080/x", "http://[::1]:8080/x"),
     ("https://e.org/x?b=&a=1", "https://e.org/x?a=1&b="),  # blank values kept
 ])
@@ -72,6 +73,8 @@ def test_allowed_hosts_take_their_subdomains(url, allowed):
     ("//example.org/x", ("scheme", "scheme '(none)' is not http or https")),
     ("http:///x", ("bad_url", "URL has no host")),
     ("http://e.org:99999/", ("bad_url", "malformed URL: Port out of range 0-65535")),
+    (f"http://{'a' * 64}.example/", ("dns", f"cannot resolve {'a' * 64}.example: encoding with 'idna' codec failed "
+                                          "(UnicodeError: label empty or too long)")),  # no lookup: too long
     ("http://127.0.0.1/", ("private_network", "127.0.0.1 resolves to non-public address 127.0.0.1 "
                                               "(set allow_private_network: true on the source to allow it)")),
 ])

@@ -1,0 +1,125 @@
+"""Mutation check of the safeguard modules (`make mutation`): mutmut changes one thing at a time in a module
+(a comparison, a constant, a boolean, a call) and runs the tests that cover the changed function; a change no
+test notices "survives". Each module is checked on its own, against its own test files only, so a module takes
+minutes, not hours. Prints the kill rate per module; survivors are listed in .mutation/<module>/survivors.txt
+(`mutmut show` diffs), and the ones that are equivalent (no behaviour can tell them apart) in docs/mutation.md.
+
+    .venv/bin/python tests/mutation.py                     # every module, one after the other
+    .venv/bin/python tests/mutation.py urls dedupe         # some of them
+    .venv/bin/python tests/mutation.py --max-children 1    # on a busy machine
+
+The tree is copied afresh to .mutation/<module>/ (mutmut writes its mutants there, never in the working tree;
+its cache would not notice a changed test). PostgreSQL tests run when NEWSFLOW_TEST_POSTGRES_URL is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+MUTMUT = Path(sys.executable).with_name("mutmut")
+# Module -> the test files that exercise it directly (the whole suite would take hours per module), and the
+# functions mutated when not all of them (globs over mutmut's names: a method is `xǁClassǁmethod`).
+MODULES: dict[str, tuple[list[str], list[str]]] = {
+    # The decisions only: verification, candidate pairs, clustering, what is kept and what a copy points at.
+    # The vectorised hashing kernel (tokenising, shingling, MinHash, band keys: 1,200 of its 1,900 mutants) is
+    # left out: most of its mutants are equivalent (another odd multiplier or shift hashes as well) and its
+    # quality is what benchmarks/dedup.py scores.
+    "dedupe": (["tests/test_dedupe.py"], ["x_verify", "x_verified_links", "x_candidate_pairs", "x_sharing_pairs",
+                                          "x_deduplicate", "x__point_at_survivors", "xǁ_Componentsǁ*",
+                                          "x__preference"]),
+    "urls": (["tests/test_fetch_units.py"], []),
+    "http": (["tests/test_fetch_units.py", "tests/test_fetch_safeguards.py"], []),
+    "load": (["tests/test_load.py"], []),
+    "validate": (["tests/test_quality.py"], []),
+    "sources": (["tests/test_sources.py", "tests/test_fetch_units.py"], []),
+}
+SKIP = shutil.ignore_patterns(".venv", ".git", ".mutation", "mutants", "data", "__pycache__", "results",
+                              ".pytest_cache", "*.egg-info")
+
+
+def prepare(module: str) -> Path:
+    """A copy of the tree whose pyproject.toml tells mutmut what to mutate and which tests to run."""
+    work = WORK / module
+    if work.exists():  # from scratch: mutmut's cache does not notice changed tests
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    for entry in ROOT.iterdir():
+        if SKIP(str(ROOT), [entry.name]):
+            continue
+        target = work / entry.name
+        shutil.copytree(entry, target, ignore=SKIP) if entry.is_dir() else shutil.copy2(entry, target)
+    tests = [t for t in MODULES[module][0] if (ROOT / t).exists()]
+    with (work / "pyproject.toml").open("a") as config:
+        config.write(f"""
+[tool.mutmut]
+source_paths = ["tasks"]
+only_mutate = ["tasks/{module}.py"]
+also_copy = ["flows", "samples", "expectations", "alembic.ini", "deployments", "benchmarks"]
+pytest_add_cli_args_test_selection = {json.dumps(tests)}
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
+""")
+    return work
+
+
+# mutmut's exit codes of a mutant's test run (mutmut/stats.py), as this report counts them.
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "not checked",
+          36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout"}
+
+
+def run(module: str, max_children: int) -> Counter:
+    """Mutate one module, run its tests on each mutant; the count of mutants per outcome."""
+    work = prepare(module)
+    names = [f"tasks.{module}.{function}__mutmut_*" for function in MODULES[module][1]]
+    started = time.monotonic()
+    with (work / "mutmut.log").open("w") as log:
+        subprocess.run([str(MUTMUT), "run", "--max-children", str(max_children), *names], cwd=work, stdout=log,
+                       stderr=subprocess.STDOUT, check=False)
+    meta = json.loads((work / "mutants" / "tasks" / f"{module}.py.meta").read_text())
+    outcomes = {name: STATUS.get(code, "other") for name, code in meta["exit_code_by_key"].items()
+                if not names or any(fnmatch.fnmatchcase(name, pattern) for pattern in names)}
+    with (work / "survivors.txt").open("w") as out:
+        for name in sorted(n for n, outcome in outcomes.items() if outcome == "survived"):
+            shown = subprocess.run([str(MUTMUT), "show", name], cwd=work, capture_output=True, text=True).stdout
+            out.write(f"## {name}\n{shown}\n")
+    counts = Counter(outcomes.values())
+    counts["total"] = len(outcomes)
+    counts["seconds"] = round(time.monotonic() - started)
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"some of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    unknown = set(args.modules) - set(MODULES)
+    if unknown:
+        parser.error(f"unknown modules {sorted(unknown)}; choose from {', '.join(MODULES)}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(f"{'module':<16}{'mutants':>8}{'killed':>8}{'survived':>9}{'timeout':>8}{'no tests':>9}{'killed %':>9}"
+          f"{'minutes':>8}", flush=True)
+    for module in args.modules or MODULES:
+        counts = run(module, args.max_children)
+        caught = counts["killed"] + counts["timeout"]  # a mutant that hangs the tests is caught too
+        rate = 100 * caught / counts["total"] if counts["total"] else 0.0
+        print(f"{'tasks/' + module + '.py':<16}{counts['total']:>8}{counts['killed']:>8}{counts['survived']:>9}"
+              f"{counts['timeout']:>8}{counts['no tests']:>9}{rate:>8.1f}%{counts['seconds'] / 60:>8.1f}", flush=True)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"survivors with their diffs: {WORK.relative_to(ROOT)}/<module>/survivors.txt; equivalent ones: "
+          "docs/mutation.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
