@@ -122,7 +122,8 @@ def test_the_run_summary_of_real_runs_adds_up_names_stories_and_links_the_data_d
 
     failed = {r[2]: r for r in markdown_rows(first, "stage | severity | expectation")}
     markup = next(r for name, r in failed.items() if "has_markup" in name)
-    assert markup[1] == "critical" and "True" in markup[5]  # severity, and the offending value
+    # Severity, and the offending value: the leftover markup found, and why it is markup.
+    assert markup[1] == "critical" and '<div class="promo">: a tag with attribute values' in markup[5]
     assert f"[Data Docs of this run](http://127.0.0.1:4280/{run_id}/index.html)" in first
     assert re.search(r"^# Run .*: completed", first, re.M)
 
