@@ -300,7 +300,7 @@ def report(folder: Path, args: argparse.Namespace) -> None:
     plain = predictions["trafilatura-default"]
     worse = [(page_f1(kind, predictions["ours"][page.key], page.truth) - page_f1(kind, plain[page.key], page.truth),
               page) for page in pages]
-    below = sorted((delta, page) for delta, page in worse if delta < -0.2)
+    below = sorted(((delta, page) for delta, page in worse if delta < -0.2), key=lambda pair: pair[0])
     print(f"pages more than 0.2 F1 below trafilatura-default: {len(below)}")
     for delta, page in below:
         print(f"    {delta:+.2f} {page.key[:16]} {page.url}")

@@ -12,8 +12,9 @@ and never return much less than plain trafilatura would.
    by ads or "read also" boxes, where trafilatura keeps only the first part).
 5. Boilerplate lines ("Comments are closed", "Sign up for ...", "Share this story") are dropped, and a
    trailing comment section is cut at its heading ("12 thoughts on ...").
-6. Safety net against our own rules: when the text kept is a small share of the page's text, plain
-   trafilatura (its default mode, on the page as served) extracts too, and wins when ours is much shorter.
+6. Safety net against our own rules: when the text kept is under half the page's text outside navigation,
+   footers and links (what bounds any extraction), plain trafilatura (its default mode, on the page as
+   served) extracts too, and wins when ours is under half its length and its text is not mostly links.
    An empty or near-empty result is therefore one both extractors agree on, never ours alone.
 
 Every rule can be switched off through `Rules`: benchmarks/extraction.py scores each rule's contribution,
@@ -59,9 +60,9 @@ class Rules:
     readability: bool = True  # readability's longer text replaces a trafilatura text it contains
     tidy: bool = True  # boilerplate lines and a trailing comment section are dropped
     furniture: bool = True  # leading lines repeating the headline are dropped
-    # Safety net: plain trafilatura is consulted when our text is under `net_trigger` of the page's text,
-    # and wins when ours is under `net_ratio` of its length (0 switches the net off).
-    net_trigger: float = 0.25
+    # Safety net: plain trafilatura wins when our text is under `net_ratio` of its length (0: no net). It is
+    # consulted only when it could: when ours is under `net_ratio` of the page's text outside navigation,
+    # footers and links, which bounds what trafilatura keeps.
     net_ratio: float = 0.5
 
 
@@ -192,10 +193,15 @@ def drop_never_text(tree: lxml.html.HtmlElement) -> None:
             _drop(element)
 
 
-def page_text_chars(tree: lxml.html.HtmlElement) -> int:
-    """Characters of the page's visible text (whitespace folded): an upper bound of any extraction's length."""
+def _folded_chars(element: lxml.html.HtmlElement) -> int:
+    return len(" ".join(element.text_content().split()))
+
+
+def text_outside_links(tree: lxml.html.HtmlElement) -> int:
+    """Characters of the page's text outside links (whitespace folded)."""
     body = tree.find("body")
-    return len(" ".join((tree if body is None else body).text_content().split()))
+    root = tree if body is None else body
+    return _folded_chars(root) - sum(_folded_chars(link) for link in root.iter("a"))
 
 
 def prune_boilerplate(tree: lxml.html.HtmlElement, rules: Rules = DEFAULT_RULES) -> lxml.html.HtmlElement:
@@ -326,10 +332,10 @@ def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None, html:
     safety net parses it again for plain trafilatura (without it, the net works on the tree before pruning)."""
     furniture = _page_furniture(tree) if rules.furniture else set()
     drop_never_text(tree)
-    page_chars = page_text_chars(tree)
     # The safety net reads the page as served: parsed again from `html`, or a copy taken before pruning.
     original = copy.deepcopy(tree) if html is None and rules.net_ratio > 0 else None
     prune_boilerplate(tree, rules)
+    net_bound = text_outside_links(tree) if rules.net_ratio > 0 else 0
     main = _trafilatura_text(tree, url, precision=rules.precision, fast=True)
     if rules.readability and len(main) * RECHECK_RATIO < _paragraph_chars(tree):
         alternative = _readability_text(tree)
@@ -338,7 +344,7 @@ def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None, html:
             main = alternative
     lines = tidy_lines(main) if rules.tidy else _plain_lines(main)
     text = "\n\n".join(drop_leading_furniture(lines, furniture))
-    if rules.net_ratio > 0 and len(text) < rules.net_trigger * page_chars:
+    if len(text) < rules.net_ratio * net_bound:
         page = original if original is not None else parse_html(html)
         if page is not None:
             links = {_fold(a.text_content()) for a in page.iter("a")}
