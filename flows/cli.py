@@ -105,14 +105,18 @@ def run_ingest(sources_file: str | None, sources: list[dict[str, Any]] | None, w
     """Run the flow and print its summary; exit codes say what went wrong, with a one-line reason."""
 
     def run() -> dict[str, Any]:
+        from flows.early import start_early
         from tasks.sources import resolve_sources
         from tasks.warehouse import get_engine
 
-        # Fail fast, before Prefect starts: a wrong sources file or an unreachable warehouse.
-        resolve_sources(sources_file, sources)
+        # Fail fast on a wrong sources file, before Prefect starts; then its temporary server boots (and the
+        # cleaning processes and Great Expectations' import, for local files) while the warehouse is opened
+        # and the flow imported.
+        early = start_early(resolve_sources(sources_file, sources), tasks.settings.get_settings())
         get_engine(warehouse or tasks.settings.get_settings().warehouse_url)
         from flows.ingest import ingest_news
 
+        early.wait_for_server()
         with warehouse_parameter(warehouse) as parameter:
             return ingest_news(sources_file=sources_file, sources=sources, warehouse_url=parameter)
 

@@ -19,6 +19,7 @@ from prefect.utilities.annotations import quote
 
 from flows.config import sources_from_variable
 from flows.config import warehouse_url as resolve_warehouse_url
+from flows.early import cleaners_for
 from flows.scale import StageProgress, clean_batches, interleave_sources, warm_cleaners
 from flows.stages import (
     check_warehouse_task,
@@ -463,7 +464,7 @@ def fetched_documents(specs: Sequence[Source], kinds: dict[str, str], settings: 
             prepare_validator(run_id, settings)  # something to check: build the checks while fetching goes on
         if outcome.documents and not warming:
             warming = True  # and start the cleaning processes, once: before any batch borrows them
-            warm_cleaners(settings)
+            warm_cleaners(settings, cleaners_for(specs, settings))
         pending.hold(outcome.documents)  # spooled if the warehouse goes away from here on
         group.append(outcome)
         if sum(len(o.documents) for o in group) >= settings.batch_size:

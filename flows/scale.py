@@ -46,11 +46,12 @@ def cpu_task_runner(settings: Settings) -> TaskRunner[Any]:
     return ProcessPoolTaskRunner(max_workers=cpu_workers(settings))
 
 
-def warm_cleaners(settings: Settings) -> None:
-    """Start the cleaning processes ahead of the first batch (see tasks.clean.prepare_cleaners), when the
-    batches will be cleaned by them: not on a Dask cluster, nor in a process pool without time limits."""
+def warm_cleaners(settings: Settings, count: int | None = None) -> None:
+    """Start `count` cleaning processes (default: one per core) ahead of the first batch (see
+    tasks.clean.prepare_cleaners), when the batches will be cleaned by them: not on a Dask cluster, nor in a
+    process pool without time limits."""
     if not settings.dask_address and settings.clean_timeout_seconds > 0:
-        prepare_cleaners(cpu_workers(settings), settings)
+        prepare_cleaners(cpu_workers(settings) if count is None else count, settings)
 
 
 def interleave_sources(sources: Sequence[Source]) -> list[Source]:

@@ -41,6 +41,16 @@ RECORDS, SOURCES, DUPLICATES, ARTICLES = "records", "sources", "duplicates", "ar
 INDEX_COLUMNS = {RECORDS: [ROW_ID], SOURCES: ["source"], ARTICLES: ["id"], DUPLICATES: ["id"]}
 
 
+def import_great_expectations() -> None:
+    """Import what a Validator needs (a few CPU seconds), e.g. on a thread while the run starts up."""
+    import great_expectations  # noqa: F401
+    from great_expectations.core.run_identifier import RunIdentifier  # noqa: F401
+    from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: F401
+    from great_expectations.validator.v1_validator import Validator  # noqa: F401
+
+    from tasks import gx_speedups  # noqa: F401
+
+
 class StageFailed(RuntimeError):
     """A batch-level critical expectation failed: the stage's output cannot be trusted."""
 

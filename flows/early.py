@@ -1,0 +1,80 @@
+"""What a command-line run will need, started before its flow: Prefect's temporary server (several seconds
+to boot, in a process of its own) and, when the run has local files to clean and check, the cleaning
+processes and the import of Great Expectations, on threads that overlap the server's start-up instead of
+following it. A run of feeds may have nothing new: those start only when documents arrive."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasks.settings import Settings
+from tasks.sources import FilesSource, Source, WarcSource
+
+ONE_DOCUMENT = (".txt", ".html", ".htm")  # a JSON Lines file or a WARC archive may hold thousands
+
+
+def local_documents(specs: Sequence[Source]) -> tuple[int, bool]:
+    """The local files the sources name (0: nothing to clean yet), and whether each is one document."""
+    paths = [Path(path) for spec in specs if isinstance(spec, FilesSource | WarcSource)
+             for path in glob.iglob(spec.path, recursive=True) if Path(path).is_file()]
+    return len(paths), all(path.suffix.lower() in ONE_DOCUMENT for path in paths)
+
+
+def cleaners_for(specs: Sequence[Source], settings: Settings) -> int:
+    """The cleaning processes to start ahead of a run: one per core, unless the run only reads a few
+    one-document files: a chunk has at least `cpu_chunk_size` documents, so two files need one process."""
+    from flows.scale import cpu_workers
+
+    workers = cpu_workers(settings)
+    files, countable = local_documents(specs)
+    if not countable or len(specs) != sum(isinstance(s, FilesSource | WarcSource) for s in specs):
+        return workers  # feeds, sitemaps, pages, archives: as many documents as they bring
+    return min(workers, -(-files // max(1, settings.cpu_chunk_size)))
+
+
+@dataclass
+class EarlyStart:
+    threads: list[threading.Thread] = field(default_factory=list)
+    server: threading.Thread | None = None
+
+    def wait_for_server(self) -> None:
+        """Before the flow asks Prefect for a client (which would start a second server meanwhile)."""
+        if self.server is not None:
+            self.server.join()
+
+
+def _thread(target, name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def _start_server() -> None:
+    from prefect.server.api.server import SubprocessASGIServer
+
+    # The same instance the flow's client then finds running; if it fails, that client starts it again and
+    # reports the error where it belongs.
+    with contextlib.suppress(Exception):
+        SubprocessASGIServer().start()
+
+
+def start_early(specs: Sequence[Source], settings: Settings) -> EarlyStart:
+    """Start the temporary server (unless PREFECT_API_URL names one) and, for local files, what cleaning
+    and checking them needs."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    early = EarlyStart()
+    if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        early.server = _thread(_start_server, "prefect-server-start")
+    if local_documents(specs)[0]:
+        from flows.scale import warm_cleaners
+        from tasks.validate import import_great_expectations
+
+        early.threads.append(_thread(import_great_expectations, "gx-import"))
+        warm_cleaners(settings, cleaners_for(specs, settings))
+    return early
