@@ -145,14 +145,35 @@ def test_the_earliest_published_is_kept_and_the_copies_say_how_they_matched():
                        "https://c.example/short": ("near", "https://a.example/story")}
     near = [d for d in outcome.duplicates if d.kind == "near"]
     assert all(0.5 <= d.similarity <= 1.0 for d in near)
+    assert all(d.similarity == 1.0 for d in outcome.duplicates if d.kind != "near")
+    assert {d.url: d.source for d in outcome.duplicates}["https://b.example/copy"] == "b.example"
     assert set(outcome.fingerprints) == {"https://a.example/story", "https://e.example/follow-up"}
-    assert outcome.stats.counts["duplicate_near"] == 2
+    assert outcome.fingerprints["https://a.example/story"].content_hash == content_hash(WIRE_STORY)
+    counts = outcome.stats.counts
+    assert (counts["in"], counts["out"], counts["duplicate_near"]) == (6, 2, 2)
 
 
 def test_when_nothing_is_published_the_longest_is_kept():
     outcome = deduplicate([article("https://c.example/short", TRUNCATED_COPY),
                            article("https://a.example/story", WIRE_STORY)], EmptyIndex(), SETTINGS)
     assert [a.canonical_url for a in outcome.kept] == ["https://a.example/story"]
+
+
+def test_an_undated_copy_gives_way_to_a_dated_original():
+    outcome = deduplicate([article("https://c.example/short", TRUNCATED_COPY),
+                           article("https://a.example/story", WIRE_STORY, "2024-05-01T18:00:00")], EmptyIndex(),
+                          SETTINGS)
+    assert [a.canonical_url for a in outcome.kept] == ["https://a.example/story"]
+
+
+def test_stored_sketches_of_another_shape_are_not_compared(sqlite_url):
+    """Sketches stored under other settings (here a shorter lead signature) are skipped, not misread."""
+    engine = get_engine(sqlite_url)
+    older = Settings(lede_permutations=48)
+    outcome = deduplicate([article("https://a.example/story", WIRE_STORY)], WarehouseIndex(engine), older)
+    load_batch(engine, "run-1", outcome.kept, outcome.fingerprints, outcome.duplicates, older)
+    outcome = deduplicate([article("https://b.example/copy", WIRE_COPY)], WarehouseIndex(engine), SETTINGS)
+    assert [a.canonical_url for a in outcome.kept] == ["https://b.example/copy"] and not outcome.duplicates
 
 
 def test_two_runs_loading_copies_of_each_others_articles_keep_one(warehouse_url):
