@@ -3,15 +3,14 @@ http link from the Prefect UI, not a file:// one."""
 
 from __future__ import annotations
 
-import contextlib
 import html
-import threading
 from datetime import UTC, datetime
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from io import BytesIO
 from pathlib import Path
 
+from flows.localhttp import LocalServer
 from tasks.datadocs import ASSETS_DIRNAME
 
 
@@ -47,36 +46,21 @@ class _DocsHandler(SimpleHTTPRequestHandler):
         pass
 
 
-class DocsServer:
+class DocsServer(LocalServer):
     """`with DocsServer(root) as server: server.url` serves the Data Docs folder on 127.0.0.1."""
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
-        self.server = ThreadingHTTPServer((host, port), partial(_DocsHandler, directory=str(root)))
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="data-docs", daemon=True)
-
-    def __enter__(self) -> DocsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(partial(_DocsHandler, directory=str(root)), host, port, "data-docs")
 
 
 def serve_forever(root: Path, port: int) -> None:
     """Serve until interrupted (Ctrl-C, or SIGTERM from `newsflow down`)."""
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with DocsServer(root, port=port) as server:
-        print(f"serving the Data Docs of {root} at {server.url}/  (Ctrl-C stops)", flush=True)
-        print(f"runs link their data-docs artifact here with NEWSFLOW_DATA_DOCS_URL={server.url}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    server = DocsServer(root, port=port)
+    server.run_until_interrupted(
+        f"serving the Data Docs of {root} at {server.url}/  (Ctrl-C stops)",
+        f"runs link their data-docs artifact here with NEWSFLOW_DATA_DOCS_URL={server.url}")
 
 
 def main() -> None:

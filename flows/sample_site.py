@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
+from flows.localhttp import LocalServer
 from tasks.settings import PROJECT_ROOT
 
 SAMPLE_SITE = PROJECT_ROOT / "samples" / "site"
@@ -36,39 +35,23 @@ class _SiteHandler(SimpleHTTPRequestHandler):
         pass
 
 
-class SampleSite:
+class SampleSite(LocalServer):
     """`with SampleSite() as site: site.base_url` serves the sample site on a free port of 127.0.0.1."""
 
     def __init__(self, directory: Path = SAMPLE_SITE, host: str = "127.0.0.1", port: int = 0) -> None:
-        handler = partial(_SiteHandler, directory=str(directory))
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://{host}:{self.server.server_address[1]}"
-        self.server.base_url = self.base_url  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self.server.serve_forever, name="sample-site", daemon=True)
-
-    def __enter__(self) -> SampleSite:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(partial(_SiteHandler, directory=str(directory)), host, port, "sample-site")
+        self.base_url = self.url
 
 
 def main() -> None:
     """`python -m flows.sample_site --port 8000`: serve the sample site until interrupted."""
     import argparse
-    import signal
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on `newsflow down`
-    with SampleSite(port=args.port) as site:
-        print(f"serving the sample news site at {site.base_url}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    site = SampleSite(port=args.port)
+    site.run_until_interrupted(f"serving the sample news site at {site.base_url}")
 
 
 if __name__ == "__main__":
