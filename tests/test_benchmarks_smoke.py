@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "benchmarks"
 
 # Script -> (arguments of a run of seconds on an idle machine, a regular expression its figures match).
-# "{tmp}" is a fresh temporary directory.
+# "{tmp}" is a fresh temporary directory. An entry whose script is not (yet) in benchmarks/ is not used.
 SMOKE: dict[str, tuple[list[str], str]] = {
     "corpus.py": (["--pages", "6", "--hosts", "2", "--out", "{tmp}/corpus"], r'"pages": 6, "hosts": 2'),
     "dedup.py": ([str(SAMPLES / "dedup.jsonl"), "--repeat", "1", "--with-sources"],
@@ -31,6 +31,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
                       r"(?m)^## extraction: 3 pages.*\n.*\n^ours\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+"),
     "fetch.py": (["--hosts", "2", "--pages", "3", "--latency", "0.01", "--delay", "0.05"],
                  r"newsflow polite\s+6\s+[\d.]+\s+[\d.]+"),
+    "hostile.py": (["--size", "tiny"], r"(?m)^hostile inputs, size tiny.*\n(.*\n)*^\| \S+ \| \d+ \| [\d.]+ \|"),
     "load.py": (["--articles", "200", "--batch-size", "100"], r"load_batch: all indexes.*\d+ rows/s"),
     "pipeline.py": (["--pages", "10", "--out", "{tmp}/pipeline"], r'"run": "unchanged re-run", "exit": 0'),
     "real_pages.py": ([str(SAMPLES / "extraction")], r"(?m)^loaded 3, .*\n.*\n^stored articles.text\s+[\d.]+"),
