@@ -12,7 +12,17 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from tasks import schema
-from tasks.dedupe import EmptyIndex, KnownArticle, closest_known, cluster_ids, deduplicate, sketch, verified_links
+from tasks.dedupe import (
+    MAX_BUCKET,
+    EmptyIndex,
+    KnownArticle,
+    closest_known,
+    cluster_ids,
+    deduplicate,
+    sharing_pairs,
+    sketch,
+    verified_links,
+)
 from tasks.load import load_batch
 from tasks.records import Article
 from tasks.settings import Settings
@@ -146,6 +156,7 @@ def test_the_earliest_published_is_kept_and_the_copies_say_how_they_matched():
     near = [d for d in outcome.duplicates if d.kind == "near"]
     assert all(0.5 <= d.similarity <= 1.0 for d in near)
     assert all(d.similarity == 1.0 for d in outcome.duplicates if d.kind != "near")
+    assert all(d.similarity == round(d.similarity, 4) for d in near)  # estimates are k/128: reported to 4 places
     assert {d.url: d.source for d in outcome.duplicates}["https://b.example/copy"] == "b.example"
     assert set(outcome.fingerprints) == {"https://a.example/story", "https://e.example/follow-up"}
     assert outcome.fingerprints["https://a.example/story"].content_hash == content_hash(WIRE_STORY)
@@ -327,3 +338,16 @@ def test_stored_articles_are_not_compared_with_each_other():
     live, keys = np.arange(3), nodes.lsh_keys(SETTINGS)
     assert [(a, b) for a, b, _ in verified_links(nodes, live, keys, SETTINGS)] == [(1, 2)]
     assert verified_links(nodes, live, keys, SETTINGS, first_known=1) == []  # rows 1 and 2 are stored
+
+
+def test_texts_sharing_a_value_are_paired_once_and_a_huge_bucket_only_with_neighbours():
+    values = np.array([7, 5, 9, 7, 5, 7, 9], dtype=np.uint64)  # 9 twice in text 4: no pair with itself
+    owners = np.array([2, 0, 4, 3, 1, 1, 4])
+    assert sharing_pairs(values, owners, 5).tolist() == [0 * 5 + 1, 1 * 5 + 2, 1 * 5 + 3, 2 * 5 + 3]
+    empty = sharing_pairs(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64), 3)
+    assert empty.tolist() == [] and empty.dtype == np.int64
+    # Up to MAX_BUCKET texts with one value: every pair. More (boilerplate-like): a chain through all of them.
+    assert len(sharing_pairs(np.zeros(MAX_BUCKET, dtype=np.uint64), np.arange(MAX_BUCKET), MAX_BUCKET)) == \
+        MAX_BUCKET * (MAX_BUCKET - 1) // 2
+    chain = sharing_pairs(np.zeros(250, dtype=np.uint64), np.arange(250), 250)
+    assert len(chain) == 249 and set((chain // 250).tolist()) | set((chain % 250).tolist()) == set(range(250))
