@@ -10,8 +10,8 @@ from typing import Protocol
 from sqlalchemy import Engine, select
 
 from tasks import schema
+from tasks.db import upsert
 from tasks.http import Validators
-from tasks.load import upsert
 from tasks.records import FileProgress, utcnow
 
 

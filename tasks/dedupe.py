@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 from rensa import RMinHash
 
-from tasks.records import Article, Duplicate, StageStats
+from tasks.records import Article, Duplicate, KnownArticle, StageStats
 from tasks.settings import Settings
 from tasks.stories import story_ids as story_ids  # level 3, scored by the benchmark as tasks.dedupe.story_ids
 from tasks.textnorm import fold_lines_utf8
@@ -486,13 +486,6 @@ def sharing_pairs(values: np.ndarray, owner: np.ndarray, texts: int) -> np.ndarr
 
 
 # --- the warehouse side ----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class KnownArticle:
-    id: int
-    canonical_url: str
-    sketch: bytes | None = None
 
 
 class DedupIndex(Protocol):

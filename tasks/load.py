@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, literal, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tasks import schema
+from tasks.db import dumps, upsert, without_nul, write_transaction
 from tasks.dedupe import Fingerprint, deduplicate
 from tasks.records import Article, Duplicate, StageStats, utcnow
 from tasks.settings import Settings
 from tasks.stories import assign_stories
-from tasks.warehouse import WarehouseIndex, dumps, without_nul, write_transaction
+from tasks.warehouse import WarehouseIndex
 
 ARTICLE_UPDATE_COLUMNS = ("url", "source", "title", "authors", "published_at", "language", "text",
                           "word_count", "content_hash", "description", "site_name", "modified_at", "image",
@@ -36,26 +36,6 @@ class LoadOutcome:
     article_ids: dict[str, int] = field(default_factory=dict)  # canonical URL -> id
     orphans: list[Duplicate] = field(default_factory=list)  # duplicates whose kept article is missing
     stats: StageStats = field(default_factory=lambda: StageStats("load"))
-
-
-def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str],
-           update_columns: Sequence[str] = ()) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE/NOTHING on SQLite and PostgreSQL, keys unique per statement."""
-    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        unique[tuple(row[k] for k in keys)] = row
-    if not unique:
-        return
-    unique = dict(sorted(unique.items()))
-    dialect = conn.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table)
-    if update_columns:
-        statement = statement.on_conflict_do_update(
-            index_elements=list(keys), set_={c: statement.excluded[c] for c in update_columns})
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
-    conn.execute(statement, list(unique.values()))
 
 
 def bulk_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:

@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
-from tasks.warehouse import WarehouseError, make_engine, safe_url
+from tasks.db import WarehouseError, make_engine, safe_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Key of the PostgreSQL advisory lock held while migrating (any constant unique to this application).

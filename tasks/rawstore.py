@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from tasks import schema
+from tasks.db import upsert
 from tasks.http import decode_body
-from tasks.load import upsert
 from tasks.records import Document, utcnow
 
 PLAIN_TEXT = "text/plain"

@@ -146,3 +146,12 @@ class StageStats:
     def merge(self, other: StageStats) -> StageStats:
         self.counts.update(other.counts)
         return self
+
+
+@dataclass(slots=True)
+class KnownArticle:
+    """An article already in the warehouse, as the dedupe stage sees it (with its packed sketch, if read)."""
+
+    id: int
+    canonical_url: str
+    sketch: bytes | None = None

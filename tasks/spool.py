@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
+from tasks.db import WarehouseError, safe_url
 from tasks.records import Article, Document, Duplicate, utcnow
 from tasks.settings import Settings
-from tasks.warehouse import WarehouseError, safe_url
 
 RECORD_TYPES: dict[str, type] = {"document": Document, "article": Article, "duplicate": Duplicate}
 
