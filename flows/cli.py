@@ -31,19 +31,23 @@ EXIT_STATUSES = {
 }
 
 
+def _cli_kinds() -> list[Any]:
+    """The source kinds `newsflow ingest` takes on its command line (see tasks.kinds)."""
+    from tasks.kinds import source_kinds
+
+    return [kind for kind in source_kinds() if kind.cli]
+
+
 def _inline_sources(args: argparse.Namespace) -> list[dict[str, Any]]:
     sources: list[dict[str, Any]] = []
-    common = {"allow_private_network": True} if args.allow_private_network else {}
-    for number, pattern in enumerate(args.files or [], start=1):
-        sources.append({"name": f"files-{number}", "kind": "files", "path": pattern, **common})
-    for number, url in enumerate(args.feed or [], start=1):
-        sources.append({"name": f"feed-{number}", "kind": "rss", "url": url, **common})
-    for number, url in enumerate(args.sitemap or [], start=1):
-        sources.append({"name": f"sitemap-{number}", "kind": "sitemap", "url": url, **common})
-    for number, pattern in enumerate(args.warc or [], start=1):
-        sources.append({"name": f"warc-{number}", "kind": "warc", "path": pattern})
-    if args.url:
-        sources.append({"name": "urls", "kind": "urls", "urls": list(args.url), **common})
+    for kind in _cli_kinds():
+        option, values = kind.cli, getattr(args, kind.cli.flag.lstrip("-").replace("-", "_")) or []
+        common = {"allow_private_network": True} if args.allow_private_network and kind.over_http else {}
+        if option.one_source and values:
+            sources.append({"name": option.prefix, "kind": kind.name, option.field: list(values), **common})
+        elif not option.one_source:
+            sources += [{"name": f"{option.prefix}-{number}", "kind": kind.name, option.field: value, **common}
+                        for number, value in enumerate(values, start=1)]
     return sources
 
 
@@ -153,9 +157,8 @@ def run_and_summarise(run: Callable[[], dict[str, Any]], warehouse: str) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     inline = _inline_sources(args)
     if not args.sources and not inline:
-        print("newsflow: nothing to ingest: give --sources FILE, --files GLOB, --feed URL, --sitemap URL, "
-              "--warc GLOB or --url URL",
-              file=sys.stderr)
+        options = ", ".join(f"{k.cli.flag} {k.cli.metavar}" for k in _cli_kinds())
+        print(f"newsflow: nothing to ingest: give --sources FILE or {options}", file=sys.stderr)
         return EXIT_USAGE
     _allow_given_folders([*(args.files or []), *(args.warc or [])])
     return run_ingest(args.sources, inline or None, args.warehouse)
@@ -390,13 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="run the ingest-news flow once")
     ingest.add_argument("--sources", metavar="FILE", help="YAML sources file")
-    ingest.add_argument("--files", metavar="GLOB", action="append", help="local .txt/.html/.json/.jsonl files")
-    ingest.add_argument("--feed", metavar="URL", action="append", help="an RSS/Atom feed")
-    ingest.add_argument("--url", metavar="URL", action="append", help="an article page")
-    ingest.add_argument("--sitemap", metavar="URL", action="append", help="a sitemap or sitemap index")
-    ingest.add_argument("--warc", metavar="GLOB", action="append", help="local WARC files (e.g. CC-NEWS)")
+    for kind in _cli_kinds():
+        ingest.add_argument(kind.cli.flag, metavar=kind.cli.metavar, action="append", help=kind.cli.help)
     ingest.add_argument("--allow-private-network", action="store_true",
-                        help="let --feed/--sitemap/--url sources reach loopback and private addresses")
+                        help="let the sources given by URL reach loopback and private addresses")
     ingest.add_argument("--warehouse", metavar="URL", help="SQLAlchemy URL (default NEWSFLOW_WAREHOUSE_URL)")
     ingest.set_defaults(handler=cmd_ingest)
 

@@ -41,6 +41,7 @@ from tasks.datadocs import docs_link
 from tasks.dedupe import DedupOutcome
 from tasks.fetch import FetchOutcome
 from tasks.frames import articles_frame, deduplicated_frame, documents_frame
+from tasks.kinds import source_kind
 from tasks.localfiles import with_sources_folder
 from tasks.records import Article, Document, Duplicate, Rejection
 from tasks.report import render_markdown, run_summary
@@ -141,7 +142,7 @@ def gate_fetched(outcomes: list[Any], kinds: dict[str, str], settings: Settings,
     """The `fetched` suite on a group of sources' documents at once: one validation per group (about a
     batch), not one per source (each costs Great Expectations' fixed overhead); its per-source
     expectations still judge each source on its own row of the `sources` table."""
-    local = {name for name, kind in kinds.items() if kind in ("files", "warc")}  # no HTTP status expected
+    local = {name for name, kind in kinds.items() if not source_kind(kind).over_http}  # no HTTP status expected
     return _gate("fetch", [d for outcome in outcomes for d in outcome.documents],
                  lambda docs: {"records": documents_frame(docs, local_sources=local)}, settings, run_id,
                  f"{len(outcomes)} sources", report,

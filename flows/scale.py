@@ -60,8 +60,8 @@ def interleave_sources(sources: Sequence[Source]) -> list[Source]:
     politeness delay does not serialise them."""
     by_host: dict[str, list[Source]] = {}
     for source in sources:
-        url = getattr(source, "url", None) or next(iter(getattr(source, "urls", None) or []), "")
-        by_host.setdefault(host_of(str(url)) if url else "", []).append(source)
+        url = source.first_url()
+        by_host.setdefault(host_of(url) if url else "", []).append(source)
     groups = list(by_host.values())
     return [group[i] for i in range(max(map(len, groups), default=0)) for group in groups if i < len(group)]
 

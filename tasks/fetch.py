@@ -24,6 +24,7 @@ from typing import Any
 from tasks.crawlstate import FetchState, NoState
 from tasks.feeds import FeedError, Link, parse_feed
 from tasks.http import FetchResult, PoliteClient, Validators, decode_body
+from tasks.kinds import CliOption, fetcher, source_kind
 from tasks.localfiles import fetch_files, fetch_warc
 from tasks.rawstore import RawDocument, to_document
 from tasks.records import Document, FetchAttempt, FileProgress, Rejection, StageStats, utcnow
@@ -84,6 +85,19 @@ class FetchOutcome:
 
 
 # --- http ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FetchJob:
+    """What a kind's fetcher (see tasks.kinds) works with: the source's outcome to fill, what earlier runs saw,
+    how many pages to fetch now (the other links go on `outcome.remaining`), and for kinds read over HTTP
+    the source's polite client."""
+
+    settings: Settings
+    state: FetchState
+    outcome: FetchOutcome
+    max_pages: int | None = None
+    client: PoliteClient | None = None
 
 
 def interleave_by_host(links: list[Link]) -> list[Link]:
@@ -300,20 +314,13 @@ def fetch_source(source: Source, settings: Settings, state: FetchState | None = 
     `state` tells what earlier runs saw (known URLs, validators); without it, everything is new.
     """
     outcome = FetchOutcome(source=source.name)
-    state = state or NoState()
-    if isinstance(source, FilesSource):
-        fetch_files(source, settings, state, outcome)
-    elif isinstance(source, WarcSource):
-        fetch_warc(source, settings, state, outcome, is_textual)
+    job = FetchJob(settings, state or NoState(), outcome, max_pages)
+    kind = source_kind(source.kind)
+    if not kind.over_http:
+        kind.fetch(source, job)
     else:
-        with _client_for(source, settings, client) as polite:
-            if isinstance(source, RssSource):
-                fetch_rss(source, polite, settings, state, outcome, max_pages)
-            elif isinstance(source, SitemapSource):
-                fetch_sitemaps(source, polite, settings, state, outcome, max_pages)
-            elif isinstance(source, UrlsSource):
-                fetch_pages(polite, [(u, {}) for u in source.urls], source, settings, state, outcome,
-                            trusted=True, max_pages=max_pages)
+        with _client_for(source, settings, client) as job.client:
+            kind.fetch(source, job)
     if not outcome.remaining:  # every page the listings name is fetched: their validators may be kept
         outcome.validators.update(outcome.listing_validators)
         outcome.listing_validators = {}
@@ -339,3 +346,38 @@ def _client_for(source: HttpSource, settings: Settings, client: PoliteClient | N
         return
     with PoliteClient(settings, allow_private_network=source.allow_private_network) as own:
         yield own
+
+
+# --- the built-in kinds of source (tasks.kinds): a kind's fetcher fills the job's outcome ---------------
+
+
+@fetcher(FilesSource, over_http=False,
+         cli=CliOption("--files", "GLOB", "local .txt/.html/.json/.jsonl files", "path", "files"))
+def _files(source: FilesSource, job: FetchJob) -> None:
+    fetch_files(source, job.settings, job.state, job.outcome)
+
+
+@fetcher(RssSource, cli=CliOption("--feed", "URL", "an RSS/Atom feed", "url", "feed"))
+def _rss(source: RssSource, job: FetchJob) -> None:
+    assert job.client is not None
+    fetch_rss(source, job.client, job.settings, job.state, job.outcome, job.max_pages)
+
+
+@fetcher(SitemapSource, cli=CliOption("--sitemap", "URL", "a sitemap or sitemap index", "url", "sitemap"))
+def _sitemap(source: SitemapSource, job: FetchJob) -> None:
+    assert job.client is not None
+    fetch_sitemaps(source, job.client, job.settings, job.state, job.outcome, job.max_pages)
+
+
+@fetcher(UrlsSource, cli=CliOption("--url", "URL", "an article page", "urls", "urls", one_source=True))
+def _urls(source: UrlsSource, job: FetchJob) -> None:
+    """The pages listed in the sources file itself (trusted: they may point at private addresses)."""
+    assert job.client is not None
+    fetch_pages(job.client, [(u, {}) for u in source.urls], source, job.settings, job.state, job.outcome,
+                trusted=True, max_pages=job.max_pages)
+
+
+@fetcher(WarcSource, over_http=False,
+         cli=CliOption("--warc", "GLOB", "local WARC files (e.g. CC-NEWS)", "path", "warc"))
+def _warc(source: WarcSource, job: FetchJob) -> None:
+    fetch_warc(source, job.settings, job.state, job.outcome, is_textual)

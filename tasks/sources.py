@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from tasks.kinds import source_kinds
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 
@@ -28,24 +31,42 @@ class SourceUnavailable(RuntimeError):
     the run fails (after the other sources are loaded), so that a typo never passes for "nothing new"."""
 
 
-class _SourceBase(BaseModel):
+class SourceBase(BaseModel):
+    """What every kind of source has; each kind (see tasks.kinds) adds its `kind: Literal[...]` and fields."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     allow_private_network: bool = False
     max_items: int | None = Field(default=None, gt=0)
 
+    def first_url(self) -> str | None:
+        """The URL the source is read from first (its host orders the fetching), if any."""
+        return None
 
-class FilesSource(_SourceBase):
-    kind: Literal["files"]
-    path: str = Field(min_length=1)  # a path or glob of .txt, .html, .json, .jsonl files
+    def relative_to(self, folder: Path) -> None:
+        """Make paths given relative to the sources file relative to `folder` instead (none by default)."""
+
+
+class PathSource(SourceBase):
+    """A source read from local files: a path or glob, relative to the sources file it is given in."""
+
+    path: str = Field(min_length=1)
+
+    def relative_to(self, folder: Path) -> None:
+        if not Path(self.path).is_absolute():
+            self.path = str(folder / self.path)
+
+
+class FilesSource(PathSource):
+    kind: Literal["files"]  # path: a path or glob of .txt, .html, .json, .jsonl files
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class HttpSource(_SourceBase):
+class HttpSource(SourceBase):
     # Hosts the source's links may point to (subdomains included); empty: any host.
     allowed_hosts: list[str] = Field(default_factory=list)
     # Re-fetch articles already in the warehouse once they were last seen this long ago
@@ -76,6 +97,9 @@ class _ListingSource(HttpSource):
     def _url(cls, value: str) -> str:
         return cls._check_http(value)
 
+    def first_url(self) -> str | None:
+        return self.url
+
 
 class RssSource(_ListingSource):
     kind: Literal["rss"]  # RSS, Atom or JSON Feed
@@ -90,18 +114,27 @@ class UrlsSource(HttpSource):
     def _urls(cls, values: list[str]) -> list[str]:
         return [cls._check_http(v) for v in values]
 
+    def first_url(self) -> str | None:
+        return self.urls[0]
+
 
 class SitemapSource(_ListingSource):
     kind: Literal["sitemap"]  # a sitemap, a sitemap index or a Google News sitemap, optionally gzipped
 
 
-class WarcSource(_SourceBase):
-    kind: Literal["warc"]
-    path: str = Field(min_length=1)  # a path or glob of .warc / .warc.gz files (e.g. CC-NEWS)
+class WarcSource(PathSource):
+    kind: Literal["warc"]  # path: a path or glob of .warc / .warc.gz files (e.g. CC-NEWS)
 
 
-Source = Annotated[FilesSource | RssSource | UrlsSource | SitemapSource | WarcSource, Field(discriminator="kind")]
-_SOURCE_LIST = TypeAdapter(list[Source])
+Source = SourceBase  # any registered kind (tasks.kinds)
+
+
+@lru_cache(maxsize=4)
+def _adapter(models: tuple[type[SourceBase], ...]) -> TypeAdapter[list[SourceBase]]:
+    """The list of sources, each validated as the model of its `kind` (only registered kinds)."""
+    if len(models) == 1:
+        return TypeAdapter(list[models[0]])  # type: ignore[valid-type]
+    return TypeAdapter(list[Annotated[Union[models], Field(discriminator="kind")]])  # type: ignore[valid-type]  # noqa: UP007
 
 
 def expand_env(value: Any) -> Any:
@@ -189,7 +222,7 @@ def parse_sources(entries: Any, origin: str = "sources") -> list[Source]:
     check_size(entries, origin)  # a flow parameter or a Prefect Variable as much as a file
     entries = expand_env(entries)
     try:
-        sources = _SOURCE_LIST.validate_python(entries)
+        sources = _adapter(tuple(kind.model for kind in source_kinds())).validate_python(entries)
     except ValidationError as exc:
         first = exc.errors()[0]
         location = list(first["loc"])
@@ -223,10 +256,8 @@ def load_sources_file(path: str | os.PathLike[str]) -> list[Source]:
     if not isinstance(document, dict) or "sources" not in document:
         raise SourcesError(f"{file}: expected a mapping with a 'sources:' list")
     sources = parse_sources(document["sources"], origin=str(file))
-    for source in sources:
-        # Paths in a sources file are relative to the file, so it works from any directory.
-        if isinstance(source, FilesSource | WarcSource) and not Path(source.path).is_absolute():
-            source.path = str(file.parent / source.path)
+    for source in sources:  # paths in a sources file are relative to the file: it works from any directory
+        source.relative_to(file.parent)
     return sources
 
 
