@@ -107,9 +107,12 @@ def serve(pipe) -> None:
 @flow(name="quality-benchmark")
 def measure(size: int, ports: list[int], workdir: Path) -> dict[str, float]:
     """One run over one batch of `size` pages: seconds of each stage and of its checks."""
-    from flows.ingest import RunReport, gate_cleaned, gate_deduplicated, gate_fetched, gate_warehouse
+    from flows.checks import gate_cleaned, gate_deduplicated, gate_fetched, gate_warehouse
+    from flows.ledger import Ledger
+    from flows.pipeline import PIPELINE, stage_names
+    from flows.run_checks import RunChecks
     from flows.scale import clean_batches
-    from flows.stages import close_validator, data_docs_task, dedupe_task, fetch_task, load_task, validator_for
+    from flows.stages import data_docs_task, dedupe_task, fetch_task, load_task
     from tasks.settings import get_settings
     from tasks.sources import UrlsSource
     from tasks.warehouse import get_engine, start_run
@@ -119,7 +122,7 @@ def measure(size: int, ports: list[int], workdir: Path) -> dict[str, float]:
         "max_items_per_source": size, "batch_size": size, "fetch_task_pages": size})  # one task per site
     run_id = str(uuid.uuid4())
     start_run(get_engine(settings.warehouse_url), run_id)
-    report = RunReport()
+    checks, ledger = RunChecks(settings, run_id), Ledger(stage_names(PIPELINE))
     figures: dict[str, float] = {}
 
     def timed(name: str, function, *args):
@@ -129,28 +132,28 @@ def measure(size: int, ports: list[int], workdir: Path) -> dict[str, float]:
         figures[f"{name} cpu"] = time.thread_time() - cpu  # this thread's CPU: what other tenants do not skew
         return result
 
-    timed("context", validator_for, run_id, settings)  # once per run
+    timed("context", checks.validator)  # once per run
     specs = [UrlsSource(name=f"site-{k}", kind="urls", allow_private_network=True,
                         urls=[f"http://127.0.0.1:{port}/{n}" for n in range(k, size, SITES)])
              for k, port in enumerate(ports)]
     kinds = {s.name: s.kind for s in specs}
 
     outcomes = timed("fetch", lambda: [f.result() for f in [fetch_task.submit(s, settings) for s in specs]])
-    documents = timed("fetch checks", gate_fetched, outcomes, kinds, settings, run_id, report)
+    documents = timed("fetch checks", gate_fetched, outcomes, kinds, checks, ledger)
     cleaned = timed("clean", lambda: next(iter(clean_batches([documents], settings))))
-    articles = timed("clean checks", gate_cleaned, cleaned, settings, run_id, "batch 1", report)
+    articles = timed("clean checks", gate_cleaned, cleaned, checks, "batch 1", ledger)
     deduped = timed("dedupe", dedupe_task, articles, settings, "batch 1")
-    valid = timed("dedupe checks", gate_deduplicated, deduped, settings, run_id, "batch 1", report)
+    valid = timed("dedupe checks", gate_deduplicated, deduped, checks, "batch 1", ledger)
     loaded = timed("load", load_task, valid, deduped, settings, run_id, "batch 1")
-    report.loaded_urls.update(loaded.article_ids)
-    report.counts["duplicates"] += loaded.stats.counts["duplicates"]
-    timed("load checks", gate_warehouse, settings, run_id, report)
-    timed("data docs", data_docs_task, settings, run_id)  # once per run
-    close_validator(run_id)
+    ledger.loaded_urls.update(loaded.article_ids)
+    ledger.duplicates += loaded.stats.counts["duplicates"]
+    timed("load checks", gate_warehouse, checks, ledger)
+    timed("data docs", data_docs_task, checks)  # once per run
+    checks.close()
     figures.update(pages=size, documents=len(documents), articles=len(cleaned.articles),
                    rejected=len(cleaned.rejections), duplicates=len(deduped.duplicates),
-                   loaded=loaded.stats.passed_on, quarantined=sum(report.quarantined_by_stage.values()),
-                   failures=len(report.failures))
+                   loaded=loaded.stats.passed_on, quarantined=ledger.quarantined_total,
+                   failures=len(ledger.failures))
     return figures
 
 

@@ -1,41 +1,54 @@
-"""The `reprocess-news` flow: clean -> deduplicate -> validate -> load again from the raw store, without
-fetching. For when the clean stage improved, a load failed, or records were quarantined by mistake.
+"""The `reprocess-news` flow: clean -> deduplicate -> load again from the raw store, without fetching. For
+when the clean stage improved, a load failed, or records were quarantined by mistake.
 
 Which documents: every stored page, or those of some sources, some URLs, fetched since a time, or held
 back in quarantine (optionally by one stage) and not loaded since: after a fix (a suite threshold, a
 better extractor), `newsflow reprocess --quarantined` releases them.
+
+The stored pages are read a batch at a time, each batch checked by the fetch suite and streamed into the
+same batches as `ingest-news` (flows/batches.py): the run holds a few batches, never the raw store.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.runtime import flow_run
 
+from flows.batches import process_documents
+from flows.checks import RunChecks, gate_stored
 from flows.config import warehouse_url as resolve_warehouse_url
-from flows.ingest import RunReport, _gate, end_run, process_documents
+from flows.ingest import end_run, fail_run, start
+from flows.ledger import Ledger
 from flows.stages import STAGE_TASK
-from tasks.frames import documents_frame
-from tasks.rawstore import select_raw, to_document
+from tasks.rawstore import select_raw_page, to_document
 from tasks.records import Document
 from tasks.settings import Settings, get_settings
-from tasks.warehouse import get_engine, held_back_urls, start_run
+from tasks.warehouse import get_engine, held_back_urls
 
 
-@task(name="read raw store", **STAGE_TASK)
-def raw_documents_task(settings: Settings, sources: list[str] | None, urls: list[str] | None,
-                       since: datetime | None, quarantined: bool = False, stage: str | None = None) -> list[Document]:
-    engine = get_engine(settings.warehouse_url)
-    if quarantined:
-        held_back = held_back_urls(engine, stage)
-        urls = [u for u in held_back if urls is None or u in urls]
-        get_run_logger().info("%d quarantined records not loaded since%s", len(held_back),
-                              f" (stage {stage})" if stage else "")
-    raws = select_raw(engine, sources=sources, urls=urls, since=since)
-    return [to_document(raw) for raw in raws]
+@task(name="read raw store", task_run_name="read raw store after row {after_id}", **STAGE_TASK)
+def read_raw_task(settings: Settings, sources: list[str] | None, urls: list[str] | None, since: datetime | None,
+                  after_id: int) -> tuple[list[Document], int | None]:
+    """A batch of stored pages after row `after_id`, and the row the next batch starts after (None: the end)."""
+    page = select_raw_page(get_engine(settings.warehouse_url), sources, urls, since, after_id=after_id,
+                           limit=settings.batch_size)
+    return [to_document(raw) for _, raw in page], page[-1][0] if page else None
+
+
+def stored_documents(checks: RunChecks, ledger: Ledger, sources: list[str] | None, urls: list[str] | None,
+                     since: datetime | None) -> Iterator[Document]:
+    """The stored pages that pass the fetch checks, a batch at a time."""
+    after_id: int | None = 0
+    while after_id is not None:
+        documents, after_id = read_raw_task(checks.settings, sources, urls, since, after_id)
+        if documents:
+            checks.prepare()
+            passed = gate_stored(documents, checks, ledger, f"raw store after row {after_id}")
+            ledger.took("fetch", len(documents), len(passed))
+            yield from passed
 
 
 @flow(name="reprocess-news")
@@ -49,21 +62,16 @@ def reprocess_news(sources: list[str] | None = None, urls: list[str] | None = No
     logger = get_run_logger()
     settings = get_settings()
     settings = settings.model_copy(update={"warehouse_url": resolve_warehouse_url(settings, warehouse_url)})
-    engine = get_engine(settings.warehouse_url)
-    run_id = str(flow_run.id or uuid.uuid4())
-    start_run(engine, run_id, flow_run.id)
-    report = RunReport()
+    if quarantined:
+        held_back = held_back_urls(get_engine(settings.warehouse_url), stage)
+        urls = [u for u in held_back if urls is None or u in urls]
+        logger.info("%d quarantined records not loaded since%s", len(held_back), f" (stage {stage})" if stage else "")
+    checks, ledger = start(settings)
     try:
-        documents = raw_documents_task(settings, sources, urls, since, quarantined, stage)
-        logger.info("reprocessing %d stored documents", len(documents))
-        report.stage("fetch", len(documents), len(documents))
-        documents = _gate("fetch", documents, lambda docs: {"records": documents_frame(docs, via_http=False)},
-                          settings, run_id, "raw store", report)
-        report.counts["fetch_out"] = len(documents)
-        process_documents(documents, settings, run_id, engine, report)
+        process_documents(stored_documents(checks, ledger, sources, urls, since), checks, ledger)
     except Exception as exc:
-        end_run(engine, run_id, report, settings, exc)
+        fail_run(checks, ledger, exc)
         raise
-    end_run(engine, run_id, report, settings)
-    logger.info("reprocess run %s completed: %s", run_id, dict(report.counts))
-    return {"run_id": run_id, **report.as_dict()}
+    end_run(checks, ledger)
+    logger.info("reprocess run %s completed: %s", checks.run_id, ledger.stage_counts())
+    return {"run_id": checks.run_id, **ledger.as_dict()}

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
+from flows.run_checks import RunChecks
 from tasks.clean import CleanOutcome, clean_documents
 from tasks.crawlstate import state_for, store_file_progress, store_validators
 from tasks.dedupe import DedupOutcome, deduplicate
@@ -20,60 +19,15 @@ from tasks.http import Validators
 from tasks.load import LoadOutcome, load_batch
 from tasks.rawstore import store_raw
 from tasks.records import Article, Duplicate, FetchAttempt, Rejection
-from tasks.report import data_docs_dir
 from tasks.settings import Settings
 from tasks.sources import Source
 from tasks.spool import warehouse_unavailable
-from tasks.validate import Validator, Verdict
+from tasks.validate import Verdict
 from tasks.warehouse import WarehouseIndex, get_engine, record_dq_results, record_fetches, record_rejections
 
 # Inputs are large record lists: hashing them for Prefect's cache would cost more than the work. The flow
 # also passes them `quote()`d, so that Prefect does not walk every record looking for futures.
 STAGE_TASK = {"cache_policy": NONE, "persist_result": False}
-
-
-_VALIDATORS: dict[str, Validator] = {}
-_VALIDATORS_LOCK = threading.Lock()
-_WARMING: set[str] = set()  # runs whose context a warm-up thread was started for
-
-
-def validator_for(run_id: str, settings: Settings) -> Validator:
-    """One Great Expectations context per run (building it costs about a second), its suites read once."""
-    with _VALIDATORS_LOCK:  # a warm-up thread may be building it (prepare_validator)
-        if run_id not in _VALIDATORS:
-            validator = Validator(settings.expectations_dir, data_docs_dir(settings, run_id), run_id)
-            validator.prepare(settings.warehouse_url, run_id)
-            _VALIDATORS[run_id] = validator
-        return _VALIDATORS[run_id]
-
-
-def prepare_validator(run_id: str, settings: Settings) -> None:
-    """Import Great Expectations and build the run's context on a thread of its own, while the first group
-    of documents is still being fetched (the first check would otherwise wait seconds for it). Called when
-    the run has something to check: an unchanged re-run never pays for it."""
-    if run_id in _WARMING or run_id in _VALIDATORS:
-        return
-    _WARMING.add(run_id)  # (called from the flow's own thread only)
-    threading.Thread(target=_warm_up, args=(run_id, settings), name="validator-warm-up", daemon=True).start()
-
-
-def _warm_up(run_id: str, settings: Settings) -> None:
-    try:
-        validator_for(run_id, settings)
-    except Exception:  # the first check builds it again and reports the error where it belongs
-        logging.getLogger(__name__).debug("validator warm-up failed", exc_info=True)
-
-
-def validated(run_id: str) -> bool:
-    """Whether the run built its checks (an unchanged re-run never starts Great Expectations); the Data Docs
-    site then shows what was validated, if anything."""
-    return run_id in _VALIDATORS
-
-
-def close_validator(run_id: str) -> None:
-    with _VALIDATORS_LOCK:  # (after a warm-up still running: it would leave its context behind)
-        _VALIDATORS.pop(run_id, None)
-        _WARMING.discard(run_id)
 
 
 @task(name="fetch", task_run_name="fetch {source.name}", **STAGE_TASK)
@@ -126,29 +80,29 @@ def dedupe_task(articles: Sequence[Article], settings: Settings, label: str) -> 
 
 
 @task(name="validate", task_run_name="check {stage} {label}", retries=2, retry_delay_seconds=2, **STAGE_TASK)
-def validate_task(stage: str, tables: Any, settings: Settings, run_id: str, label: str,
-                  row_sources: Sequence[str] = (), already_rejected: Sequence[str] = (),
-                  share_column: str = "failed_share") -> Verdict:
+def validate_task(checks: RunChecks, stage: str, tables: Any, label: str, row_sources: Sequence[str] = (),
+                  already_rejected: Sequence[str] = (), share_column: str = "failed_share",
+                  suite: str | None = None) -> Verdict:
     """One task run per stage and batch: the records, then the per-source shares (see Validator.check_batch);
     the results go to dq_results here (one task run less per batch than a separate record task)."""
-    verdict = validator_for(run_id, settings).check_batch(stage, tables, label, row_sources, already_rejected,
-                                                          share_column)
-    record_dq_results(get_engine(settings.warehouse_url), run_id, verdict.results)
+    verdict = checks.validator().check_batch(stage, tables, label, row_sources, already_rejected, share_column,
+                                             suite)
+    record_dq_results(get_engine(checks.settings.warehouse_url), checks.run_id, verdict.results)
     return verdict
 
 
 @task(name="check-warehouse", task_run_name="check the warehouse", retries=2, retry_delay_seconds=2, **STAGE_TASK)
-def check_warehouse_task(settings: Settings, run_id: str, counts: dict[str, int]) -> Verdict:
-    verdict = validator_for(run_id, settings).validate_warehouse(settings.warehouse_url, run_id, counts)
-    record_dq_results(get_engine(settings.warehouse_url), run_id, verdict.results)
+def check_warehouse_task(checks: RunChecks, counts: dict[str, int]) -> Verdict:
+    settings = checks.settings
+    verdict = checks.validator().validate_warehouse(settings.warehouse_url, checks.run_id, counts)
+    record_dq_results(get_engine(settings.warehouse_url), checks.run_id, verdict.results)
     return verdict
 
 
 @task(name="data-docs", task_run_name="build data docs", **STAGE_TASK)
-def data_docs_task(settings: Settings, run_id: str) -> str | None:
+def data_docs_task(checks: RunChecks) -> str | None:
     """The run's Great Expectations Data Docs site; the path of its index page."""
-    validator = _VALIDATORS.get(run_id)
-    index = validator.build_docs() if validator else None
+    index = checks.validator().build_docs() if checks.validated else None
     return str(index) if index else None
 
 

@@ -94,6 +94,14 @@ def select_raw(engine: Engine, sources: Iterable[str] | None = None, urls: Itera
 
     Other selections (e.g. the URLs of quarantined records) come in as `urls`.
     """
+    return [raw for _, raw in select_raw_page(engine, sources, urls, since, kind)]
+
+
+def select_raw_page(engine: Engine, sources: Iterable[str] | None = None, urls: Iterable[str] | None = None,
+                    since: datetime | None = None, kind: str = "page", after_id: int = 0,
+                    limit: int | None = None) -> list[tuple[int, RawDocument]]:
+    """Like `select_raw`, a page at a time: (row id, document) of at most `limit` pages stored under a row id
+    above `after_id`, in row order (the last id is where the next page starts)."""
     r, b = schema.raw_documents, schema.raw_blobs
     latest = select(r.c.url, func.max(r.c.last_fetched_at).label("at")).where(r.c.kind == kind)
     if sources is not None:
@@ -107,13 +115,15 @@ def select_raw(engine: Engine, sources: Iterable[str] | None = None, urls: Itera
     latest = latest.group_by(r.c.url).subquery()
     query = (select(r, b.c.data).join(b, b.c.content_hash == r.c.content_hash)
              .join(latest, (latest.c.url == r.c.url) & (latest.c.at == r.c.last_fetched_at))
-             .where(r.c.kind == kind).order_by(r.c.id))
-    found: dict[str, RawDocument] = {}
+             .where(r.c.kind == kind, r.c.id > after_id).order_by(r.c.id))
+    if limit is not None:
+        query = query.limit(limit)
+    found: dict[str, tuple[int, RawDocument]] = {}
     with engine.connect() as conn:
         for row in conn.execute(query).mappings():
-            found[row["url"]] = RawDocument(
+            found[row["url"]] = (row["id"], RawDocument(
                 source=row["source"], url=row["url"], body=gzip.decompress(row["data"]),
                 content_type=row["content_type"] or "text/html", charset=row["charset"],
                 hints=row["hints"] or {}, fetched_at=row["last_fetched_at"], status_code=row["status_code"],
-                kind=row["kind"], content_hash=row["content_hash"])
-    return list(found.values())
+                kind=row["kind"], content_hash=row["content_hash"]))
+    return sorted(found.values(), key=lambda item: item[0])

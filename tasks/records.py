@@ -10,11 +10,11 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tasks.words import count_words
 
-STAGES = ("fetch", "clean", "dedupe", "validate", "load")
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -146,6 +146,16 @@ class StageStats:
     def merge(self, other: StageStats) -> StageStats:
         self.counts.update(other.counts)
         return self
+
+
+@dataclass(slots=True)
+class StageResult(Generic[T]):
+    """What a stage's task returns: the records that go on, the rejections (quarantined with their reasons)
+    and the stage's stats. The flow merges the stats into the run's ledger and records the rejections."""
+
+    records: list[T] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    stats: StageStats = field(default_factory=lambda: StageStats(""))
 
 
 @dataclass(slots=True)

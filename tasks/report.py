@@ -34,7 +34,7 @@ def _reason_key(reason: str) -> str:
 
 
 def stage_rows(counts: dict[str, Any], held_by_stage: dict[str, int], not_modified: int,
-               written: dict[str, int]) -> list[dict[str, Any]]:
+               written: dict[str, int], stage_counts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The stage table: what each stage took in, and what became of it, each row adding up to `in`
     (passed + quarantined + duplicates + unchanged).
 
@@ -62,9 +62,14 @@ def stage_rows(counts: dict[str, Any], held_by_stage: dict[str, int], not_modifi
     # Fetch has no input of its own: its "in" is what it ended with. The others' is what they counted in, so a
     # row that does not add up shows a miscount instead of hiding it.
     taken_in = {"fetch": sum(rows["fetch"]), "load": get("load_in") + held_by_stage.get("load", 0)}
-    return [{"stage": stage, "in": taken_in.get(stage, get(f"{stage}_in")), "passed": parts[0],
-             "quarantined": parts[1], "duplicates": parts[2], "unchanged": parts[3]}
-            for stage, parts in rows.items()]
+    table = [{"stage": stage, "in": taken_in.get(stage, get(f"{stage}_in")), "passed": parts[0],
+              "quarantined": parts[1], "duplicates": parts[2], "unchanged": parts[3]}
+             for stage, parts in rows.items()]
+    # The stages a pipeline adds between dedupe and load have no columns of their own: their figures are in
+    # the run's `stage_counts` (migration 0012), and their rows go before load's.
+    added = [{"stage": c["stage"], "in": c["in"], "passed": c["out"], "quarantined": c["quarantined"],
+              "duplicates": c["dropped"], "unchanged": 0} for c in stage_counts or [] if c["stage"] not in rows]
+    return table[:-1] + added + table[-1:]
 
 
 LARGEST_STORIES = 3
@@ -104,7 +109,7 @@ def run_summary(engine: Engine, run_id: str | None = None) -> dict[str, Any] | N
     return {
         "run_id": run["run_id"], "status": run["status"], "message": run["message"],
         "started_at": run["started_at"], "finished_at": run["finished_at"],
-        "stages": stage_rows(dict(run), held_by_stage, not_modified, written),
+        "stages": stage_rows(dict(run), held_by_stage, not_modified, written, run["stage_counts"]),
         "quarantined": len(held), "duplicates": duplicates, "stories": stories,
         "deferred": run["deferred"] or 0, "deferred_sources": dict(run["deferred_sources"] or {}),
         "top_reasons": [{"stage": s, "reason": r, "rows": n} for (s, r), n in reasons.most_common(TOP_REASONS)],

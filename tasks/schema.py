@@ -246,6 +246,8 @@ pipeline_runs = Table(
     # Items over the sources' per-run budgets, left for the next runs (migration 0011), and per source.
     Column("deferred", Integer, nullable=False, default=0, server_default="0"),
     Column("deferred_sources", Json),
+    # Every stage of the pipeline, in order: [{"stage", "in", "out", "quarantined", "dropped"}] (migration 0012).
+    Column("stage_counts", Json),
 )
 
 # What each run wrote (migration 0010): the loaded checks read a run's rows here, because another run that

@@ -289,18 +289,21 @@ class Validator:
         return verdict
 
     def check_batch(self, stage: str, tables: dict[str, pd.DataFrame], label: str, row_sources: Sequence[str],
-                    already_rejected: Sequence[str] = (), share_column: str = "failed_share") -> Verdict:
+                    already_rejected: Sequence[str] = (), share_column: str = "failed_share",
+                    suite: str | None = None) -> Verdict:
         """A stage's quality gate on one batch: its records (and duplicates), then, if the suite has
         per-source expectations, the share of each source's pages the stage could not use: those it
         `already_rejected` itself (one source name per page) and the rows failing a critical check.
         `row_sources` names the source of each records row."""
         from tasks.frames import sources_frame
 
-        verdict = self.validate(stage, tables, label)
-        if SOURCES in self.tables_of(SUITE_FOR_STAGE[stage]):
+        suite = suite or SUITE_FOR_STAGE[stage]
+        verdict = self.validate(stage, tables, label, suite)
+        if SOURCES in self.tables_of(suite):
             usable = [s for i, s in enumerate(row_sources) if i not in verdict.failed_rows]
             unusable = [*already_rejected, *(row_sources[i] for i in verdict.failed_rows)]
-            verdict.merge(self.validate(stage, {SOURCES: sources_frame(usable, unusable, share_column)}, label))
+            verdict.merge(self.validate(stage, {SOURCES: sources_frame(usable, unusable, share_column)}, label,
+                                        suite))
         return verdict
 
     def validate_warehouse(self, warehouse_url: str, run_id: str, counts: dict[str, int],

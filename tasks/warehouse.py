@@ -36,10 +36,15 @@ def start_run(engine: Engine, run_id: str, flow_run_id: str | None = None) -> No
             run_id=run_id, flow_run_id=flow_run_id, started_at=utcnow(), status="running"))
 
 
-def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, int], message: str | None = None,
-               deferred_sources: dict[str, int] | None = None) -> None:
+def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, Any], message: str | None = None,
+               deferred_sources: dict[str, int] | None = None, stage_counts: list[dict[str, Any]] | None = None) -> None:
+    """How the run ended, with its figures: every stage's in `stage_counts` (any stage of the pipeline), the
+    flat ones that have a column of their own (`fetch_in`, ..., `quarantined`, `duplicates`, `deferred`), and
+    what the sources' budgets left for the next runs."""
     allowed = set(schema.STAGE_COUNT_COLUMNS) | {"quarantined", "duplicates", "deferred"}
-    values = {k: int(v) for k, v in counts.items() if k in allowed}
+    values: dict[str, Any] = {k: int(v) for k, v in counts.items() if k in allowed}
+    if stage_counts is not None:
+        values["stage_counts"] = stage_counts
     with engine.begin() as conn:
         conn.execute(update(schema.pipeline_runs).where(schema.pipeline_runs.c.run_id == run_id).values(
             finished_at=utcnow(), status=status, message=message, deferred_sources=deferred_sources or None,

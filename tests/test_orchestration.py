@@ -46,16 +46,16 @@ def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(s
         return start(self)
 
     monkeypatch.setattr(TimeLimitedCleaner, "_start_locked", counting_start)
-    from flows import stages
+    from flows import run_checks
 
     contexts: list[str] = []
 
-    class CountingValidator(stages.Validator):
+    class CountingValidator(run_checks.Validator):
         def __init__(self, *args, **kwargs):
             contexts.append("built")
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(stages, "Validator", CountingValidator)
+    monkeypatch.setattr(run_checks, "Validator", CountingValidator)
     pages = [f"/story-{n}.html" for n in range(12)]
     server, sources = _gazette(pages, seed=100)
     with server:
@@ -173,7 +173,7 @@ def test_pages_in_flight_are_bounded_by_task_runs_not_by_sources(small_batches, 
 
     from prefect import flow
 
-    from flows.ingest import fetch_outcomes
+    from flows.fetching import fetch_outcomes
 
     for name, value in {"FETCH_TASK_PAGES": "3", "FETCH_TASKS_IN_FLIGHT": "2", "HOST_DELAY_SECONDS": "0"}.items():
         monkeypatch.setenv(f"NEWSFLOW_{name}", value)

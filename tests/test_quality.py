@@ -131,7 +131,7 @@ def test_per_source_checks_fail_the_source_not_the_batch(validator):
 
 
 def test_suite_edited_on_disk_changes_the_outcome(tmp_path, monkeypatch):
-    from flows.stages import validator_for
+    from flows.run_checks import RunChecks
     from tasks.frames import articles_frame
 
     copy = tmp_path / "expectations"
@@ -140,7 +140,7 @@ def test_suite_edited_on_disk_changes_the_outcome(tmp_path, monkeypatch):
     monkeypatch.setenv("NEWSFLOW_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
     short = [article(1, text=prose(1, words=25)), article(2)]
 
-    first = validator_for("edit-before", Settings()).validate("clean", articles_frame(short))
+    first = RunChecks(Settings(), "edit-before").validator().validate("clean", articles_frame(short))
     assert list(first.failed_rows) == [0]
 
     suite = json.loads((copy / "cleaned.json").read_text())
@@ -149,7 +149,7 @@ def test_suite_edited_on_disk_changes_the_outcome(tmp_path, monkeypatch):
             expectation["kwargs"]["min_value"] = 20
     (copy / "cleaned.json").write_text(json.dumps(suite))
 
-    second = validator_for("edit-after", Settings()).validate("clean", articles_frame(short))
+    second = RunChecks(Settings(), "edit-after").validator().validate("clean", articles_frame(short))
     assert second.success
     assert any("min_value=20" in r["expectation"] for r in second.results)
 
@@ -421,8 +421,9 @@ def test_dedupe_gate_quarantines_kept_rows_and_copies_of_one_table(tmp_path, pre
     kept articles is a copy, held back from loading; a kept row failing is quarantined like any other."""
     from prefect import flow
 
-    from flows.ingest import RunReport, gate_deduplicated
-    from flows.stages import close_validator
+    from flows.checks import gate_deduplicated
+    from flows.ledger import Ledger
+    from flows.run_checks import RunChecks
     from tasks.dedupe import DedupOutcome
     from tasks.records import Duplicate
     from tasks.warehouse import open_warehouse, start_run
@@ -439,18 +440,18 @@ def test_dedupe_gate_quarantines_kept_rows_and_copies_of_one_table(tmp_path, pre
               Duplicate("https://copy.example/2", "wire", "https://gone.example/", "near", 0.8),
               Duplicate("https://copy.example/3", "wire", "https://stored.example/", "near", 0.9, kept_article_id=7)]
     deduped = DedupOutcome(kept=list(kept), duplicates=list(copies))
-    report = RunReport()
+    ledger, checks = Ledger(["fetch", "clean", "dedupe", "load"]), RunChecks(settings, "gate-run")
 
     @flow
     def gate() -> list:
         try:
-            return gate_deduplicated(deduped, settings, "gate-run", "batch 1", report)
+            return gate_deduplicated(deduped, checks, "batch 1", ledger)
         finally:
-            close_validator("gate-run")
+            checks.close()
 
     assert gate() == kept[:2]
     assert deduped.duplicates == [copies[0], copies[2]]
-    assert report.quarantined_by_stage["dedupe"] == 2 and not report.failures
+    assert ledger.counts["dedupe"]["quarantined"] == 2 and not ledger.failures
     with engine.connect() as conn:
         held = dict(conn.execute(text("SELECT url, reasons FROM quarantine WHERE stage = 'dedupe'")).tuples().all())
     assert set(held) == {kept[2].url, "https://copy.example/2"}
@@ -461,15 +462,18 @@ def test_dedupe_gate_quarantines_kept_rows_and_copies_of_one_table(tmp_path, pre
 def test_a_failed_warm_up_leaves_the_error_to_the_first_check(tmp_path):
     """The background build of the run's checks fails quietly; the first check builds them again and raises,
     where the run reports it."""
-    from flows.stages import _warm_up, close_validator, validator_for
+    from flows.run_checks import RunChecks
 
     settings = Settings(expectations_dir=tmp_path / "no-suites", warehouse_url=f"sqlite:///{tmp_path / 'w.db'}")
+    checks = RunChecks(settings, "warm-up-fails")
     try:
-        _warm_up("warm-up-fails", settings)
+        checks.prepare()
+        checks._warm_up.join()
+        assert not checks.validated
         with pytest.raises(FileNotFoundError, match=r"fetched\.json"):
-            validator_for("warm-up-fails", settings)
+            checks.validator()
     finally:
-        close_validator("warm-up-fails")
+        checks.close()
 
 
 def test_cleaning_starts_before_the_fetch_checks_and_drops_what_they_hold_back(tmp_path, prefect_server,
@@ -477,6 +481,7 @@ def test_cleaning_starts_before_the_fetch_checks_and_drops_what_they_hold_back(t
     """The first batches go to the cleaning processes before the fetch checks run (the first check waits
     for Great Expectations to start); a document those checks quarantine is still neither cleaned into an
     article nor quarantined twice, and the clean stage does not count it."""
+    import flows.fetching as fetching
     import flows.ingest as ingest
     import flows.scale as scale
     from tasks.settings import get_settings
@@ -484,10 +489,10 @@ def test_cleaning_starts_before_the_fetch_checks_and_drops_what_they_hold_back(t
     monkeypatch.setenv("NEWSFLOW_BATCH_SIZE", "2")
     get_settings.cache_clear()
     events: list[str] = []
-    submit, take = scale._CleanRunner.submit, ingest._take_fetched
+    submit, take = scale._CleanRunner.submit, fetching._take_fetched
     monkeypatch.setattr(scale._CleanRunner, "submit",
                         lambda self, *a, **k: events.append("clean") or submit(self, *a, **k))
-    monkeypatch.setattr(ingest, "_take_fetched", lambda *a, **k: events.append("check") or take(*a, **k))
+    monkeypatch.setattr(fetching, "_take_fetched", lambda *a, **k: events.append("check") or take(*a, **k))
 
     good = [{"url": f"https://desk.example/{i}", "title": f"Desk story {i}", "text": prose(70 + i)} for i in range(4)]
     odd = {"url": "urn:desk:5", "title": "A story under an odd address", "text": prose(80)}  # fails url's regex

@@ -1,0 +1,189 @@
+"""The fetch side of a run: which fetch task runs next, at most `fetch_tasks_in_flight` at once (what bounds
+the pages held in flight), the fetch checks of each group of sources (about a batch), and the documents
+that pass them, streamed on to cleaning as they come."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.futures import PrefectFuture
+from prefect.utilities.annotations import quote
+
+from flows.checks import RunChecks, gate_fetched
+from flows.early import cleaners_for
+from flows.ledger import Ledger
+from flows.scale import StageProgress, interleave_sources, warm_cleaners
+from flows.stages import fetch_more_task, fetch_task, record_task
+from tasks.clean import CleanOutcome
+from tasks.fetch import FetchOutcome
+from tasks.records import Document
+from tasks.settings import Settings
+from tasks.sources import Source
+
+
+class _FetchPlan:
+    """Which fetch task runs next: a part of a source whose listing was read, preferring a source with
+    nothing in flight (its host is free), else the next source's listing. Sources come interleaved by
+    host; a source's parts keep their order."""
+
+    def __init__(self, specs: Sequence[Source]) -> None:
+        self.waiting = deque(interleave_sources(specs))
+        self.parts: dict[str, deque[tuple[Source, list[Any], bool, int]]] = {}  # source -> parts to fetch
+        self.busy: Counter[str] = Counter()  # source -> its task runs in flight
+        self.listing_validators: dict[str, dict[str, Any]] = {}  # held until a source's last part is taken
+
+    def add_parts(self, source: Source, outcome: FetchOutcome, size: int) -> int:
+        links = outcome.remaining
+        parts = [(source, links[i:i + size], outcome.trusted, n)
+                 for n, i in enumerate(range(0, len(links), max(1, size)), start=2)]
+        if parts:
+            self.parts[source.name] = deque(parts)
+            self.listing_validators[source.name] = outcome.listing_validators
+        outcome.remaining, outcome.listing_validators = [], {}
+        return len(parts)
+
+    def next(self, settings: Settings) -> tuple[Source, PrefectFuture[FetchOutcome]] | None:
+        free = next((name for name, parts in self.parts.items() if parts and not self.busy[name]), None)
+        if free is None and self.waiting:
+            source = self.waiting.popleft()
+            future = fetch_task.submit(source, settings)
+        else:
+            name = free or next((n for n, parts in self.parts.items() if parts), None)
+            if name is None:
+                return None
+            source, links, trusted, part = self.parts[name].popleft()
+            future = fetch_more_task.submit(source, quote(links), trusted, part, settings)
+        self.busy[source.name] += 1
+        return source, future
+
+    def finished(self, name: str, outcome: FetchOutcome) -> None:
+        """A task run of `name` was taken in; once the source has nothing left, its listings' validators
+        (held by `add_parts`) ride on its last outcome, recorded with it."""
+        self.busy[name] -= 1
+        if not self.busy[name] and not self.parts.get(name):
+            self.parts.pop(name, None)
+            outcome.listing_validators = self.listing_validators.pop(name, {})
+
+
+def fetch_outcomes(specs: Sequence[Source], settings: Settings) -> Iterator[FetchOutcome]:
+    """Fetch outcomes as they are taken in: each source's listing with its first pages, then its further
+    parts of at most `fetch_task_pages` pages, with at most `fetch_tasks_in_flight` task runs being fetched
+    or waiting to be taken in (the next starts as one is taken): what bounds the pages held in flight.
+    Requests to different hosts run in parallel (bounded by `fetch_concurrency`), one at a time per host."""
+    progress = StageProgress("fetch", len(specs), "fetch tasks (a source, or a part of its pages)")
+    plan = _FetchPlan(specs)
+    in_flight: deque[tuple[Source, PrefectFuture[FetchOutcome]]] = deque()
+
+    def fill() -> None:
+        while len(in_flight) < max(1, settings.fetch_tasks_in_flight):
+            submitted = plan.next(settings)
+            if submitted is None:
+                return
+            in_flight.append(submitted)
+
+    fill()
+    while in_flight:
+        source, future = in_flight.popleft()
+        outcome = future.result()
+        if outcome.remaining:
+            progress.grow(plan.add_parts(source, outcome, settings.fetch_task_pages))
+        plan.finished(source.name, outcome)
+        fill()
+        progress.advance(deferred=outcome.deferred)
+        yield outcome
+
+
+class FetchChecks:
+    """The fetch checks of a group of sources, run once its documents went on to cleaning: the cleaning
+    processes start on them while the checks run (the run's first check waits seconds for Great
+    Expectations to start). A batch's clean outcome is taken only once the checks of its documents ran
+    (`settle`), and what they quarantined is dropped from it (`drop_quarantined`)."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[Callable[[], None]] = deque()
+        self.quarantined: set[tuple[str, str | None]] = set()  # (source, URL) of documents held back
+
+    def add(self, check: Callable[[], None]) -> None:
+        self._waiting.append(check)
+
+    def settle(self) -> None:
+        while self._waiting:
+            self._waiting.popleft()()
+
+    def judged(self, documents: list[Document], passed: list[Document]) -> None:
+        kept = {id(d) for d in passed}
+        self.quarantined.update((d.source, d.url) for d in documents if id(d) not in kept)
+
+    def drop_quarantined(self, cleaned: CleanOutcome, batch: list[Document]) -> tuple[CleanOutcome, list[Document]]:
+        """The batch's clean outcome and documents without those the fetch checks held back (recorded there)."""
+        if not self.quarantined or not batch:
+            return cleaned, batch
+        held = self.quarantined
+        kept = CleanOutcome(articles=[a for a in cleaned.articles if (a.source, a.url) not in held],
+                            rejections=[r for r in cleaned.rejections if (r.source, r.url) not in held],
+                            stats=cleaned.stats)
+        return kept, [d for d in batch if (d.source, d.url) not in held]
+
+
+def fetched_documents(specs: Sequence[Source], checks: RunChecks, ledger: Ledger,
+                      fetch_checks: FetchChecks) -> Iterator[Document]:
+    """The documents that pass the fetch stage, as they come: spooled ones of earlier runs first, then a
+    group of sources at a time (about a batch of documents: one record task and one quality check per
+    group, not per source)."""
+    settings = checks.settings
+    kinds = {s.name: s.kind for s in specs}
+    ledger.took("fetch", 0, len(ledger.spooled_documents))
+    yield from ledger.spooled_documents
+    group: list[FetchOutcome] = []
+    warming = False
+    for outcome in fetch_outcomes(specs, settings):
+        if outcome.documents or outcome.rejections:
+            checks.prepare()  # something to check: build the checks while fetching goes on
+        if outcome.documents and not warming:
+            warming = True  # and start the cleaning processes, once: before any batch borrows them
+            warm_cleaners(settings, cleaners_for(specs, settings))
+        ledger.hold(outcome.documents)  # spooled if the warehouse goes away from here on
+        group.append(outcome)
+        if sum(len(o.documents) for o in group) >= settings.batch_size:
+            yield from _pass_on(group, kinds, checks, ledger, fetch_checks)
+            group = []
+    if group:
+        yield from _pass_on(group, kinds, checks, ledger, fetch_checks)
+
+
+def _pass_on(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: RunChecks, ledger: Ledger,
+             fetch_checks: FetchChecks) -> Iterator[Document]:
+    """A group's documents go on to cleaning first; its checks run when the next document is asked for
+    (cleaning under way), or earlier if a batch's outcome needs them."""
+    documents = [d for o in outcomes for d in o.documents]
+    fetch_checks.add(lambda: fetch_checks.judged(documents, _take_fetched(outcomes, kinds, checks, ledger)))
+    yield from documents
+    fetch_checks.settle()
+
+
+def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: RunChecks,
+                  ledger: Ledger) -> list[Document]:
+    """Record a group of sources' attempts and rejections, and run the fetch checks on their documents."""
+    logger = get_run_logger()
+    names = [o.source for o in outcomes]
+    record_task(checks.settings, checks.run_id,
+                f"fetch {', '.join(names) if len(names) <= 3 else f'{len(names)} parts'}",
+                attempts=quote([a for o in outcomes for a in o.attempts]),
+                rejections=quote([r for o in outcomes for r in o.rejections]),
+                validators=quote({url: v for o in outcomes for url, v in o.listing_validators.items()}))
+    for outcome in outcomes:
+        ledger.quarantined("fetch", len(outcome.rejections))
+        if outcome.unavailable:
+            ledger.unavailable.append(f"source {outcome.source!r} yielded nothing: {outcome.unavailable}")
+        ledger.defer(outcome.source, outcome.deferred)
+        logger.info("%s: fetched %d documents, %d attempts, %d rejected%s", outcome.source,
+                    len(outcome.documents), len(outcome.attempts), len(outcome.rejections),
+                    f", {outcome.deferred:,} left for the next runs (over its budget)" if outcome.deferred else "")
+    passed = gate_fetched(outcomes, kinds, checks, ledger)
+    kept = {id(d) for d in passed}
+    ledger.release(d for o in outcomes for d in o.documents if id(d) not in kept)  # quarantined: recorded
+    ledger.took("fetch", sum(o.stats.taken_in for o in outcomes), len(passed))
+    return passed

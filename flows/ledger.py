@@ -1,0 +1,103 @@
+"""The run's ledger: the one object that holds the state of a run as it goes.
+
+It merges what every stage of the pipeline took in, passed on, quarantined and dropped, remembers which
+sources failed a stage (their later records are held back; the run ends failed, naming them), and knows
+what the warehouse does not have yet: documents from the moment they are fetched until their batch is
+cleaned and checked, then that batch's articles and copies until they are loaded. If the warehouse goes
+away, that is what the spool keeps for the next run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from tasks.records import Article, Document, Duplicate
+from tasks.spool import SpoolFile
+from tasks.validate import Verdict
+
+SIDES = ("in", "out", "quarantined", "dropped")
+
+
+class Ledger:
+    def __init__(self, stages: Sequence[str], spooled: Sequence[SpoolFile] = ()) -> None:
+        self.stages = list(stages)
+        # Every stage's figures, zero until it sees something (a run with nothing new still reports them).
+        self.counts: dict[str, Counter[str]] = {stage: Counter(dict.fromkeys(SIDES, 0)) for stage in self.stages}
+        self.duplicates = 0  # copies recorded by the load stage
+        self.deferred_sources: Counter[str] = Counter()  # source -> items over its budget, left for the next runs
+        self.verdicts: list[Verdict] = []
+        self.failed_sources: dict[str, list[str]] = {}  # source -> why it failed a stage
+        self.failures: list[str] = []  # one sentence per source/stage failed, for the run's message
+        self.unavailable: list[str] = []  # one sentence per source that yielded nothing (SourceUnavailable)
+        self.loaded_urls: set[str] = set()  # canonical URLs written by this run
+        # What the warehouse does not have yet (see the module's docstring).
+        self._documents: dict[int, Document] = {}
+        self.spooled_documents: list[Document] = [d for f in spooled for d in f.documents]
+        self.hold(self.spooled_documents)
+        self.articles: list[Article] = [a for f in spooled for a in f.articles]
+        self.copies: list[Duplicate] = [d for f in spooled for d in f.duplicates]
+
+    # --- what the stages did ------------------------------------------------------------------
+
+    def took(self, stage: str, taken_in: int, passed_on: int) -> None:
+        self._stage(stage).update({"in": taken_in, "out": passed_on})
+
+    def quarantined(self, stage: str, n: int) -> None:
+        self._stage(stage)["quarantined"] += n
+
+    def dropped(self, stage: str, n: int) -> None:
+        """Records a stage dropped on purpose, kept elsewhere (a dedupe stage's copies)."""
+        self._stage(stage)["dropped"] += n
+
+    def fail(self, stage: str, source: str, reasons: list[str]) -> None:
+        self.failed_sources.setdefault(source, []).extend(reasons)
+        self.failures.append(f"source {source!r} failed the {stage} stage: {'; '.join(reasons)}")
+
+    def defer(self, source: str, n: int) -> None:
+        if n:
+            self.deferred_sources[source] += n
+
+    def _stage(self, stage: str) -> Counter[str]:
+        if stage not in self.counts:
+            raise KeyError(f"{stage!r} is not a stage of the pipeline ({', '.join(self.stages)})")
+        return self.counts[stage]
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(c["quarantined"] for c in self.counts.values())
+
+    def stage_counts(self) -> list[dict[str, Any]]:
+        """What `pipeline_runs.stage_counts` stores: every stage's figures, in pipeline order."""
+        return [{"stage": stage, **{side: int(self.counts[stage][side]) for side in SIDES}} for stage in self.stages]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flow's return value: `<stage>_in` / `<stage>_out` for each stage, the totals, and per stage."""
+        stages = self.stage_counts()
+        flat = {f"{c['stage']}_{side}": c[side] for c in stages for side in ("in", "out")}
+        if "dedupe" in self.counts:  # the columns' `validate` row: the dedupe stage's check, after its copies
+            dedupe = self.counts["dedupe"]
+            kept = dedupe["in"] - dedupe["dropped"]
+            flat.update(dedupe_out=kept, validate_in=kept, validate_out=dedupe["out"])
+        return {**flat, "quarantined": self.quarantined_total, "duplicates": self.duplicates,
+                "deferred": sum(self.deferred_sources.values()), "deferred_sources": dict(self.deferred_sources),
+                "quarantined_by_stage": {c["stage"]: c["quarantined"] for c in stages},
+                "stages": stages, "failures": list(self.failures)}
+
+    # --- what the warehouse does not have yet ----------------------------------------------------
+
+    @property
+    def documents(self) -> list[Document]:
+        return list(self._documents.values())
+
+    def hold(self, documents: Iterable[Document]) -> None:
+        self._documents.update((id(d), d) for d in documents)
+
+    def release(self, documents: Iterable[Document]) -> None:
+        for document in documents:
+            self._documents.pop(id(document), None)
+
+    def unloaded(self, articles: list[Article], copies: list[Duplicate]) -> None:
+        """A batch cleaned and checked, not loaded yet (empty lists once it is)."""
+        self.articles, self.copies = articles, copies
