@@ -68,17 +68,19 @@ class _FetchPlan:
             outcome.listing_validators = self.listing_validators.pop(name, {})
 
 
-def fetch_outcomes(specs: Sequence[Source], settings: Settings) -> Iterator[FetchOutcome]:
+def fetch_outcomes(specs: Sequence[Source], settings: Settings,
+                   room: Callable[[], bool] = lambda: True) -> Iterator[FetchOutcome]:
     """Fetch outcomes as they are taken in: each source's listing with its first pages, then its further
     parts of at most `fetch_task_pages` pages, with at most `fetch_tasks_in_flight` task runs being fetched
-    or waiting to be taken in (the next starts as one is taken): what bounds the pages held in flight.
+    or waiting to be taken in (the next starts as one is taken), and only one while there is no `room` (the
+    pages held by the run are over their byte budget): what bounds the pages held in flight.
     Requests to different hosts run in parallel (bounded by `fetch_concurrency`), one at a time per host."""
     progress = StageProgress("fetch", len(specs), "fetch tasks (a source, or a part of its pages)")
     plan = _FetchPlan(specs)
     in_flight: deque[tuple[Source, PrefectFuture[FetchOutcome]]] = deque()
 
-    def fill() -> None:
-        while len(in_flight) < max(1, settings.fetch_tasks_in_flight):
+    def fill() -> None:  # without `room` (the byte budget spent), one task at a time: the run still moves on
+        while len(in_flight) < max(1, settings.fetch_tasks_in_flight) and (not in_flight or room()):
             submitted = plan.next(settings)
             if submitted is None:
                 return
@@ -139,7 +141,8 @@ def fetched_documents(specs: Sequence[Source], checks: RunChecks, ledger: Ledger
     yield from ledger.spooled_documents
     group: list[FetchOutcome] = []
     warming = False
-    for outcome in fetch_outcomes(specs, settings):
+    budget = settings.max_bytes_in_flight
+    for outcome in fetch_outcomes(specs, settings, room=lambda: not budget or ledger.bytes_held < budget):
         if outcome.documents or outcome.rejections:
             checks.prepare()  # something to check: build the checks while fetching goes on
         if outcome.documents and not warming:

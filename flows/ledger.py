@@ -20,6 +20,10 @@ from tasks.validate import Verdict
 SIDES = ("in", "out", "quarantined", "dropped")
 
 
+def _size(document: Document) -> int:
+    return len(document.html or "") + len(document.text or "")
+
+
 class Ledger:
     def __init__(self, stages: Sequence[str], spooled: Sequence[SpoolFile] = ()) -> None:
         self.stages = list(stages)
@@ -34,6 +38,7 @@ class Ledger:
         self.loaded_urls: set[str] = set()  # canonical URLs written by this run
         # What the warehouse does not have yet (see the module's docstring).
         self._documents: dict[int, Document] = {}
+        self.bytes_held = 0  # characters of the held documents' bodies
         self.spooled_documents: list[Document] = [d for f in spooled for d in f.documents]
         self.hold(self.spooled_documents)
         self.articles: list[Article] = [a for f in spooled for a in f.articles]
@@ -92,11 +97,15 @@ class Ledger:
         return list(self._documents.values())
 
     def hold(self, documents: Iterable[Document]) -> None:
-        self._documents.update((id(d), d) for d in documents)
+        for document in documents:
+            if id(document) not in self._documents:
+                self._documents[id(document)] = document
+                self.bytes_held += _size(document)
 
     def release(self, documents: Iterable[Document]) -> None:
         for document in documents:
-            self._documents.pop(id(document), None)
+            if self._documents.pop(id(document), None) is not None:
+                self.bytes_held -= _size(document)
 
     def unloaded(self, articles: list[Article], copies: list[Duplicate]) -> None:
         """A batch cleaned and checked, not loaded yet (empty lists once it is)."""

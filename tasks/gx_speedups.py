@@ -10,7 +10,8 @@ building its metric graph, not in computing metrics:
   which asks numpy four questions about each value before it reaches `None`. Values that are already
   plain JSON (str, int, bool, None, and lists and dicts of them) are returned as they are.
 
-Both keep GX's results unchanged (tests/test_validate.py compares them). They rely on GX internals,
+Both keep GX's results unchanged: tests/test_quality.py compares every suite's results with and without them
+(the `loaded` suite's $PARAMETER expectations included). They rely on GX internals,
 which is why great-expectations is pinned in pyproject.toml.
 """
 

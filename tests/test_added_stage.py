@@ -17,8 +17,9 @@ from flows.stages import STAGE_TASK
 from tasks.records import Article, Rejection, StageResult, StageStats
 from tasks.settings import get_settings
 
-WORDS = ("harbour council ferry budget school library river bridge market station festival museum election "
-         "court hospital road weather season housing water tram report mayor vote plan").split()
+WORDS = ("harbour", "council", "ferry", "budget", "school", "library", "river", "bridge", "market", "station",
+         "festival", "museum", "election", "court", "hospital", "road", "weather", "season", "housing", "water",
+         "tram", "report", "mayor", "vote", "plan")
 
 
 def prose(seed: int, words: int = 90) -> str:

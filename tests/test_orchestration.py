@@ -235,3 +235,52 @@ def test_the_flows_process_keeps_to_two_malloc_arenas(setting, capped):
 
         with pytest.raises(ValidationError, match="malloc_arena_max"):
             Settings(malloc_arena_max=setting)
+
+
+def test_over_the_byte_budget_one_fetch_task_at_a_time(small_batches, monkeypatch):
+    """While the pages the run holds are over NEWSFLOW_MAX_BYTES_IN_FLIGHT, one fetch task runs at a time
+    (never none: the batches holding them must still fill up and move on)."""
+    import time
+
+    from prefect import flow
+
+    from flows.fetching import fetch_outcomes
+
+    for name, value in {"FETCH_TASK_PAGES": "3", "FETCH_TASKS_IN_FLIGHT": "4", "HOST_DELAY_SECONDS": "0"}.items():
+        monkeypatch.setenv(f"NEWSFLOW_{name}", value)
+    get_settings.cache_clear()
+    pages = [f"/many-{n}.html" for n in range(20)]
+    server, sources = _gazette(pages)
+    room = [True]
+
+    @flow
+    def take_over_budget() -> tuple[int, int, int]:
+        outcomes = fetch_outcomes(parse_sources(sources), get_settings(), room=lambda: room[0])
+        next(outcomes)
+        room[0] = False  # the budget is spent from here on
+        next(outcomes)
+        time.sleep(2)  # the parts in flight finish; none starts while they wait to be taken
+        ahead = sum(server.hits[p] for p in pages)
+        rest = [len(o.documents) for o in outcomes]
+        return ahead, sum(rest), max(rest)
+
+    with server:
+        ahead, rest, largest = take_over_budget()
+    # The listing's part, then 4 parts started while there was room; taking one started no other (with room,
+    # a fifth would have started): 15 pages, not 18.
+    assert ahead == 3 + 4 * 3
+    assert rest + 6 == 20 and largest <= 3
+
+
+def test_the_ledger_counts_the_bytes_it_holds():
+    from flows.ledger import Ledger
+    from tasks.records import Document
+
+    ledger = Ledger(["fetch", "clean", "dedupe", "load"])
+    pages = [Document("s", f"https://s.example/{n}", html="x" * 1000) for n in range(3)]
+    ledger.hold(pages)
+    ledger.hold(pages[:1])  # held once
+    assert ledger.bytes_held == 3000
+    ledger.release(pages[:2])
+    ledger.release(pages[:1])  # released once
+    assert ledger.bytes_held == 1000 and ledger.documents == pages[2:]
