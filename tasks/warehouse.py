@@ -37,7 +37,8 @@ def start_run(engine: Engine, run_id: str, flow_run_id: str | None = None) -> No
 
 
 def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, Any], message: str | None = None,
-               deferred_sources: dict[str, int] | None = None, stage_counts: list[dict[str, Any]] | None = None) -> None:
+               deferred_sources: dict[str, int] | None = None,
+               stage_counts: list[dict[str, Any]] | None = None) -> None:
     """How the run ended, with its figures: every stage's in `stage_counts` (any stage of the pipeline), the
     flat ones that have a column of their own (`fetch_in`, ..., `quarantined`, `duplicates`, `deferred`), and
     what the sources' budgets left for the next runs."""
