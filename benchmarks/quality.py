@@ -140,10 +140,10 @@ def measure(size: int, ports: list[int], workdir: Path) -> dict[str, float]:
 
     outcomes = timed("fetch", lambda: [f.result() for f in [fetch_task.submit(s, settings) for s in specs]])
     documents = timed("fetch checks", gate_fetched, outcomes, kinds, checks, ledger)
-    cleaned = timed("clean", lambda: next(iter(clean_batches([documents], settings))))
-    articles = timed("clean checks", gate_cleaned, cleaned, checks, "batch 1", ledger)
+    cleaned = timed("clean", lambda: next(iter(clean_batches([documents], settings))).outcome)
+    articles, _ = timed("clean checks", gate_cleaned, cleaned, checks, "batch 1", ledger)
     deduped = timed("dedupe", dedupe_task, articles, settings, "batch 1")
-    valid = timed("dedupe checks", gate_deduplicated, deduped, checks, "batch 1", ledger)
+    valid, _ = timed("dedupe checks", gate_deduplicated, deduped, checks, "batch 1", ledger)
     loaded = timed("load", load_task, valid, deduped, settings, run_id, "batch 1")
     ledger.loaded_urls.update(loaded.article_ids)
     ledger.duplicates += loaded.stats.counts["duplicates"]

@@ -1,10 +1,13 @@
-"""A run's batches, one after another: clean -> clean check -> dedupe -> dedupe check -> the stages added
-between dedupe and load (flows/pipeline.py) -> load, then the warehouse checks. Shared by `ingest-news`
-(its fetched documents streamed in) and `reprocess-news` (documents read back from the raw store).
+"""A run's batches, one after another: clean (mapped over chunks) -> clean check -> dedupe -> dedupe check
+-> the stages added between dedupe and load (flows/pipeline.py) -> load, then the warehouse checks. Shared
+by `ingest-news` (its fetched documents streamed in) and `reprocess-news` (documents read back from the
+raw store).
 
-Cleaning runs ahead in worker processes (`flows.scale.clean_batches`: up to `CLEAN_AHEAD` batches) while
-this thread deduplicates, checks and loads the batch before: the ordered stages see every earlier batch
-in the warehouse.
+Each task run of a batch is chained to the one before it (its result passed on `opaque()`, or waited for),
+and a batch's dedupe to the previous batch's load: Prefect records the chain, and the UI draws each batch
+as a line of task runs. Cleaning runs ahead in worker processes (`flows.scale.clean_batches`: up to
+`CLEAN_AHEAD` batches) while this thread deduplicates, checks and loads the batch before: the ordered
+stages see every earlier batch in the warehouse.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ from itertools import chain
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.utilities.annotations import quote
+from prefect.utilities.annotations import opaque
 
 from flows import pipeline
 from flows.checks import RunChecks, gate_added, gate_cleaned, gate_deduplicated, gate_warehouse
 from flows.fetching import FetchChecks
 from flows.ledger import Ledger
-from flows.scale import clean_batches
-from flows.stages import dedupe_task, load_task, orphan_rejections, record_task
+from flows.scale import CleanedBatch, clean_batches
+from flows.stages import after, dedupe_task, load_task, orphan_rejections, record_task
 from tasks.clean import CleanOutcome
 from tasks.dedupe import DedupOutcome
 from tasks.load import LoadOutcome
@@ -55,67 +58,72 @@ def process_documents(documents: Iterable[Document], checks: RunChecks, ledger: 
             arrived.append(batch)
             yield batch
 
-    work: Iterator[tuple[str, CleanOutcome, list[Document]]] = (
+    work: Iterator[tuple[str, CleanedBatch, list[Document]]] = (
         (f"batch {n}", cleaned, arrived.popleft())
         for n, cleaned in enumerate(clean_batches(arriving(), settings), start=1))
     if ledger.articles:
-        work = chain([("spooled articles", CleanOutcome(articles=ledger.articles), [])], work)
+        work = chain([("spooled articles", CleanedBatch(CleanOutcome(articles=ledger.articles), []), [])], work)
+    previous_load: LoadOutcome | None = None
     for label, cleaned, batch in work:
         fetch_checks.settle()  # the fetch checks of this batch's documents ran ...
-        cleaned, batch = fetch_checks.drop_quarantined(cleaned, batch)  # ... what they held back goes no further
+        outcome, batch = fetch_checks.drop_quarantined(cleaned.outcome, batch)  # ... what they held back stops
         spooled = label == "spooled articles"
-        ledger.unloaded(list(cleaned.articles) if spooled else [], ledger.copies if spooled else [])
-        articles = clean_checked(cleaned, batch, checks, label, ledger)
-        deduped, valid = deduplicated(articles, checks, label, ledger)
+        ledger.unloaded(list(outcome.articles) if spooled else [], ledger.copies if spooled else [])
+        articles, clean_check = clean_checked(outcome, batch, checks, label, ledger, upstream=cleaned.runs)
+        deduped, valid, last = deduplicated(articles, checks, label, ledger, upstream=[clean_check, previous_load])
         ledger.release(batch)  # cleaned and checked: from here on the spool keeps its articles
         for stage in pipeline.added_stages(pipeline.PIPELINE):
             ledger.unloaded(valid, list(deduped.duplicates))
-            valid = added_stage(stage, valid, checks, label, ledger)
+            valid, last = added_stage(stage, valid, checks, label, ledger, upstream=[last])
         ledger.unloaded(valid, list(deduped.duplicates))
-        loaded = load(valid, deduped, checks, label, ledger)
+        loaded = load(valid, deduped, checks, label, ledger, upstream=[last])
         ledger.unloaded([], [])
         if loaded is not None:
+            previous_load = loaded
             get_run_logger().info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", label,
                                   len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
     gate_warehouse(checks, ledger)
 
 
-def clean_checked(cleaned: CleanOutcome, batch: list[Document], checks: RunChecks, label: str,
-                  ledger: Ledger) -> list[Article]:
+def clean_checked(cleaned: CleanOutcome, batch: list[Document], checks: RunChecks, label: str, ledger: Ledger,
+                  upstream: list[Any]) -> tuple[list[Article], Any]:
+    """The batch's clean rejections recorded, then its check (after its clean task runs); the articles that go
+    on, and what the next task run comes after."""
     if cleaned.rejections:
-        record_task(checks.settings, checks.run_id, f"clean {label}", rejections=quote(cleaned.rejections))
+        record_task(checks.settings, checks.run_id, f"clean {label}", rejections=opaque(cleaned.rejections))
     ledger.quarantined("clean", len(cleaned.rejections))
-    articles = gate_cleaned(cleaned, checks, label, ledger)
+    articles, verdict = gate_cleaned(cleaned, checks, label, ledger, upstream=upstream)
     ledger.took("clean", len(batch), len(articles))
-    return articles
+    return articles, verdict
 
 
-def deduplicated(articles: list[Article], checks: RunChecks, label: str,
-                 ledger: Ledger) -> tuple[DedupOutcome, list[Article]]:
-    deduped = dedupe_task(quote(articles), checks.settings, label)
+def deduplicated(articles: list[Article], checks: RunChecks, label: str, ledger: Ledger,
+                 upstream: list[Any]) -> tuple[DedupOutcome, list[Article], Any]:
+    """Dedupe (after the clean check and the previous batch's load), then its check."""
+    deduped = dedupe_task(opaque(articles), checks.settings, label, wait_for=after(*upstream))
     deduped.duplicates += ledger.copies  # copies dropped before the articles were spooled
     ledger.dropped("dedupe", len(articles) - len(deduped.kept))
-    valid = gate_deduplicated(deduped, checks, label, ledger)
+    valid, verdict = gate_deduplicated(deduped, checks, label, ledger)
     ledger.took("dedupe", len(articles), len(valid))
-    return deduped, valid
+    return deduped, valid, verdict or deduped
 
 
-def added_stage(stage: pipeline.Stage, articles: list[Article], checks: RunChecks, label: str,
-                ledger: Ledger) -> list[Article]:
+def added_stage(stage: pipeline.Stage, articles: list[Article], checks: RunChecks, label: str, ledger: Ledger,
+                upstream: list[Any]) -> tuple[list[Article], Any]:
     """A stage added between dedupe and load: its task, its rejections recorded, then its own check."""
     if not articles:
-        return []
-    result: StageResult[Article] = stage.task(quote(articles), checks.settings, label)
+        return [], None
+    result: StageResult[Article] = stage.task(opaque(articles), checks.settings, label, wait_for=after(*upstream))
     if result.rejections:
-        record_task(checks.settings, checks.run_id, f"{stage.name} {label}", rejections=quote(result.rejections))
+        record_task(checks.settings, checks.run_id, f"{stage.name} {label}", rejections=opaque(result.rejections))
     ledger.quarantined(stage.name, len(result.rejections))
-    passed = gate_added(stage, result.records, checks, label, ledger)
+    passed, verdict = gate_added(stage, result, checks, label, ledger)
     ledger.took(stage.name, len(articles), len(passed))
-    return passed
+    return passed, verdict or result
 
 
-def load(articles: list[Article], deduped: DedupOutcome, checks: RunChecks, label: str,
-         ledger: Ledger) -> LoadOutcome | None:
+def load(articles: list[Article], deduped: DedupOutcome, checks: RunChecks, label: str, ledger: Ledger,
+         upstream: list[Any]) -> LoadOutcome | None:
     """Load a batch (retried with backoff: the warehouse may be briefly away); copies pointing at an article
     that was not loaded are quarantined."""
     settings = checks.settings
@@ -124,12 +132,12 @@ def load(articles: list[Article], deduped: DedupOutcome, checks: RunChecks, labe
         return None
     loaded = load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
         settings.load_retry_delay * 2 ** attempt for attempt in range(settings.load_retries)])(
-        quote(articles), quote(deduped), settings, checks.run_id, label)
+        opaque(articles), opaque(deduped), settings, checks.run_id, label, wait_for=after(*upstream))
     ledger.took("load", len(articles), loaded.stats.passed_on)
     ledger.duplicates += loaded.stats.counts["duplicates"]
     ledger.loaded_urls.update(loaded.article_ids)
     if loaded.orphans:
         rejected = orphan_rejections(loaded.orphans)
-        record_task(settings, checks.run_id, f"load {label}", rejections=quote(rejected))
+        record_task(settings, checks.run_id, f"load {label}", rejections=opaque(rejected))
         ledger.quarantined("load", len(rejected))
     return loaded

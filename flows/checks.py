@@ -15,19 +15,19 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
-from prefect.utilities.annotations import quote
+from prefect.utilities.annotations import opaque
 
 from flows.ledger import Ledger
 from flows.pipeline import Stage, suites
 from flows.run_checks import RunChecks
-from flows.stages import check_warehouse_task, data_docs_task, quarantine_rows, record_task, validate_task
+from flows.stages import after, check_warehouse_task, data_docs_task, quarantine_rows, record_task, validate_task
 from tasks.clean import LANGUAGE_FILTER, CleanOutcome
 from tasks.datadocs import docs_link
 from tasks.dedupe import DedupOutcome
 from tasks.fetch import FetchOutcome
 from tasks.frames import articles_frame, deduplicated_frame, documents_frame
 from tasks.kinds import source_kind
-from tasks.records import Article, Document, Duplicate, Rejection
+from tasks.records import Article, Document, Duplicate, Rejection, StageResult
 from tasks.report import render_markdown, run_summary
 from tasks.validate import Verdict, columns_read, load_suite_definition
 from tasks.warehouse import get_engine
@@ -35,8 +35,9 @@ from tasks.warehouse import get_engine
 
 def gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dict[str, Any]], checks: RunChecks,
          label: str, ledger: Ledger, already_rejected: Sequence[str] = (), share_column: str = "failed_share",
-         suite: str | None = None) -> tuple[list[Any], Verdict | None]:
-    """Run the stage's suite on a batch; the records that go on, and the verdict (None: nothing to judge).
+         suite: str | None = None, upstream: Sequence[Any] = ()) -> tuple[list[Any], Verdict | None]:
+    """Run the stage's suite on a batch, after the `upstream` task runs (its stage's); the records that go
+    on, and the verdict (None: nothing to judge).
 
     Records of sources that failed earlier are held back first. Rows failing a critical expectation are
     quarantined with the reasons. Then, per source, the share of its pages this stage could not use
@@ -50,8 +51,9 @@ def gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dic
     earlier = {r.source for r in records} & set(ledger.failed_sources)
     held_back = {s: [f"source {s} failed earlier in this run: {ledger.failed_sources[s][0]}"] for s in earlier}
     records, rejected = quarantine_rows(stage, records, {}, held_back)
-    verdict = validate_task(quote(checks), stage, quote(build_tables(records)), label,
-                            quote([r.source for r in records]), quote(list(already_rejected)), share_column, suite)
+    verdict = validate_task(opaque(checks), stage, opaque(build_tables(records)), label,
+                            opaque([r.source for r in records]), opaque(list(already_rejected)), share_column, suite,
+                            wait_for=after(*upstream))
     ledger.verdicts.append(verdict)
     failed_sources = dict(verdict.failed_sources)
     if verdict.batch_failures:  # a whole-batch check failed: every source in the batch fails
@@ -63,7 +65,7 @@ def gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dic
         s: [f"source {s} failed the {stage} stage: {r}" for r in reasons] for s, reasons in failed_sources.items()})
     rejected += failed
     if rejected:  # (the validate task stored the results)
-        record_task(settings, run_id, f"{stage} quality {label}", rejections=quote(rejected))
+        record_task(settings, run_id, f"{stage} quality {label}", rejections=opaque(rejected))
     ledger.quarantined(stage, len(rejected))
     return passed, verdict
 
@@ -95,20 +97,21 @@ def gate_stored(documents: list[Document], checks: RunChecks, ledger: Ledger, la
     return passed
 
 
-def gate_cleaned(cleaned: CleanOutcome, checks: RunChecks, label: str, ledger: Ledger) -> list[Article]:
+def gate_cleaned(cleaned: CleanOutcome, checks: RunChecks, label: str, ledger: Ledger,
+                 upstream: Sequence[Any] = ()) -> tuple[list[Article], Verdict | None]:
     """The `cleaned` suite on a batch's articles; per source, the pages without usable text (articles the
     language filter held back have text: a source of them has not lost its layout)."""
     read = columns_read(load_suite_definition("cleaned", checks.settings.expectations_dir), "records")
     no_text = [r.source for r in cleaned.rejections if r.payload.get("filtered_by") != LANGUAGE_FILTER]
-    passed, _ = gate("clean", cleaned.articles, lambda kept: {"records": articles_frame(kept, columns=read)},
-                     checks, label, ledger, already_rejected=no_text, share_column="no_text_share")
-    return passed
+    return gate("clean", cleaned.articles, lambda kept: {"records": articles_frame(kept, columns=read)},
+                checks, label, ledger, already_rejected=no_text, share_column="no_text_share", upstream=upstream)
 
 
-def gate_deduplicated(deduped: DedupOutcome, checks: RunChecks, label: str, ledger: Ledger) -> list[Article]:
+def gate_deduplicated(deduped: DedupOutcome, checks: RunChecks, label: str,
+                      ledger: Ledger) -> tuple[list[Article], Verdict | None]:
     """The `deduplicated` suite on one table of the articles kept and the copies dropped (one validation:
-    each costs Great Expectations' fixed overhead); copies pointing at nothing are held back (removed from
-    `deduped.duplicates`)."""
+    each costs Great Expectations' fixed overhead), after the dedupe task run; copies pointing at nothing are
+    held back (removed from `deduped.duplicates`)."""
     kept_urls = {a.canonical_url for a in deduped.kept}
     read = columns_read(load_suite_definition("deduplicated", checks.settings.expectations_dir), "records")
     went_on: list[Article] = []
@@ -117,23 +120,23 @@ def gate_deduplicated(deduped: DedupOutcome, checks: RunChecks, label: str, ledg
         went_on[:] = kept  # the articles the table was built from: row ids past them are the copies
         return {"records": deduplicated_frame(kept, deduped.duplicates, kept_urls, columns=read)}
 
-    valid, verdict = gate("dedupe", deduped.kept, tables, checks, label, ledger)
+    valid, verdict = gate("dedupe", deduped.kept, tables, checks, label, ledger, upstream=[deduped])
     failed = {row - len(went_on): reasons for row, reasons in (verdict.failed_rows if verdict else {}).items()
               if row >= len(went_on)}
     if failed:
         deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, failed)
-        record_task(checks.settings, checks.run_id, f"dedupe duplicates {label}", rejections=quote(held))
+        record_task(checks.settings, checks.run_id, f"dedupe duplicates {label}", rejections=opaque(held))
         ledger.quarantined("dedupe", len(held))
-    return valid
+    return valid, verdict
 
 
-def gate_added(stage: Stage, articles: list[Article], checks: RunChecks, label: str, ledger: Ledger) -> list[Article]:
+def gate_added(stage: Stage, result: StageResult[Article], checks: RunChecks, label: str,
+               ledger: Ledger) -> tuple[list[Article], Verdict | None]:
     """A stage added between dedupe and load, judged by its own suite on the articles it passes on."""
     if not stage.suite:
-        return articles
-    passed, _ = gate(stage.name, articles, lambda kept: {"records": articles_frame(kept)}, checks, label, ledger,
-                     suite=stage.suite)
-    return passed
+        return result.records, None
+    return gate(stage.name, result.records, lambda kept: {"records": articles_frame(kept)}, checks, label, ledger,
+                suite=stage.suite, upstream=[result])
 
 
 def _hold_back_duplicates(duplicates: list[Duplicate], failed: dict[int, list[str]]) -> tuple[list[Duplicate],
@@ -155,7 +158,7 @@ def gate_warehouse(checks: RunChecks, ledger: Ledger) -> None:
     """The warehouse itself, through a SQL data source: the run's rows reconcile with its counts."""
     if not ledger.loaded_urls and not ledger.duplicates:
         return  # nothing written: nothing for the warehouse checks to reconcile
-    verdict = check_warehouse_task(quote(checks), {"articles_loaded": len(ledger.loaded_urls),
+    verdict = check_warehouse_task(opaque(checks), {"articles_loaded": len(ledger.loaded_urls),
                                                    "duplicates_recorded": ledger.duplicates})
     ledger.verdicts.append(verdict)  # (its results are stored by the task)
     if verdict.batch_failures:
@@ -176,7 +179,7 @@ def publish(ledger: Ledger, checks: RunChecks, pipeline: Sequence[Stage]) -> Non
 
 def _publish(ledger: Ledger, checks: RunChecks, pipeline: Sequence[Stage]) -> None:
     run_id = checks.run_id
-    docs_index = data_docs_task(quote(checks)) if checks.validated else None
+    docs_index = data_docs_task(opaque(checks)) if checks.validated else None
     for stage, suite in suites(pipeline).items():
         table = [{"checked": v.label, "expectation": r["expectation"], "severity": r["severity"],
                   "result": "pass" if r["success"] else "FAIL", "unexpected": r["unexpected_count"],

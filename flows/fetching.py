@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
-from prefect.utilities.annotations import quote
+from prefect.utilities.annotations import opaque
 
 from flows.checks import RunChecks, gate_fetched
 from flows.early import cleaners_for
@@ -55,7 +55,7 @@ class _FetchPlan:
             if name is None:
                 return None
             source, links, trusted, part = self.parts[name].popleft()
-            future = fetch_more_task.submit(source, quote(links), trusted, part, settings)
+            future = fetch_more_task.submit(source, opaque(links), trusted, part, settings)
         self.busy[source.name] += 1
         return source, future
 
@@ -174,9 +174,9 @@ def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: R
     names = [o.source for o in outcomes]
     record_task(checks.settings, checks.run_id,
                 f"fetch {', '.join(names) if len(names) <= 3 else f'{len(names)} parts'}",
-                attempts=quote([a for o in outcomes for a in o.attempts]),
-                rejections=quote([r for o in outcomes for r in o.rejections]),
-                validators=quote({url: v for o in outcomes for url, v in o.listing_validators.items()}))
+                attempts=opaque([a for o in outcomes for a in o.attempts]),
+                rejections=opaque([r for o in outcomes for r in o.rejections]),
+                validators=opaque({url: v for o in outcomes for url, v in o.listing_validators.items()}))
     for outcome in outcomes:
         ledger.quarantined("fetch", len(outcome.rejections))
         if outcome.unavailable:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
+from prefect.utilities.annotations import opaque
 
 from flows.stages import clean_task
 from tasks.clean import CleanOutcome, prepare_cleaners
@@ -141,26 +142,30 @@ class _CleanRunner:
             self.progress.grow(len(chunks))
         labels = [f"batch {number}"] if len(chunks) == 1 else [
             f"batch {number} chunk {c}" for c in range(1, len(chunks) + 1)]
-        # Quoted: Prefect need not walk every document for futures. Not for Dask: its serialisation turns
+        # Opaque: Prefect need not walk every document for futures. Not for Dask: its serialisation turns
         # the annotation (a named tuple) into a plain tuple that Prefect no longer unwraps.
-        wrap = (lambda chunk: chunk) if settings.dask_address else quote
+        wrap = (lambda chunk: chunk) if settings.dask_address else opaque
         return [self.runner.submit(clean_task, {"documents": wrap(list(chunk)), "label": label})
                 for label, chunk in zip(labels, chunks, strict=True)]
 
-    def collect(self, futures: list[PrefectFuture[CleanOutcome]]) -> CleanOutcome:
-        outcomes = []
-        for future in futures:
-            outcomes.append(future.result())
-            if self.progress is not None:
-                self.progress.advance()
-        return merge_clean_outcomes(outcomes)
+    def collect(self, futures: list[PrefectFuture[CleanOutcome]]) -> CleanedBatch:
+        wait(futures)
+        if self.progress is not None:
+            self.progress.advance(len(futures))
+        return CleanedBatch(merge_clean_outcomes([future.result() for future in futures]), futures)
 
     def close(self) -> None:
         if self.runner is not None:
             self.runner.__exit__(None, None, None)
 
 
-def clean_batches(batches: Iterable[Sequence[Document]], settings: Settings) -> Iterator[CleanOutcome]:
+@dataclass(slots=True)
+class CleanedBatch:
+    outcome: CleanOutcome  # its chunks' outcomes, merged
+    runs: list[PrefectFuture[CleanOutcome]]  # the clean task runs of its chunks: what its check comes after
+
+
+def clean_batches(batches: Iterable[Sequence[Document]], settings: Settings) -> Iterator[CleanedBatch]:
     """Each batch's clean outcome, in order, as the batches arrive. Up to `CLEAN_AHEAD` batches are
     cleaned while the caller deduplicates and loads the one before them; nothing waits for the whole
     input, and at most a few batches are held at once."""

@@ -8,6 +8,8 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.futures import PrefectFuture
+from prefect.utilities.annotations import opaque
 
 from flows.run_checks import RunChecks
 from tasks.clean import CleanOutcome, clean_documents
@@ -26,8 +28,16 @@ from tasks.validate import Verdict
 from tasks.warehouse import WarehouseIndex, get_engine, record_dq_results, record_fetches, record_rejections
 
 # Inputs are large record lists: hashing them for Prefect's cache would cost more than the work. The flow
-# also passes them `quote()`d, so that Prefect does not walk every record looking for futures.
+# also passes them `opaque()`, so that Prefect does not walk every record looking for futures (it still
+# sees that a value is another task run's result, and draws the edge between the two).
 STAGE_TASK = {"cache_policy": NONE, "persist_result": False}
+
+
+def after(*upstream: Any) -> list[Any]:
+    """A task run's `wait_for`: the futures and results of the task runs it comes after (None: nothing), so
+    that Prefect records them as its upstream runs and the UI draws a batch as a chain. Results are passed
+    `opaque()`: Prefect recognises them without walking their records."""
+    return [u if isinstance(u, PrefectFuture) else opaque(u) for u in upstream if u is not None]
 
 
 @task(name="fetch", task_run_name="fetch {source.name}", **STAGE_TASK)

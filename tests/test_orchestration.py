@@ -102,9 +102,10 @@ def test_batches_are_cleaned_as_they_arrive_with_a_bounded_look_ahead(small_batc
     @flow
     def clean_all() -> list[int]:
         seen = []
-        for outcome in clean_batches(arriving(), get_settings()):
+        for cleaned in clean_batches(arriving(), get_settings()):
             seen.append(len(pulled))  # batches taken from the input when this outcome came out
-            assert len(outcome.rejections) == 2  # too short to be an article, still accounted for
+            assert len(cleaned.outcome.rejections) == 2  # too short to be an article, still accounted for
+            assert len(cleaned.runs) == 1 and cleaned.runs[0].state.is_completed()  # its chunk's task run
         return seen
 
     seen = clean_all()
@@ -284,3 +285,34 @@ def test_the_ledger_counts_the_bytes_it_holds():
     ledger.release(pages[:2])
     ledger.release(pages[:1])  # released once
     assert ledger.bytes_held == 1000 and ledger.documents == pages[2:]
+
+
+def test_a_batch_is_a_chain_of_task_runs_the_ui_can_show(sqlite_url, small_batches):
+    """Each batch's task runs name their upstream runs (Prefect's task inputs, drawn as the run's graph):
+    the clean check waits for the batch's clean chunks, dedupe for the clean check and for the previous
+    batch's load (one batch after another), the dedupe check for dedupe, load for the dedupe check and
+    the dedupe outcome it loads."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.ingest import ingest_news
+
+    pages = [f"/story-{n}.html" for n in range(8)]
+    server, sources = _gazette(pages, seed=300)
+    with server:
+        result = ingest_news(sources=sources, warehouse_url=sqlite_url)
+    assert result["load_out"] == 8
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result["run_id"]])))
+    by_id = {r.id: r.name for r in runs}
+    by_name = {r.name: r for r in runs}
+
+    def upstream(name: str) -> set[str]:
+        inputs = by_name[name].task_inputs
+        return {by_id[i.id] for values in inputs.values() for i in values if getattr(i, "id", None) in by_id}
+
+    assert {"clean batch 1 chunk 1", "clean batch 1 chunk 2"} <= upstream("check clean batch 1")
+    assert "check clean batch 1" in upstream("dedupe batch 1")
+    assert {"check clean batch 2", "load batch 1"} <= upstream("dedupe batch 2")
+    assert "dedupe batch 2" in upstream("check dedupe batch 2")
+    assert {"check dedupe batch 2", "dedupe batch 2"} <= upstream("load batch 2")

@@ -477,7 +477,7 @@ def test_dedupe_gate_quarantines_kept_rows_and_copies_of_one_table(tmp_path, pre
     @flow
     def gate() -> list:
         try:
-            return gate_deduplicated(deduped, checks, "batch 1", ledger)
+            return gate_deduplicated(deduped, checks, "batch 1", ledger)[0]
         finally:
             checks.close()
 
