@@ -7,6 +7,7 @@ import atexit
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -481,12 +482,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args.handler(args)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM ends newsflow as an exception would, so that what it started (the temporary Prefect server,
+    the cleaning processes) is stopped on the way out; a second SIGTERM during that is ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def run() -> None:
     """The `newsflow` command: `main`, then a quick exit. Tearing the interpreter down frees a run's objects
     one by one (Prefect, Great Expectations, pandas: 1.6 s after a 1,000-page run, a sixth of an unchanged
     re-run), for nothing: the process ends anyway. The exit handlers still run first (Prefect's logs and
     events, the cleaning processes), and the output is flushed. An exception still ends it the usual way."""
-    code = main()
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        code = main()
+    except SystemExit as exc:  # SIGTERM: the exit handlers below still stop the temporary Prefect server
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 
 from flows.config import warehouse_url as resolve_warehouse_url
 from tasks.maintenance import RETAINED, abandon_stale_runs, prune, warehouse_checks
+from tasks.runs import mark_crashed_runs
 from tasks.settings import get_settings
 from tasks.validate import StageFailed
 from tasks.warehouse import get_engine, record_dq_results
@@ -39,6 +40,11 @@ def abandon_task(url: str, hours: float) -> int:
     return abandon_stale_runs(get_engine(url), hours)
 
 
+@task(name="mark-crashed-runs", task_run_name="mark runs that died crashed", **NO_CACHE)
+def crashed_task(url: str) -> list[str]:
+    return mark_crashed_runs(get_engine(url), get_settings().run_heartbeat_seconds)
+
+
 @flow(name="maintain-warehouse", flow_run_name="maintain warehouse")
 def maintain_warehouse(warehouse_url: str | None = None, fetches_retention_days: int | None = None,
                        quarantine_retention_days: int | None = None,
@@ -60,6 +66,9 @@ def maintain_warehouse(warehouse_url: str | None = None, fetches_retention_days:
             for table, value in days.items()}
     days["run_writes"] = days["dq_results"]  # what a run wrote serves its checks: kept as long as their results
 
+    crashed = crashed_task(url)  # (its process gone, its heartbeat stopped, or its Prefect flow run over)
+    if crashed:
+        logger.warning("Marked %d runs crashed: %s.", len(crashed), ", ".join(crashed))
     abandoned = abandon_task(url, stale_run_hours)
     if abandoned:
         logger.warning("Marked %d runs abandoned: still 'running' after %g hours.", abandoned, stale_run_hours)
@@ -74,7 +83,7 @@ def maintain_warehouse(warehouse_url: str | None = None, fetches_retention_days:
     create_markdown_artifact(key="maintenance-summary", markdown="# Warehouse maintenance\n\n"
                              + "\n".join(f"- {table}: {n} rows older than {days[table]} days deleted"
                                          for table, n in pruned.items())
-                             + f"\n- runs marked abandoned: {abandoned}\n")
+                             + f"\n- runs marked crashed: {len(crashed)}\n- runs marked abandoned: {abandoned}\n")
     failed = [r["expectation"] for r in results if not r["success"] and r["severity"] == "critical"]
     if failed:
         raise StageFailed(f"warehouse integrity checks failed: {'; '.join(failed)}")
@@ -82,4 +91,4 @@ def maintain_warehouse(warehouse_url: str | None = None, fetches_retention_days:
         if not r["success"]:
             logger.warning("Warehouse check '%s' found %d rows.", r["expectation"], r["unexpected_count"])
     logger.info("Warehouse checks passed (%d checks).", len(results))
-    return {"pruned": pruned, "abandoned": abandoned, "checks": results}
+    return {"pruned": pruned, "crashed": crashed, "abandoned": abandoned, "checks": results}

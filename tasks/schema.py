@@ -248,6 +248,10 @@ pipeline_runs = Table(
     Column("deferred_sources", Json),
     # Every stage of the pipeline, in order: [{"stage", "in", "out", "quarantined", "dropped"}] (migration 0012).
     Column("stage_counts", Json),
+    # Where the run runs and its last sign of life (migration 0013): a run that died is marked `crashed`.
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("heartbeat_at", Timestamp),
 )
 
 # What each run wrote (migration 0010): the loaded checks read a run's rows here, because another run that

@@ -124,6 +124,8 @@ class Settings(BaseSettings):
 
     # Orchestration
     batch_size: int = 500
+    # A run's heartbeat in the warehouse: ten missed beats and another run takes it for crashed (tasks.runs).
+    run_heartbeat_seconds: float = 30.0
     # Re-fetch and re-clean what earlier runs already have (the daily deployment sets it; the fetch stage honours it).
     full_refresh: bool = False
     # Sources from a Prefect Variable (JSON list or YAML text) when a run names no sources file.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,6 +19,9 @@ from tasks.db import safe_url as safe_url
 from tasks.db import write_transaction as write_transaction
 from tasks.migrate import upgrade
 from tasks.records import FetchAttempt, KnownArticle, Rejection, utcnow
+from tasks.runs import mark_crashed_runs, start_heartbeat, stop_heartbeat, this_process
+
+_log = logging.getLogger(__name__)
 
 
 def open_warehouse(url: str, migrate: bool = True) -> Engine:
@@ -31,9 +35,25 @@ def open_warehouse(url: str, migrate: bool = True) -> Engine:
 
 
 def start_run(engine: Engine, run_id: str, flow_run_id: str | None = None) -> None:
+    """Record a run as `running` where it runs, keep its heartbeat, and mark earlier runs that died as
+    `crashed` (tasks.runs)."""
+    from tasks.settings import get_settings
+
+    host, pid = this_process()
+    now = utcnow()
     with engine.begin() as conn:
         conn.execute(insert(schema.pipeline_runs).values(
-            run_id=run_id, flow_run_id=flow_run_id, started_at=utcnow(), status="running"))
+            run_id=run_id, flow_run_id=None if flow_run_id is None else str(flow_run_id), started_at=now,
+            status="running", host=host, pid=pid, heartbeat_at=now))
+    every = get_settings().run_heartbeat_seconds
+    start_heartbeat(engine, run_id, every)
+    try:
+        crashed = mark_crashed_runs(engine, every, except_run=run_id)
+    except Exception as exc:  # bookkeeping about other runs must not stop this one
+        _log.warning("could not look for crashed runs: %s: %s", type(exc).__name__, exc)
+    else:
+        if crashed:
+            _log.warning("marked %d earlier run(s) crashed: %s", len(crashed), ", ".join(crashed))
 
 
 def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, Any], message: str | None = None,
@@ -46,6 +66,7 @@ def finish_run(engine: Engine, run_id: str, status: str, counts: dict[str, Any],
     values: dict[str, Any] = {k: int(v) for k, v in counts.items() if k in allowed}
     if stage_counts is not None:
         values["stage_counts"] = stage_counts
+    stop_heartbeat(run_id)
     with engine.begin() as conn:
         conn.execute(update(schema.pipeline_runs).where(schema.pipeline_runs.c.run_id == run_id).values(
             finished_at=utcnow(), status=status, message=message, deferred_sources=deferred_sources or None,
