@@ -27,7 +27,7 @@ import regex
 
 from tasks.extract import BOILERPLATE_LINE, extract_from_tree, extract_text, parse_html
 from tasks.formatchars import may_hold_format_chars, restore_format_chars, spelled_words
-from tasks.metadata import clean_authors, extract_metadata, parse_datetime
+from tasks.metadata import clean_authors, extract_metadata, parse_datetime, plain_title
 from tasks.records import Article, Document, Rejection, StageStats
 from tasks.settings import Settings, get_settings
 from tasks.textnorm import fold_for_comparison, normalize_text, split_paragraphs
@@ -86,6 +86,12 @@ def decode_html(raw: bytes | str) -> str:
     from tasks.http import decode_body  # the HTTP client's imports, only for callers handing over bytes
 
     return decode_body(raw, None)
+
+
+def undecodable_share(content: str) -> float:
+    """The share of a decoded document's characters that stand for bytes no decoding could read (U+FFFD):
+    counted before cleaning, which drops them."""
+    return round(content.count("\ufffd") / len(content), 6) if content else 0.0
 
 
 def bad_input_reason(html: str, max_chars: int) -> str | None:
@@ -225,6 +231,7 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
     settings = settings or get_settings()
     hints = document.hints
     html = decode_html(document.html) if document.html is not None else None
+    garbled = undecodable_share(html if html is not None else document.text or "")
     if html is not None:
         if reason := bad_input_reason(html, settings.clean_max_html_chars):
             return _reject(document, reason, chars=len(html))
@@ -245,7 +252,8 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
         title = hints.get("title") or title
         if summary:
             metadata["description"] = summary
-    title = normalize_text(title) if isinstance(title, str) and title.strip() else None
+    title = plain_title(title) if isinstance(title, str) else None  # text, whatever the page put in it
+    title = normalize_text(title) if title and title.strip() else None
     paragraphs = dedupe_paragraphs(split_paragraphs(normalize_text(body)), title)
     text = "\n\n".join(paragraphs)
     if reason := no_article_reason(text, title, html, settings.min_words, before_cleaning=body):
@@ -270,6 +278,7 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
         image=metadata.get("image"),
         tags=metadata.get("tags") or [],
         fetched_at=document.fetched_at,
+        undecodable_share=garbled,
     )
 
 

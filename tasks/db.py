@@ -57,6 +57,20 @@ def safe_url(url: str) -> str:
 LOAD_LOCK_ID = 7_402_611_001
 
 
+def _make_folder(folder: Path, url: str) -> None:
+    """The SQLite file's folder, made if its own parent exists (`data/` of the default URL); a deeper
+    missing tree is a typo more often than not: a clear error, not a tree of folders made silently."""
+    if folder.is_dir():
+        return
+    if not folder.parent.is_dir():
+        raise WarehouseError(f"warehouse {safe_url(url)}: folder {folder.parent} does not exist (create it first, "
+                             "or check the URL)")
+    try:
+        folder.mkdir()
+    except OSError as exc:
+        raise WarehouseError(f"warehouse {safe_url(url)}: cannot make folder {folder}: {exc}") from None
+
+
 def make_engine(url: str, *, immediate: bool = False, statement_timeout: float | None = None) -> Engine:
     """An engine for the warehouse URL, without touching its schema.
 
@@ -77,7 +91,7 @@ def make_engine(url: str, *, immediate: bool = False, statement_timeout: float |
     if backend == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(Path(database).parent, url)
         else:
             kwargs.pop("pool_size")  # in-memory databases use a single-connection pool
         kwargs["connect_args"] = {"timeout": settings.warehouse_busy_timeout}

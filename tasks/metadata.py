@@ -90,6 +90,25 @@ def _htmldate(tree: lxml.html.HtmlElement, url: str | None, original: bool) -> d
 # --- small helpers ---------------------------------------------------------------------------
 
 
+# Text of an element without what a browser never shows as text: a <script> inside an <h1> is no title.
+_SHOWN_TEXT = ".//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::template)]"
+
+
+def shown_text(element: lxml.html.HtmlElement) -> str:
+    return " ".join(" ".join(element.xpath(_SHOWN_TEXT)).split())
+
+
+def plain_title(value: str | None) -> str | None:
+    """A title as text: markup in it (a tag, a <script> and its content) goes, the words stay."""
+    if not value or "<" not in value:
+        return value
+    try:
+        fragment = lxml.html.fragment_fromstring(value, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return value
+    return shown_text(fragment) or None
+
+
 def _squash(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
@@ -266,7 +285,7 @@ def extract_metadata(html_or_tree: str | lxml.html.HtmlElement, url: str | None 
     publisher = ld.get("publisher") if isinstance(ld.get("publisher"), dict) else {}
     site_name = _squash(metas.first("og:site_name", "application-name")) or _squash(publisher.get("name"))
 
-    h1 = next((" ".join(h.text_content().split()) for h in tree.iter("h1") if h.text_content().strip()), None)
+    h1 = next((text for text in map(shown_text, tree.iter("h1")) if text), None)
     title_tag = _squash(" ".join(tree.xpath("//head/title//text()")))
     title = (_squash(ld.get("headline")) or metas.first("og:title", "twitter:title") or h1
              or (title_tag and _strip_site_suffix(title_tag, [site_name or ""])))
