@@ -58,6 +58,7 @@ def articles_frame(articles: Sequence[Article], now: datetime | None = None,
         "title": lambda: [a.title for a in articles],
         "title_chars": lambda: pd.array([len(a.title) if a.title else None for a in articles], dtype="Int64"),
         "word_count": lambda: [a.word_count for a in articles],
+        "undecodable_share": lambda: [a.undecodable_share for a in articles],
         # False, or the leftover markup found and why (tags still doing a tag's work, not '<' in prose): the
         # suite's check passes False only, and a quarantined row's reason shows what was found.
         "has_markup": lambda: [leftover_markup(a.text) or False for a in articles],

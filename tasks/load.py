@@ -28,7 +28,7 @@ from tasks.warehouse import WarehouseIndex
 
 ARTICLE_UPDATE_COLUMNS = ("url", "source", "title", "authors", "published_at", "language", "text",
                           "word_count", "content_hash", "description", "site_name", "modified_at", "image",
-                          "tags", "last_seen_at", "last_run_id", "version")
+                          "tags", "last_seen_at", "last_run_id", "version", "undecodable_share")
 
 
 @dataclass(slots=True)
@@ -67,7 +67,7 @@ def article_row(article: Article, run_id: str, now: Any, version: int = 1,
         "content_hash": article.content_hash, "description": article.description,
         "site_name": article.site_name, "modified_at": article.modified_at, "image": article.image,
         "tags": article.tags, "first_seen_at": now, "last_seen_at": now, "last_run_id": run_id,
-        "version": version, "story_id": story_id,
+        "version": version, "story_id": story_id, "undecodable_share": article.undecodable_share,
     }
 
 

@@ -56,6 +56,7 @@ class Article:
     tags: list[str] = field(default_factory=list)
     content_hash: str = ""  # sha256 of the normalised text, set by the dedupe stage
     word_count: int = 0  # words in any script (tasks.words)
+    undecodable_share: float = 0.0  # of the document's characters, undecodable bytes (U+FFFD) before cleaning
 
     def __post_init__(self) -> None:
         if not self.word_count:
