@@ -9,6 +9,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -482,11 +484,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args.handler(args)
 
 
+TERM_GRACE_SECONDS = 10.0  # after SIGTERM, the most newsflow waits for its work to unwind
+
+
 def _terminated(signum: int, frame: object) -> None:
     """SIGTERM ends newsflow as an exception would, so that what it started (the temporary Prefect server,
-    the cleaning processes) is stopped on the way out; a second SIGTERM during that is ignored."""
+    the cleaning processes) is stopped on the way out; a second SIGTERM during that is ignored. (During a
+    flow run Prefect's own handler does the same, raising its TerminationSignal.)"""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(128 + signum)
+
+
+def _end_within_grace_of_sigterm() -> None:
+    """Unwinding can wait on threads still in a request, up to their deadline: TERM_GRACE_SECONDS after a
+    SIGTERM, whoever handles it, the exit handlers run (stopping the temporary Prefect server) and the
+    process ends. The signal is seen through the interpreter's wakeup file descriptor, written as it
+    arrives whatever the main thread is blocked on."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while data := os.read(read, 64):
+            if signal.SIGTERM in data:
+                time.sleep(TERM_GRACE_SECONDS)
+                atexit._run_exitfuncs()
+                os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="sigterm-grace", daemon=True).start()
 
 
 def run() -> None:
@@ -495,6 +520,7 @@ def run() -> None:
     re-run), for nothing: the process ends anyway. The exit handlers still run first (Prefect's logs and
     events, the cleaning processes), and the output is flushed. An exception still ends it the usual way."""
     signal.signal(signal.SIGTERM, _terminated)
+    _end_within_grace_of_sigterm()
     try:
         code = main()
     except SystemExit as exc:  # SIGTERM: the exit handlers below still stop the temporary Prefect server
