@@ -29,6 +29,8 @@ SMOKE: dict[str, tuple[list[str], str]] = {
                         r"seconds per batch, mean of the first / last tenth: [\d.]+ / [\d.]+"),
     "extraction.py": ([str(SAMPLES / "extraction"), "--rounds", "1"],
                       r"(?m)^## extraction: 3 pages.*\n.*\n^ours\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+"),
+    "hostile.py": (["--size", "tiny", "--only", "yaml-bomb,no-folder"],
+                   r"\| YAML alias bomb \(445 bytes\) \| 3 \| [\d.]+ \| \d+ \|"),
     "fetch.py": (["--hosts", "2", "--pages", "3", "--latency", "0.01", "--delay", "0.05"],
                  r"newsflow polite\s+6\s+[\d.]+\s+[\d.]+"),
     "hostile.py": (["--size", "tiny"], r"(?m)^hostile inputs, size tiny.*\n(.*\n)*^\| \S+ \| \d+ \| [\d.]+ \|"),
