@@ -81,7 +81,7 @@ articles = Table(
     Column("version", Integer, nullable=False, default=1, server_default="1"),
     # The story (event) the article is about, shared with other outlets' articles on it (tasks.stories).
     Column("story_id", Id, ForeignKey("stories.id"), index=True),
-    # Of the page's characters, undecodable bytes (U+FFFD) before cleaning (migration 0013); over 1%: quarantined.
+    # Of the page's characters, undecodable bytes (U+FFFD) before cleaning (migration 0014); over 1%: quarantined.
     Column("undecodable_share", Float, nullable=False, default=0.0, server_default="0"),
 )
 

@@ -3,8 +3,8 @@
 Text with invalid bytes was stored with U+FFFD (or without them, the cleaning dropping them) and no warning.
 The share is now counted before cleaning, checked by the `cleaned` suite (over 1%: quarantined) and stored.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
