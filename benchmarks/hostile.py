@@ -99,7 +99,7 @@ class SlowServer:
     then a body byte every `trickle` seconds (each byte well inside any read timeout)."""
 
     def __init__(self, trickle: float) -> None:
-        self.hits = 0
+        self.hits: dict[str, int] = {}
         slow = self
         body = f"<html><head><title>Slow</title></head><body><p>{story(1)}</p></body></html>".encode()
 
@@ -107,8 +107,7 @@ class SlowServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                if self.path != "/robots.txt":
-                    slow.hits += 1
+                slow.hits[self.path] = slow.hits.get(self.path, 0) + 1
                 try:
                     if self.path == "/robots.txt":
                         self.send_response(404)
@@ -117,7 +116,7 @@ class SlowServer:
                         return
                     head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " + b"x" * 200
                             + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode())
-                    slow_headers = self.path == "/headers"
+                    slow_headers = self.path in ("/headers", "/held")
                     self.wfile.write(head[:17] if slow_headers else head)
                     self.wfile.flush()
                     for byte in (head[17:] + body) if slow_headers else body:
@@ -237,10 +236,10 @@ def build_attacks(work: Path, size: dict, slow: SlowServer) -> list[tuple[Attack
     (here / "a.txt").write_text(story(17) + " " + story(18))
     marker = here / "warehouse.db"
     attacks.append((Attack("sigterm", "SIGTERM mid-run, then a run", [
-        "--url", slow.base + "/headers", "--allow-private-network"], runs=2,
+        "--url", slow.base + "/held", "--allow-private-network"], runs=2,
         env={"NEWSFLOW_REQUEST_TIMEOUT": "600", "NEWSFLOW_READ_TIMEOUT": "60", "NEWSFLOW_MAX_RETRIES": "0",
              "PREFECT_API_URL": "", "PREFECT_HOME": str(work / "prefect-sigterm")},
-        terminate_when=lambda: slow.hits > 0 and marker.exists(),
+        terminate_when=lambda: slow.hits.get("/held", 0) > 0 and marker.exists(),
         then_argv=["--files", str(here / "a.txt")], report=_crashed), here))
     return attacks
 
@@ -286,13 +285,16 @@ def _alive(processes: list[psutil.Process]) -> int:
 def _rows(warehouse: Path) -> dict[str, int]:
     if not warehouse.exists():
         return {}
-    with sqlite3.connect(warehouse) as conn:
-        run = conn.execute("SELECT run_id, load_out, quarantined, deferred FROM pipeline_runs "
-                           "ORDER BY started_at DESC LIMIT 1").fetchone()
-        if run is None:
-            return {}
-        refused = conn.execute("SELECT count(*) FROM fetches WHERE run_id = ? AND error_kind IN "
-                               "('outside_roots', 'timeout', 'too_large')", (run[0],)).fetchone()[0]
+    try:
+        with sqlite3.connect(warehouse) as conn:
+            run = conn.execute("SELECT run_id, load_out, quarantined, deferred FROM pipeline_runs "
+                               "ORDER BY started_at DESC LIMIT 1").fetchone()
+            if run is None:
+                return {}
+            refused = conn.execute("SELECT count(*) FROM fetches WHERE run_id = ? AND error_kind IN "
+                                   "('outside_roots', 'timeout', 'too_large')", (run[0],)).fetchone()[0]
+    except sqlite3.Error:  # a run ended before its schema was made
+        return {}
     return {"loaded": run[1], "quarantined": run[2], "deferred": run[3], "refused": refused}
 
 
