@@ -207,6 +207,11 @@ def text_outside_links(tree: lxml.html.HtmlElement) -> int:
 def prune_boilerplate(tree: lxml.html.HtmlElement, rules: Rules = DEFAULT_RULES) -> lxml.html.HtmlElement:
     """Remove boilerplate blocks in place (see the module docstring) and return the tree."""
     drop_never_text(tree)
+    return _prune_blocks(tree, rules)
+
+
+def _prune_blocks(tree: lxml.html.HtmlElement, rules: Rules) -> lxml.html.HtmlElement:
+    """`prune_boilerplate` on a tree whose scripts and styles are gone already."""
     for element in list(tree.iter(*_ALWAYS_PRUNED)):
         _drop(element)
     total = _paragraph_chars(tree) or 1
@@ -334,7 +339,7 @@ def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None, html:
     drop_never_text(tree)
     # The safety net reads the page as served: parsed again from `html`, or a copy taken before pruning.
     original = copy.deepcopy(tree) if html is None and rules.net_ratio > 0 else None
-    prune_boilerplate(tree, rules)
+    _prune_blocks(tree, rules)  # scripts and styles went above
     net_bound = text_outside_links(tree) if rules.net_ratio > 0 else 0
     main = _trafilatura_text(tree, url, precision=rules.precision, fast=True)
     if rules.readability and len(main) * RECHECK_RATIO < _paragraph_chars(tree):
