@@ -4,6 +4,8 @@ lock, upserts, JSON for its columns). It knows no stage: the stages and the migr
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -111,9 +113,9 @@ def make_engine(url: str, *, immediate: bool = False, statement_timeout: float |
         def _sqlite_pragmas(connection: Any, _: Any) -> None:
             connection.isolation_level = None  # SQLAlchemy begins transactions (see _sqlite_begin)
             cursor = connection.cursor()
-            # WAL lets readers work while a run writes; busy_timeout makes a second writer wait.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            # busy_timeout makes a second writer wait; WAL lets readers work while a run writes.
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            _use_wal(cursor, settings.warehouse_busy_timeout)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -125,6 +127,24 @@ def make_engine(url: str, *, immediate: bool = False, statement_timeout: float |
             connection.exec_driver_sql("BEGIN IMMEDIATE" if take_lock else "BEGIN")
 
     return engine
+
+
+def _use_wal(cursor: Any, patience: float) -> None:
+    """Put the database in WAL mode (it stays so, in the file). Switching needs a moment alone with the
+    file, and SQLite answers "database is locked" at once, without its busy handler, when another
+    process opens or switches the same new file then: so switch only if needed, and retry."""
+    deadline = time.monotonic() + patience
+    pause = 0.01
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
 
 @contextmanager
