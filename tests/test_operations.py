@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,14 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from flows.ops import alive, read_stack
-from flows.sample_site import SampleSite
+from flows.sample_site import SAMPLE_SITE, SampleSite, _SiteHandler
 from tasks.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
 SOURCES_FILE = str(PROJECT_ROOT / "samples" / "sources.yaml")
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+# Longest a held sample site keeps a request waiting; the runs' request timeout is set above it.
+HOLD_SECONDS = 150
 
 pytestmark = [pytest.mark.prefect, pytest.mark.timeout(900)]
 
@@ -67,12 +70,30 @@ class WebhookReceiver:
         self.server.server_close()
 
 
+class _HeldHandler(_SiteHandler):
+    def send_head(self):  # type: ignore[override]
+        self.server.open.wait(HOLD_SECONDS)  # type: ignore[attr-defined]
+        return super().send_head()
+
+
+class HeldSampleSite(SampleSite):
+    """The sample site, whose answers wait while `open` is clear (at most HOLD_SECONDS): a run that fetches
+    from it stays RUNNING for as long as a test needs, however fast the machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.server.RequestHandlerClass = partial(_HeldHandler, directory=str(SAMPLE_SITE))
+        self.open = self.server.open = threading.Event()  # type: ignore[attr-defined]
+        self.open.set()
+
+
 @dataclass
 class Ops:
     api_url: str
     data_dir: Path
     env: dict[str, str]
     hook: WebhookReceiver
+    site: HeldSampleSite
     up_output: str = ""
 
 
@@ -89,10 +110,10 @@ def prefect_client(api_url: str) -> Iterator[Any]:
 def ops(tmp_path_factory) -> Iterator[Ops]:
     data_dir = tmp_path_factory.mktemp("ops")
     hook = WebhookReceiver()
-    with SampleSite() as site:
-        # The worker asks for work every 2 s (instead of 10): the overlapping run below is proposed while the
-        # first one still holds the slot, however fast that one got.
-        env = {**os.environ, "NEWSFLOW_SAMPLE_BASE_URL": site.base_url, "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    with HeldSampleSite() as site:
+        # The worker asks for work every 2 s (instead of 10). A held request must not time out.
+        env = {**os.environ, "NEWSFLOW_SAMPLE_BASE_URL": site.base_url, "PREFECT_WORKER_QUERY_SECONDS": "2",
+               "NEWSFLOW_REQUEST_TIMEOUT": str(HOLD_SECONDS + 60), "NEWSFLOW_READ_TIMEOUT": str(HOLD_SECONDS + 60)}
         env.pop("PREFECT_API_URL", None)
         try:
             result = subprocess.run([BIN / "newsflow", "up", "--data-dir", str(data_dir), "--port", str(free_port()),
@@ -102,7 +123,7 @@ def ops(tmp_path_factory) -> Iterator[Ops]:
             assert result.returncode == 0, result.stdout + result.stderr
             stack = read_stack(data_dir)
             assert stack is not None and set(stack.pids) == {"server", "docs", "worker"}
-            yield Ops(stack.api_url, data_dir, {**env, "PREFECT_API_URL": stack.api_url}, hook, result.stdout)
+            yield Ops(stack.api_url, data_dir, {**env, "PREFECT_API_URL": stack.api_url}, hook, site, result.stdout)
         finally:
             subprocess.run([BIN / "newsflow", "down", "--data-dir", str(data_dir)], env=env, timeout=120)
             hook.close()
@@ -211,21 +232,28 @@ def test_prefect_deployment_run_ingests_and_reports_in_the_ui(ops, tmp_path):
     bad_sources = tmp_path / "bad-sources.yaml"
     bad_sources.write_text("sources:\n  - {name: broken, kind: rss}\n", encoding="utf-8")
 
-    good = deployment_run(ops, "ingest-news/hourly", sources_file=SOURCES_FILE, warehouse_url=warehouse)
-    bad = deployment_run(ops, "ingest-news/daily-full-refresh", sources_file=str(bad_sources),
-                         warehouse_url=warehouse)
-    # A second hourly run while the first holds the deployment's only slot is cancelled, not queued. Created
-    # through the API: the CLI's start-up on a loaded machine could outlast the first run.
-    assert wait_for_state(ops, good, {"RUNNING", *FINAL}).state_type.value == "RUNNING"
-    with prefect_client(ops.api_url) as client:
-        hourly = client.read_deployment_by_name("ingest-news/hourly")
-        overlapping = str(client.create_flow_run_from_deployment(
-            hourly.id, parameters={"sources_file": SOURCES_FILE, "warehouse_url": warehouse}).id)
+    # The sample site holds its answers, so the first run is still RUNNING, holding the deployment's only
+    # slot, when the second hourly run comes: that one is cancelled, not queued. Created through the API:
+    # the CLI's start-up on a loaded machine could outlast the first run.
+    ops.site.open.clear()
+    try:
+        good = deployment_run(ops, "ingest-news/hourly", sources_file=SOURCES_FILE, warehouse_url=warehouse)
+        bad = deployment_run(ops, "ingest-news/daily-full-refresh", sources_file=str(bad_sources),
+                             warehouse_url=warehouse)
+        assert wait_for_state(ops, good, {"RUNNING", *FINAL}).state_type.value == "RUNNING"
+        with prefect_client(ops.api_url) as client:
+            hourly = client.read_deployment_by_name("ingest-news/hourly")
+            overlapping = str(client.create_flow_run_from_deployment(
+                hourly.id, parameters={"sources_file": SOURCES_FILE, "warehouse_url": warehouse}).id)
+        overlapping_run = wait_for_state(ops, overlapping, FINAL, timeout=HOLD_SECONDS - 30)
+        assert wait_for_state(ops, good, {"RUNNING", *FINAL}).state_type.value == "RUNNING"
+    finally:
+        ops.site.open.set()
+    assert overlapping_run.state_type.value == "CANCELLED"
 
     good_run = wait_for_state(ops, good, FINAL)
     assert good_run.state_type.value == "COMPLETED", good_run.state.message
     assert good_run.name == "ingest sources.yaml"
-    assert wait_for_state(ops, overlapping, FINAL).state_type.value == "CANCELLED"
 
     bad_run = wait_for_state(ops, bad, FINAL)
     assert bad_run.state_type.value == "FAILED"
