@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, zip_longest
 from typing import Any
@@ -26,8 +26,9 @@ from tasks.feeds import FeedError, Link, parse_feed
 from tasks.http import FetchResult, PoliteClient, Validators, decode_body
 from tasks.kinds import CliOption, fetcher, source_kind
 from tasks.localfiles import fetch_files, fetch_warc
+from tasks.outcome import FetchOutcome
 from tasks.rawstore import RawDocument, to_document
-from tasks.records import Document, FetchAttempt, FileProgress, Rejection, StageStats, utcnow
+from tasks.records import Document, FetchAttempt, utcnow
 from tasks.settings import Settings
 from tasks.sitemaps import GZIP_TYPES, parse_sitemap
 from tasks.sources import FilesSource, HttpSource, RssSource, SitemapSource, Source, UrlsSource, WarcSource
@@ -43,45 +44,6 @@ FEED_TYPES = (*TEXTUAL_TYPES, "application/rdf+xml", "text/rss+xml", "text/atom+
 def is_textual(media: str) -> bool:
     """Worth downloading as a page: HTML, XML, text or JSON (a missing Content-Type is given a chance)."""
     return not media or media in TEXTUAL_TYPES or media.startswith("text/") or media.endswith(("+xml", "+json"))
-
-
-@dataclass(slots=True)
-class FetchOutcome:
-    """What fetching one source produced."""
-
-    source: str
-    documents: list[Document] = field(default_factory=list)
-    attempts: list[FetchAttempt] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    stats: StageStats = field(default_factory=lambda: StageStats("fetch"))
-    raw: list[RawDocument] = field(default_factory=list)  # bodies to keep in the raw store
-    validators: dict[str, Validators] = field(default_factory=dict)  # for the next run's conditional GETs
-    # Selected links left for later parts (`fetch_links`), and whether they were listed in the sources file
-    # (trusted: may point at private addresses).
-    remaining: list[Link] = field(default_factory=list)
-    trusted: bool = False
-    # The feeds' and sitemaps' validators while parts are left: stored only once every part is fetched, or
-    # a run ending in between would leave the next one a 304 for a listing whose pages it never read.
-    listing_validators: dict[str, Validators] = field(default_factory=dict)
-    # Why the source yielded nothing at all (no file matched, its feed or sitemap unreadable), naming the
-    # path or URL: the run fails with it. A listing that is merely unchanged (304) or empty is no failure.
-    unavailable: str | None = None
-
-    # How far each local file was read (`tasks.localfiles`), stored with the documents for the next run.
-    progress: dict[str, FileProgress] = field(default_factory=dict)
-
-    @property
-    def deferred(self) -> int:
-        """Items over the source's budget, left for the next runs."""
-        return self.stats.counts["deferred"]
-
-    def reject(self, url: str | None, reason: str, **payload: Any) -> None:
-        self.rejections.append(Rejection("fetch", self.source, url, [reason], payload))
-        self.stats.add("quarantined")
-
-    def add(self, document: Document, raw: RawDocument) -> None:
-        self.documents.append(document)
-        self.raw.append(raw)
 
 
 # --- http ------------------------------------------------------------------------------------

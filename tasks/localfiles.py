@@ -20,19 +20,17 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from tasks.crawlstate import FetchState
 from tasks.http import decode_body
+from tasks.outcome import FetchOutcome
 from tasks.rawstore import from_document, to_document
 from tasks.records import Document, FetchAttempt, FileProgress
 from tasks.settings import Settings
 from tasks.sources import FilesSource, WarcSource
 from tasks.urls import canonicalize_url
 from tasks.warc import count_responses, read_warc
-
-if TYPE_CHECKING:
-    from tasks.fetch import FetchOutcome
 
 READ_CHUNK = 1 << 20  # bytes read at a time when skipping or counting
 
