@@ -45,6 +45,13 @@ _BLANKED[[9, 10, 11, 12, 13, 28, 29, 30, 31]] = 32  # what str.split() splits on
 _SENTENCE_END = np.zeros(256, dtype=bool)
 _SENTENCE_END[list(b".!?\"')")] = True
 _PUNCTUATION = ~_WORD_BYTE & ~np.isin(np.arange(256), [0, 9, 10, 11, 12, 13, 32])
+# Scripts written without spaces between words (as tasks.words): each of their characters is a word of its
+# own, so that shingles are character n-grams there; and the CJK punctuation, which separates words.
+_UNSPACED_RANGES = np.array([(0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x19E0, 0x19FF),
+                             (0x3040, 0x30FF), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
+                             (0xF900, 0xFAFF), (0xFF66, 0xFF9F), (0x20000, 0x3134F)])
+_CJK_PUNCTUATION_RANGES = np.array([(0x3000, 0x303F), (0xFF01, 0xFF0F), (0xFF1A, 0xFF20), (0xFF5B, 0xFF65)])
+_CJK_SENTENCE_ENDS = np.array([0x3002, 0xFF01, 0xFF0E, 0xFF1F, 0xFF61])  # 。！．？｡
 _BASE = 0x100000001B3  # odd, so invertible modulo 2**64
 _BASE_INVERSE = pow(_BASE, -1, 2**64)
 _SHINGLE_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
@@ -174,8 +181,7 @@ def _tokenize_chunk(folded: list[bytes], digests: list[str]) -> Tokens:
     powers, inverse_powers = _power_tables(len(buffer) + 1)
     prefix = np.zeros(len(buffer) + 1, dtype=_U64)
     np.cumsum(buffer * powers[:-1], out=prefix[1:])
-    edges = np.diff(np.take(_WORD_BYTE, buffer).view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    word_starts, word_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    word_starts, word_ends, stops = _words(buffer)
     hashes = _mix((prefix[word_ends] - prefix[word_starts]) * inverse_powers[word_starts])
     # Lines: how many words each has, and whether its last word is followed by a sentence end.
     line = np.searchsorted(np.flatnonzero((buffer == 10) | (buffer == 0)), word_starts)
@@ -184,8 +190,8 @@ def _tokenize_chunk(folded: list[bytes], digests: list[str]) -> Tokens:
     after = buffer[word_ends[last]]
     after_next = buffer[np.minimum(word_ends[last] + 1, len(buffer) - 1)]
     sentence_line = np.zeros(len(words_in_line), dtype=bool)
-    sentence_line[line[last]] = np.take(_SENTENCE_END, after) | (np.take(_PUNCTUATION, after)
-                                                                  & np.take(_SENTENCE_END, after_next))
+    sentence_line[line[last]] = (np.take(_SENTENCE_END, after) | stops[word_ends[last]]
+                                 | (np.take(_PUNCTUATION, after) & np.take(_SENTENCE_END, after_next)))
     prose = words_in_line[line] >= LEDE_MIN_LINE_WORDS
     # Non-empty lines numbered in order, each with the (order-blind) sum of its word hashes.
     line_starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]]) if len(line) else np.zeros(0, np.int64)
@@ -202,6 +208,52 @@ def _tokenize_chunk(folded: list[bytes], digests: list[str]) -> Tokens:
         digests.append(hashlib.sha256(collapsed[begin:end].strip(b" ")).hexdigest())
     return Tokens(hashes, np.searchsorted(word_starts, starts).tolist(), prose, prose & sentence_line[line],
                   line_numbers, line_hashes)
+
+
+def _words(buffer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the words of a UTF-8 buffer start and end (exclusive), and per byte whether a CJK sentence end
+    (。？！) starts there. A word is a run of word bytes, except in scripts written without spaces, where
+    every character is a word: otherwise a Chinese paragraph would be one word, and a copy with one
+    character changed would share no shingle with its original."""
+    is_word = np.take(_WORD_BYTE, buffer)
+    stops = np.zeros(len(buffer), dtype=bool)
+    if not len(buffer) or buffer.max() < 0xE0:  # no character of three bytes or more: nothing unspaced
+        edges = np.diff(is_word.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+        return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), stops
+    positions, lengths, code_points = _wide_characters(buffer)
+    unspaced = _in_ranges(code_points, _UNSPACED_RANGES)
+    punctuation = positions[_in_ranges(code_points, _CJK_PUNCTUATION_RANGES)]
+    for extra in range(3):  # a punctuation mark's bytes (all three) are no word bytes
+        is_word[punctuation + extra] = False
+    stops[positions[np.isin(code_points, _CJK_SENTENCE_ENDS)]] = True
+    # A word starts at each unspaced character, and right after one.
+    forced = np.zeros(len(buffer) + 1, dtype=bool)
+    forced[positions[unspaced]] = True
+    forced[positions[unspaced] + lengths[unspaced]] = True
+    before = np.r_[False, is_word[:-1]]
+    after = np.r_[is_word[1:], False]
+    starts = np.flatnonzero(is_word & (~before | forced[:-1]))
+    ends = np.flatnonzero(is_word & (~after | forced[1:])) + 1
+    return starts, ends, stops
+
+
+def _wide_characters(buffer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The characters of three and four bytes in a UTF-8 buffer: where they start, their length, their
+    code point (a sequence cut by the buffer's end is left out)."""
+    wide = np.flatnonzero(buffer >= 0xE0)
+    lengths = np.where(buffer[wide] >= 0xF0, 4, 3)
+    whole = wide + lengths <= len(buffer)
+    wide, lengths = wide[whole], lengths[whole]
+    byte = [buffer[np.minimum(wide + k, len(buffer) - 1)].astype(np.int64) & 0x3F for k in range(4)]
+    three = ((buffer[wide].astype(np.int64) & 0x0F) << 12) | (byte[1] << 6) | byte[2]
+    four = ((buffer[wide].astype(np.int64) & 0x07) << 18) | (byte[1] << 12) | (byte[2] << 6) | byte[3]
+    return wide, lengths, np.where(lengths == 4, four, three)
+
+
+def _in_ranges(values: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Per value: whether it lies in one of the inclusive, sorted, disjoint `ranges`."""
+    slot = np.searchsorted(ranges[:, 0], values, side="right") - 1
+    return (slot >= 0) & (values <= ranges[np.maximum(slot, 0), 1])
 
 
 def shingle_hashes(tokens: Tokens, size: int) -> Tokens:

@@ -150,3 +150,18 @@ QUOTING_REPORT = _story("Terminal row ends as harbour board says yes", *_PARAGRA
 # The first paragraph and a shortened second, then a story of its own: the leads share too little.
 SAME_OPENING_REPORT = _story("Traders vow to fight terminal decision", _PARAGRAPHS[1],
                              "Board members voted seven to two in favour of the scheme on Tuesday evening.", *_REACTION)
+
+
+# A second story from the city of the Chinese sample (samples/languages/zh.txt), by the same paper: the same
+# names, offices and phrasing, another event. A copy of one must not be joined with the other.
+ZH_OTHER_STORY = """滨江市防汛工程进入收尾阶段 主汛期前全面完工
+
+本报讯 记者从滨江市水务局获悉，总投资约十二亿元的城区防汛排涝工程目前已进入收尾阶段，新建的三座排涝泵站已经完成设备安装和调试，预计将在主汛期到来之前全面投入使用。
+
+市水务局副局长陈立新介绍，这项工程于去年十月开工，主要内容包括扩建城东和城南两条排水干渠、新建三座排涝泵站以及改造沿江十二公里长的防洪堤。工程完工后，城区的排涝能力将由原来的每小时三十毫米提高到每小时五十毫米。
+
+去年七月的一场暴雨曾导致城区多处道路积水，部分低洼地段的商铺和居民楼一楼进水。住在江滨路附近的个体户张志强说，那次暴雨让他的小吃店停业了整整一个星期，“希望新的泵站能真正发挥作用，别再让我们提心吊胆地过夏天了。”
+
+陈立新表示，为了确保工程质量，水务局邀请了第三方检测机构对每一个泵站进行了满负荷试运行。同时，全市各街道已经组建了抢险队伍，储备了沙袋、抽水泵等防汛物资。
+
+市水务局提醒市民，汛期期间要密切关注气象预警信息，遇到强降雨天气尽量减少外出，车辆不要停放在地下车库和低洼路段。"""

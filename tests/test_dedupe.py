@@ -21,6 +21,7 @@ from tasks.dedupe import (
     deduplicate,
     sharing_pairs,
     sketch,
+    tokenize,
     verified_links,
 )
 from tasks.load import load_batch
@@ -43,8 +44,10 @@ from tests.dedup_texts import (
     TRUNCATED_COPY,
     WIRE_COPY,
     WIRE_STORY,
+    ZH_OTHER_STORY,
     normalised_copy,
 )
+from tests.language_samples import LANGUAGES, sample, sample_text
 
 SETTINGS = Settings()
 
@@ -99,6 +102,35 @@ def test_without_sources_a_footer_found_in_several_stories_is_boilerplate():
     # Copies of one wire story in several outlets keep the paragraphs they share.
     labels = cluster_ids([WIRE_STORY, normalised_copy(WIRE_STORY), WIRE_COPY, TRUNCATED_COPY, FOLLOW_UP])
     assert labels[0] == labels[1] == labels[2] == labels[3] != labels[4]
+
+
+def syndicated_copy(code: str) -> str:
+    """Another outlet's copy of the sample article in language `code`: its own headline, three characters
+    cut from the middle of the second paragraph, the last paragraph left out."""
+    title, paragraphs = sample(code)
+    second = paragraphs[1]
+    edited = second[:len(second) // 2] + second[len(second) // 2 + 3:]
+    return "\n\n".join([f"{title[:12]} ({code})", paragraphs[0], edited, *paragraphs[2:-1]])
+
+
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_a_syndicated_copy_is_caught_in_every_script(code):
+    other = sample_text(LANGUAGES[(LANGUAGES.index(code) + 1) % len(LANGUAGES)])
+    labels = cluster_ids([sample_text(code), syndicated_copy(code), other])
+    assert labels[0] == labels[1] != labels[2]
+
+
+def test_in_scripts_without_spaces_each_character_is_a_word():
+    tokens, _ = tokenize([fold_lines_utf8(text) for text in
+                          ["北京 abc東京2024年。「東京」", "ไทย คำ", "Café ünïcode 北", "plain words."]])
+    # 北 京 abc 東 京 2024 年 東 京 | ไ ท ย ค ํ า (NFKC splits ำ) | café ünïcode 北 | plain words
+    assert np.diff(tokens.offsets).tolist() == [9, 6, 3, 2]
+
+
+def test_another_story_of_the_same_city_and_paper_is_not_a_copy_in_chinese():
+    zh = sample_text("zh")
+    labels = cluster_ids([zh, syndicated_copy("zh"), ZH_OTHER_STORY], sources=["a", "b", "a"])
+    assert labels[0] == labels[1] != labels[2]
 
 
 OFF = 1.01  # a threshold no estimate reaches: the rule is switched off
