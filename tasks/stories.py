@@ -29,6 +29,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from tasks import schema
 from tasks.settings import Settings
 from tasks.textnorm import fold_for_comparison
+from tasks.words import count_words, first_words, has_unspaced_script, split_words
 
 Vector = Mapping[Hashable, float]
 LEDE_MIN_LINE_WORDS = 8  # as tasks.dedupe: shorter lines are headlines, bylines, labels
@@ -37,6 +38,8 @@ MAX_POSTINGS = 100  # a term in more stories than this makes no candidates (it s
 SHORTLIST = 5  # candidates scored in full
 
 _WORD = re.compile(r"\w+")
+# A lead line ends like a sentence (in Latin and CJK punctuation, or a closing quote or bracket).
+SENTENCE_ENDS = (".", "!", "?", '"', "'", ")", "\u3002", "\uff01", "\uff1f", "\u300d", "\u201d", "\uff09")
 _STOPWORDS = frozenset("""
 a about after against all also amid an and any are as at be been before but by can could did do does
 down for from had has have he her here his how i if in into is it its just may might more most new no
@@ -44,6 +47,14 @@ not now of off on or other our out over says said say she should so some than th
 there these they this those to up us vs via was we were what when where which who whom why will with
 would yes you your
 """.split())  # noqa: SIM905  (a word list reads better as text)
+
+
+def content_words(text: str) -> list[str]:
+    """Runs of word characters; in scripts written without spaces, the words ICU finds (tasks.words),
+    or a Chinese headline would be one or two "words" and match only an identical one."""
+    if not has_unspaced_script(text):
+        return _WORD.findall(text)
+    return [word for segment in split_words(text) for word in _WORD.findall(segment)]
 
 
 class StoryMatcher(Protocol):
@@ -79,7 +90,7 @@ class LexicalMatcher:
     def vectors(self, texts: Sequence[str]) -> list[Vector]:
         vectors: list[Vector] = []
         for text in texts:
-            words = {w for w in _WORD.findall(fold_for_comparison(text).replace("'s ", " "))
+            words = {w for w in content_words(fold_for_comparison(text).replace("'s ", " "))
                      if len(w) > 1 and not w.isdigit() and w not in _STOPWORDS}
             weight = 1 / math.sqrt(len(words)) if words else 0.0
             vectors.append(dict.fromkeys(words, weight))
@@ -135,9 +146,11 @@ def story_text(title: str | None, text: str, words: int) -> str:
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     if title is None and lines:
         title, lines = lines[0], lines[1:]
-    lead = [line for line in lines
-            if len(line.split()) >= LEDE_MIN_LINE_WORDS and line.endswith((".", "!", "?", '"', "'", ")"))]
-    return "\n".join([title or "", " ".join(" ".join(lead).split()[:words])])
+    words_in = count_words if has_unspaced_script(text) else (lambda line: len(line.split()))
+    long_lines = [line for line in lines if words_in(line) >= LEDE_MIN_LINE_WORDS]
+    # Thai ends no sentence with punctuation, nor does text some feeds strip: then any long line is lead.
+    lead = [line for line in long_lines if line.endswith(SENTENCE_ENDS)] or long_lines
+    return "\n".join([title or "", first_words(" ".join(lead), words)])
 
 
 @dataclass(slots=True)

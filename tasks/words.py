@@ -21,14 +21,44 @@ _UNSPACED = re.compile(
 
 def has_unspaced_script(text: str) -> bool:
     """Whether the text holds a script written without spaces between words."""
-    return _UNSPACED.search(text) is not None
+    return not text.isascii() and _UNSPACED.search(text) is not None
+
+
+def _segments(text: str) -> list[str]:
+    """ICU word-break segments of `text`, which together are the text."""
+    from icu4py.breakers import WordBreaker  # imported here: most texts never need it
+
+    return list(WordBreaker(text, "und"))
+
+
+def _is_word(segment: str) -> bool:
+    return any(c.isalnum() for c in segment)
+
+
+def split_words(text: str) -> list[str]:
+    """The words: whitespace-separated tokens, or ICU word segments for text in scripts written without
+    spaces (then a segment is a word when it holds a letter or digit: punctuation is no word)."""
+    if not has_unspaced_script(text):
+        return text.split()
+    return [segment for segment in _segments(text) if _is_word(segment)]
 
 
 def count_words(text: str) -> int:
-    """Number of words: whitespace-separated tokens, or ICU word segments for text in scripts written
-    without spaces (then a segment counts when it holds a letter or digit: punctuation is no word)."""
+    """Number of words, as `split_words` finds them."""
     if not has_unspaced_script(text):
         return len(text.split())
-    from icu4py.breakers import WordBreaker  # imported here: most texts never need it
+    return len(split_words(text))
 
-    return sum(1 for segment in WordBreaker(text, "und") if any(c.isalnum() for c in segment))
+
+def first_words(text: str, limit: int) -> str:
+    """The text up to the end of its `limit`-th word (whitespace runs as one space outside unspaced scripts)."""
+    if not has_unspaced_script(text):
+        return " ".join(text.split()[:limit])
+    kept, words = [], 0
+    for segment in _segments(text):
+        if _is_word(segment):
+            if words == limit:
+                break
+            words += 1
+        kept.append(segment)
+    return " ".join("".join(kept).split())

@@ -17,7 +17,15 @@ from tasks.records import Article
 from tasks.settings import Settings
 from tasks.stories import MAX_POSTINGS, EmbeddingMatcher, LexicalMatcher, Story, assign, make_matcher
 from tasks.warehouse import WarehouseIndex, get_engine
-from tests.dedup_texts import FOLLOW_UP, OUTLET_STORY_A, OUTLET_STORY_B, WIRE_STORY
+from tests.dedup_texts import (
+    FOLLOW_UP,
+    OUTLET_STORY_A,
+    OUTLET_STORY_B,
+    WIRE_STORY,
+    ZH_OTHER_STORY,
+    ZH_REWRITTEN_REPORT,
+)
+from tests.language_samples import sample_text
 
 SETTINGS = Settings()
 
@@ -37,6 +45,18 @@ def test_headlines_about_one_event_share_a_story():
 def test_a_follow_up_with_its_own_words_joins_the_story_of_the_first_report():
     labels = story_ids([WIRE_STORY, FOLLOW_UP, OUTLET_STORY_A, OUTLET_STORY_B])
     assert labels[0] == labels[1] and len(set(labels)) == 3
+
+
+def test_another_outlets_report_in_chinese_joins_the_story_and_another_event_does_not():
+    # Chinese is written without spaces: its words are found by segmentation, its sentences end in "。".
+    labels = story_ids([sample_text("zh"), ZH_REWRITTEN_REPORT, ZH_OTHER_STORY])
+    assert labels[0] == labels[1] != labels[2]
+
+
+def test_a_thai_report_is_told_by_its_lead_though_no_sentence_ends_in_punctuation():
+    text = sample_text("th")
+    lead = stories_module.story_text(None, text, 40).split("\n")[1]
+    assert lead and text.split("\n\n")[1].startswith(lead[:20])
 
 
 def test_a_story_is_joined_when_the_centroid_is_close_enough():
