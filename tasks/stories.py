@@ -93,7 +93,7 @@ class LexicalMatcher:
             words = {w for w in content_words(fold_for_comparison(text).replace("'s ", " "))
                      if len(w) > 1 and not w.isdigit() and w not in _STOPWORDS}
             weight = 1 / math.sqrt(len(words)) if words else 0.0
-            vectors.append(dict.fromkeys(words, weight))
+            vectors.append(dict.fromkeys(sorted(words), weight))  # in order: sums and ties alike every run
         return vectors
 
 
@@ -192,7 +192,8 @@ def assign(vectors: Sequence[Vector], stories: list[Story], threshold: float, de
                 for index in posting:
                     partial[index] += value * stories[index].centroid[term]
         best, best_score = -1, 0.0
-        for index in heapq.nlargest(SHORTLIST, partial, key=partial.__getitem__):
+        # On equal scores the older story wins: the same articles make the same stories in every run.
+        for index in heapq.nlargest(SHORTLIST, partial, key=lambda i: (partial[i], -i)):
             centroid = stories[index].centroid
             score = sum(value * centroid.get(term, 0.0) for term, value in vector.items()) / norms[index]
             if score > best_score:
@@ -249,7 +250,8 @@ def story_ids(texts: list[str], settings: Settings | None = None, matcher: Story
 
 def _stored_centroid(story: Story, dense: bool = False) -> dict[str, float]:
     """The heaviest terms of a centroid (every key of a dense one), for the `stories.centroid` column."""
-    heaviest = sorted(story.centroid.items(), key=lambda item: -abs(item[1]))[:None if dense else CENTROID_TERMS]
+    heaviest = sorted(story.centroid.items(),
+                      key=lambda item: (-abs(item[1]), str(item[0])))[:None if dense else CENTROID_TERMS]
     return {str(term): round(value, 4) for term, value in heaviest}
 
 

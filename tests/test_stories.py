@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ from tasks import stories as stories_module
 from tasks.dedupe import deduplicate, story_ids
 from tasks.load import load_batch
 from tasks.records import Article
-from tasks.settings import Settings
+from tasks.settings import PROJECT_ROOT, Settings
 from tasks.stories import MAX_POSTINGS, EmbeddingMatcher, LexicalMatcher, Story, assign, make_matcher
 from tasks.warehouse import WarehouseIndex, get_engine
 from tests.dedup_texts import (
@@ -57,6 +60,16 @@ def test_a_thai_report_is_told_by_its_lead_though_no_sentence_ends_in_punctuatio
     text = sample_text("th")
     lead = stories_module.story_text(None, text, 40).split("\n")[1]
     assert lead and text.split("\n\n")[1].startswith(lead[:20])
+
+
+def test_the_same_articles_make_the_same_stories_in_every_process():
+    # "alpha gamma" scores the same against both stories: string hashing differs from process to process
+    # (PYTHONHASHSEED), and must not decide which story it joins. The older one does.
+    code = "from tasks.dedupe import story_ids; print(story_ids(['alpha beta', 'gamma delta', 'alpha gamma']))"
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}, cwd=PROJECT_ROOT).stdout.strip()
+               for seed in range(6)}
+    assert outputs == {"[0, 1, 0]"}
 
 
 def test_a_story_is_joined_when_the_centroid_is_close_enough():
