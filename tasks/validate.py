@@ -276,7 +276,7 @@ class Validator:
             outcome = self._run(self._dataframe_definition(suite_name, table), BASIC, {"dataframe": frame})
             # (on sources, of any severity: which sources failed is what the reports show)
             failed = [r.expectation_config.id for r in outcome.results
-                      if not r.success and not (r.exception_info or {}).get("raised_exception")
+                      if not r.success and _error(r) is None
                       and (table == SOURCES or _severity(r.expectation_config) == "critical")]
             rows: dict[str, list[dict[str, Any]]] = {}
             if failed:
@@ -356,7 +356,7 @@ class Validator:
                 observed = {str(row["source"]): row.get(column) for row in rows_failed[:20]}
             elif observed is None and details.get("partial_unexpected_list"):
                 observed = details["partial_unexpected_list"][:10]
-            error = (result.exception_info or {}).get("exception_message") if not result.success else None
+            error = _error(result) if not result.success else None
             verdict.results.append(_result_row(
                 verdict.stage, verdict.suite, name, severity, bool(result.success), details.get("unexpected_count"),
                 details.get("unexpected_percent"), observed if error is None else f"error: {error}"))
@@ -394,6 +394,18 @@ class Validator:
         for warning in localize_site(self.docs_dir, get_settings().data_docs_assets_dir):  # offline: no CDN
             logging.getLogger(__name__).warning("Data Docs: %s", warning)
         return index
+
+
+def _error(result: Any) -> str | None:
+    """The message of the exception an expectation raised, if it raised one. Great Expectations 1.x puts it
+    at the top of `exception_info` for some failures, and for a metric that failed (a missing column) under
+    that metric's id: read at the top only, the message was lost and the expectation taken as merely failed."""
+    info = result.exception_info or {}
+    raised = [info, *(v for v in info.values() if isinstance(v, dict))]
+    for entry in raised:
+        if entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "an exception was raised")
+    return None
 
 
 def _severity(config: Any) -> str:

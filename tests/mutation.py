@@ -39,10 +39,19 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                                           "x_deduplicate", "x__point_at_survivors", "xǁ_Componentsǁ*",
                                           "x__preference"]),
     "urls": (["tests/test_fetch_units.py"], []),
+    # Less the per-host delay test of test_fetch_units.py: its timing margin is too thin for a machine this busy.
     "http": (["tests/test_http_client.py", "tests/test_fetch_safeguards.py", "tests/test_deadlines.py",
-              "tests/test_fetch_units.py"], []),
+              "tests/test_fetch_units.py", "--deselect",
+              "tests/test_fetch_units.py::test_per_host_delay_and_parallel_hosts"], []),
     "load": (["tests/test_load.py"], []),
-    "validate": (["tests/test_quality.py"], []),
+    # test_quality.py less its runs through Prefect and its subprocesses (a minute each per mutant).
+    "validate": (["tests/test_validate_units.py", *(f"tests/test_quality.py::{name}" for name in (
+        "test_each_critical_cleaned_expectation_quarantines_exactly_its_row",
+        "test_per_source_checks_fail_the_source_not_the_batch", "test_suite_edited_on_disk_changes_the_outcome",
+        "test_warehouse_checks_reconcile_with_the_run",
+        "test_each_critical_fetched_and_deduplicated_expectation_quarantines_exactly_its_row",
+        "test_context_has_progress_bars_and_analytics_off", "test_stage_frames_hold_only_the_columns_their_suite_reads",
+        "test_a_failed_warm_up_leaves_the_error_to_the_first_check"))], []),
     # test_config_bounds.py less its command test (a whole `newsflow` process per mutant).
     "sources": (["tests/test_sources.py", "tests/test_fetch_units.py", *(
         f"tests/test_config_bounds.py::{name}" for name in (
