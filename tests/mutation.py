@@ -2,11 +2,13 @@
 (a comparison, a constant, a boolean, a call) and runs the tests that cover the changed function; a change no
 test notices "survives". Each module is checked on its own, against its own test files only, so a module takes
 minutes, not hours. Prints the kill rate per module; survivors are listed in .mutation/<module>/survivors.txt
-(`mutmut show` diffs), and the ones that are equivalent (no behaviour can tell them apart) in docs/mutation.md.
+(their diffs), and the ones that are equivalent (no behaviour can tell them apart) in docs/mutation.md.
 
     .venv/bin/python tests/mutation.py                     # every module, one after the other
     .venv/bin/python tests/mutation.py urls dedupe         # some of them
     .venv/bin/python tests/mutation.py --max-children 1    # on a busy machine
+    .venv/bin/python tests/mutation.py --again http        # after adding tests: rerun the survivors only
+    .venv/bin/python tests/mutation.py --report            # the table of the last runs
 
 The tree is copied afresh to .mutation/<module>/ (mutmut writes its mutants there, never in the working tree;
 its cache would not notice a changed test). PostgreSQL tests run when NEWSFLOW_TEST_POSTGRES_URL is set.
@@ -88,26 +90,49 @@ pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
     return work
 
 
+SHOW = """
+import sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+path, target, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(target, "w") as out:
+    for name in names:
+        out.write(f"## {name}\\n{get_diff_for_mutant(name, path=path)}\\n\\n")
+"""
+
 # mutmut's exit codes of a mutant's test run (mutmut/stats.py), as this report counts them.
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "not checked",
           36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout"}
 
 
-def run(module: str, max_children: int) -> Counter:
-    """Mutate one module, run its tests on each mutant; the count of mutants per outcome."""
-    work = prepare(module)
+def _meta(module: str) -> dict:
+    return json.loads((WORK / module / "mutants" / "tasks" / f"{module}.py.meta").read_text())
+
+
+def run(module: str, max_children: int, mode: str = "run") -> Counter:
+    """Mutate one module, run its tests on each mutant; the count of mutants per outcome. Mode "report": count
+    the outcomes of the last run (its survivors written again); "again": run the last run's survivors (and
+    mutants no test reached) again with today's tests, keeping the other verdicts (tests only added can only
+    kill more)."""
+    work = prepare(module) if mode == "run" else WORK / module
     names = [f"tasks.{module}.{function}__mutmut_*" for function in MODULES[module][1]]
     started = time.monotonic()
-    with (work / "mutmut.log").open("w") as log:
-        subprocess.run([str(MUTMUT), "run", "--max-children", str(max_children), *names], cwd=work, stdout=log,
-                       stderr=subprocess.STDOUT, check=False)
-    meta = json.loads((work / "mutants" / "tasks" / f"{module}.py.meta").read_text())
+    if mode == "again":
+        shutil.copytree(ROOT / "tests", work / "tests", ignore=SKIP, dirs_exist_ok=True)
+        again = sorted(name for name, code in _meta(module)["exit_code_by_key"].items()
+                       if STATUS.get(code) in ("survived", "no tests")
+                       and (not names or any(fnmatch.fnmatchcase(name, pattern) for pattern in names)))
+    if mode != "report" and (mode == "run" or again):
+        with (work / "mutmut.log").open("a" if mode == "again" else "w") as log:
+            subprocess.run([str(MUTMUT), "run", "--max-children", str(max_children),
+                            *(again if mode == "again" else names)], cwd=work, stdout=log,
+                           stderr=subprocess.STDOUT, check=False)
+    meta = _meta(module)
     outcomes = {name: STATUS.get(code, "other") for name, code in meta["exit_code_by_key"].items()
                 if not names or any(fnmatch.fnmatchcase(name, pattern) for pattern in names)}
-    with (work / "survivors.txt").open("w") as out:
-        for name in sorted(n for n, outcome in outcomes.items() if outcome == "survived"):
-            shown = subprocess.run([str(MUTMUT), "show", name], cwd=work, capture_output=True, text=True).stdout
-            out.write(f"## {name}\n{shown}\n")
+    survivors = sorted(n for n, outcome in outcomes.items() if outcome == "survived")
+    # Every diff in one process (`mutmut show` per survivor took seconds each, minutes in all).
+    subprocess.run([sys.executable, "-c", SHOW, f"tasks/{module}.py", "survivors.txt", *survivors], cwd=work,
+                   check=False)
     counts = Counter(outcomes.values())
     counts["total"] = len(outcomes)
     counts["seconds"] = round(time.monotonic() - started)
@@ -118,6 +143,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"some of {', '.join(MODULES)} (default: all)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--report", action="store_true", help="the table of the last run, without running again")
+    parser.add_argument("--again", action="store_true",
+                        help="rerun the last run's survivors with the tests as they are now (after adding tests)")
     args = parser.parse_args()
     unknown = set(args.modules) - set(MODULES)
     if unknown:
@@ -126,7 +154,9 @@ def main() -> int:
     print(f"{'module':<16}{'mutants':>8}{'killed':>8}{'survived':>9}{'timeout':>8}{'no tests':>9}{'killed %':>9}"
           f"{'minutes':>8}", flush=True)
     for module in args.modules or MODULES:
-        counts = run(module, args.max_children)
+        if (args.report or args.again) and not (WORK / module / "mutants" / "tasks" / f"{module}.py.meta").exists():
+            continue  # never run
+        counts = run(module, args.max_children, "report" if args.report else "again" if args.again else "run")
         caught = counts["killed"] + counts["timeout"]  # a mutant that hangs the tests is caught too
         rate = 100 * caught / counts["total"] if counts["total"] else 0.0
         print(f"{'tasks/' + module + '.py':<16}{counts['total']:>8}{counts['killed']:>8}{counts['survived']:>9}"

@@ -124,6 +124,23 @@ def test_unlabelled_legacy_bytes_are_detected():
     assert decode_body(text.encode("cp1252"), None) == text
 
 
+@pytest.mark.parametrize(("text", "encoding"), [
+    ("\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u3067\u3059\u3002\u6771\u4eac\u3067\u4f1a\u8b70\u304c"
+     "\u958b\u304b\u308c\u307e\u3057\u305f\u3002", "shift_jis"),
+    ("\u0397 \u0391\u03b8\u03ae\u03bd\u03b1 \u03b5\u03af\u03bd\u03b1\u03b9 \u03b7 \u03c0\u03c1\u03c9\u03c4"
+     "\u03b5\u03cd\u03bf\u03c5\u03c3\u03b1 \u03c4\u03b7\u03c2 \u0395\u03bb\u03bb\u03ac\u03b4\u03b1\u03c2.", "cp1253"),
+    # charset-normalizer ranks code page 775 first here; windows-1252, as near, is what browsers would read.
+    ("Le caf\xe9 de la gare est ferm\xe9 depuis l'\xe9t\xe9 dernier, \xe0 cause des travaux. Co\xfbt: 5\u20ac.",
+     "cp1252"),
+])
+def test_unlabelled_bytes_in_other_scripts_are_detected(text, encoding):
+    assert decode_body(text.encode(encoding), None) == text
+
+
+def test_nul_characters_are_dropped():
+    assert decode_body(b"a\x00b\x00", "utf-8") == "ab"
+
+
 def test_an_empty_body_is_empty_text():
     assert decode_body(b"", None) == "" and decode_body(b"", "utf-8") == ""
 
@@ -591,3 +608,49 @@ def test_robots_txt_rules_follow_the_configured_user_agent():
             assert polite.robots_check(server.url("/a"), "s", []) == (False, 2.0)
         with client(user_agent="OtherBot") as polite:
             assert polite.robots_check(server.url("/a"), "s", []) == (True, 0.0)
+
+
+# --- the deadline's network backend, used directly --------------------------------------------------------
+
+
+def test_the_deadline_backend_connects_reads_writes_and_sleeps(tmp_path):
+    backend = http._DeadlineBackend()
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "s.sock"))
+        server.listen(1)
+        stream = backend.connect_unix_socket(str(tmp_path / "s.sock"), timeout=2.0)
+        peer, _ = server.accept()
+        with peer:
+            stream.write(b"ping", timeout=2.0)
+            assert peer.recv(4) == b"ping"
+            peer.sendall(b"pong")
+            assert stream.read(4, timeout=2.0) == b"pong"
+            assert stream.get_extra_info("socket").family == socket.AF_UNIX
+            stream.close()
+            assert peer.recv(4) == b""  # closed
+        with request_deadline(0), pytest.raises(httpcore.ConnectTimeout, match="longer than its deadline"):
+            backend.connect_unix_socket(str(tmp_path / "s.sock"), timeout=2.0)
+    with CrawlServer({}) as tcp:
+        port = int(tcp.base.rsplit(":", 1)[1])
+        stream = backend.connect_tcp("127.0.0.1", port, timeout=2.0)
+        assert stream.get_extra_info("server_addr") == ("127.0.0.1", port)
+        with request_deadline(0), pytest.raises(httpcore.ReadTimeout):
+            stream.read(10, timeout=2.0)
+        stream.close()
+    started = time.monotonic()
+    backend.sleep(0.05)
+    assert time.monotonic() - started >= 0.05
+
+
+def test_the_clients_pool_is_httpx_own_on_the_deadline_backend_with_one_shared_tls_context():
+    import httpx
+
+    with client() as one, client() as two:
+        pool, default = one.client._transport._pool, httpx.HTTPTransport()._pool
+        assert isinstance(pool._network_backend, http._DeadlineBackend)
+        for setting in ("_max_connections", "_max_keepalive_connections", "_keepalive_expiry", "_http1", "_http2"):
+            assert getattr(pool, setting) == getattr(default, setting), setting
+        assert pool._ssl_context is two.client._transport._pool._ssl_context is http._tls_context()
+        assert one.client.headers["accept-encoding"] == "gzip, deflate"
+        assert (one.client.timeout.read, one.client.timeout.connect) == (2.0, 1.0)
+        assert one.client.follow_redirects is False
