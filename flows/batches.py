@@ -93,7 +93,8 @@ def clean_checked(cleaned: CleanOutcome, batch: list[Document], checks: RunCheck
         record_task(checks.settings, checks.run_id, f"clean {label}", rejections=opaque(cleaned.rejections))
     ledger.quarantined("clean", len(cleaned.rejections))
     articles, verdict = gate_cleaned(cleaned, checks, label, ledger, upstream=upstream)
-    ledger.took("clean", len(batch), len(articles))
+    # (spooled articles come without their documents: they were cleaned by an earlier run)
+    ledger.took("clean", len(batch) or len(cleaned.articles) + len(cleaned.rejections), len(articles))
     return articles, verdict
 
 
@@ -133,11 +134,9 @@ def load(articles: list[Article], deduped: DedupOutcome, checks: RunChecks, labe
     loaded = load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
         settings.load_retry_delay * 2 ** attempt for attempt in range(settings.load_retries)])(
         opaque(articles), opaque(deduped), settings, checks.run_id, label, wait_for=after(*upstream))
-    ledger.took("load", len(articles), loaded.stats.passed_on)
+    ledger.loaded(len(articles), loaded.stats.counts, len(loaded.orphans))
     ledger.duplicates += loaded.stats.counts["duplicates"]
     ledger.loaded_urls.update(loaded.article_ids)
     if loaded.orphans:
-        rejected = orphan_rejections(loaded.orphans)
-        record_task(settings, checks.run_id, f"load {label}", rejections=opaque(rejected))
-        ledger.quarantined("load", len(rejected))
+        record_task(settings, checks.run_id, f"load {label}", rejections=opaque(orphan_rejections(loaded.orphans)))
     return loaded

@@ -35,7 +35,8 @@ from tasks.warehouse import get_engine
 
 def gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dict[str, Any]], checks: RunChecks,
          label: str, ledger: Ledger, already_rejected: Sequence[str] = (), share_column: str = "failed_share",
-         suite: str | None = None, upstream: Sequence[Any] = ()) -> tuple[list[Any], Verdict | None]:
+         suite: str | None = None, upstream: Sequence[Any] = (),
+         unchanged: Sequence[str] = ()) -> tuple[list[Any], Verdict | None]:
     """Run the stage's suite on a batch, after the `upstream` task runs (its stage's); the records that go
     on, and the verdict (None: nothing to judge).
 
@@ -43,7 +44,8 @@ def gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dic
     quarantined with the reasons. Then, per source, the share of its pages this stage could not use
     (`already_rejected` by the stage itself, one source name per page, or failing a critical check) is
     checked: a source over its bound fails this stage, all its records are quarantined and the run
-    will end failed, naming it and the expectation.
+    will end failed, naming it and the expectation. Pages found `unchanged` (one source name each) were
+    usable: they count in their source's share, not checked again.
     """
     if not records and not already_rejected and not any(len(t) for t in build_tables([]).values()):
         return [], None  # nothing to judge: no Great Expectations run (an unchanged re-run validates nothing)
@@ -52,7 +54,8 @@ def gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dic
     held_back = {s: [f"source {s} failed earlier in this run: {ledger.failed_sources[s][0]}"] for s in earlier}
     records, rejected = quarantine_rows(stage, records, {}, held_back)
     verdict = validate_task(opaque(checks), stage, opaque(build_tables(records)), label,
-                            opaque([r.source for r in records]), opaque(list(already_rejected)), share_column, suite,
+                            opaque([*(r.source for r in records), *unchanged]), opaque(list(already_rejected)),
+                            share_column, suite,
                             wait_for=after(*upstream))
     ledger.verdicts.append(verdict)
     failed_sources = dict(verdict.failed_sources)
@@ -86,7 +89,8 @@ def gate_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: Ru
     passed, _ = gate("fetch", [d for outcome in outcomes for d in outcome.documents],
                      lambda docs: {"records": documents_frame(docs, local_sources=local)}, checks,
                      f"{len(outcomes)} sources", ledger,
-                     already_rejected=[r.source for outcome in outcomes for r in outcome.rejections])
+                     already_rejected=[r.source for outcome in outcomes for r in outcome.rejections],
+                     unchanged=[outcome.source for outcome in outcomes for _ in outcome.unchanged])
     return passed
 
 
@@ -124,9 +128,11 @@ def gate_deduplicated(deduped: DedupOutcome, checks: RunChecks, label: str,
     failed = {row - len(went_on): reasons for row, reasons in (verdict.failed_rows if verdict else {}).items()
               if row >= len(went_on)}
     if failed:
+        of_batch = len(deduped.duplicates) - len(ledger.copies)  # (then the copies spooled with the articles)
         deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, failed)
         record_task(checks.settings, checks.run_id, f"dedupe duplicates {label}", rejections=opaque(held))
         ledger.quarantined("dedupe", len(held))
+        ledger.dropped("dedupe", -sum(1 for index in failed if index < of_batch))  # quarantined, not dropped
     return valid, verdict
 
 

@@ -137,7 +137,7 @@ def fetched_documents(specs: Sequence[Source], checks: RunChecks, ledger: Ledger
     group, not per source)."""
     settings = checks.settings
     kinds = {s.name: s.kind for s in specs}
-    ledger.took("fetch", 0, len(ledger.spooled_documents))
+    ledger.took("fetch", len(ledger.spooled_documents), len(ledger.spooled_documents))
     yield from ledger.spooled_documents
     group: list[FetchOutcome] = []
     warming = False
@@ -178,15 +178,21 @@ def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: R
                 rejections=opaque([r for o in outcomes for r in o.rejections]),
                 validators=opaque({url: v for o in outcomes for url, v in o.listing_validators.items()}))
     for outcome in outcomes:
-        ledger.quarantined("fetch", len(outcome.rejections))
         if outcome.unavailable:
             ledger.unavailable.append(f"source {outcome.source!r} yielded nothing: {outcome.unavailable}")
         ledger.defer(outcome.source, outcome.deferred)
-        logger.info("%s: fetched %d documents, %d attempts, %d rejected%s", outcome.source,
+        logger.info("%s: fetched %d documents, %d attempts, %d rejected%s%s", outcome.source,
                     len(outcome.documents), len(outcome.attempts), len(outcome.rejections),
+                    f", {_unchanged(outcome)} unchanged" if _unchanged(outcome) else "",
                     f", {outcome.deferred:,} left for the next runs (over its budget)" if outcome.deferred else "")
     passed = gate_fetched(outcomes, kinds, checks, ledger)
     kept = {id(d) for d in passed}
     ledger.release(d for o in outcomes for d in o.documents if id(d) not in kept)  # quarantined: recorded
-    ledger.took("fetch", sum(o.stats.taken_in for o in outcomes), len(passed))
+    ledger.fetched(sum(len(o.documents) for o in outcomes), sum(len(o.rejections) for o in outcomes),
+                   sum(_unchanged(o) for o in outcomes), len(passed))
     return passed
+
+
+def _unchanged(outcome: FetchOutcome) -> int:
+    """Pages answered 304, and documents read again the same as stored (listings answered 304 are no pages)."""
+    return outcome.stats.counts["not_modified"] + len(outcome.unchanged)

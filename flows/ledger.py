@@ -17,7 +17,10 @@ from tasks.records import Article, Document, Duplicate
 from tasks.spool import SpoolFile
 from tasks.validate import Verdict
 
-SIDES = ("in", "out", "quarantined", "dropped")
+# What each stage took in, and what became of it: passed on (out), quarantined, dropped on purpose as copies
+# of other articles (kept as duplicates), or found unchanged since an earlier run (passed on no further).
+# Every stage's row adds up: in = out + quarantined + dropped + unchanged.
+SIDES = ("in", "out", "quarantined", "dropped", "unchanged")
 
 
 def _size(document: Document) -> int:
@@ -30,6 +33,8 @@ class Ledger:
         # Every stage's figures, zero until it sees something (a run with nothing new still reports them).
         self.counts: dict[str, Counter[str]] = {stage: Counter(dict.fromkeys(SIDES, 0)) for stage in self.stages}
         self.duplicates = 0  # copies recorded by the load stage
+        self.stories_opened = 0  # stories started by this run's loads
+        self.stories_joined = 0  # articles of this run that joined a story started before it
         self.deferred_sources: Counter[str] = Counter()  # source -> items over its budget, left for the next runs
         self.verdicts: list[Verdict] = []
         self.failed_sources: dict[str, list[str]] = {}  # source -> why it failed a stage
@@ -55,6 +60,29 @@ class Ledger:
     def dropped(self, stage: str, n: int) -> None:
         """Records a stage dropped on purpose, kept elsewhere (a dedupe stage's copies)."""
         self._stage(stage)["dropped"] += n
+
+    def unchanged(self, stage: str, n: int) -> None:
+        """Records found as they were in an earlier run: passed on no further (fetch), or not written (load)."""
+        self._stage(stage)["unchanged"] += n
+
+    def fetched(self, documents: int, rejected: int, unchanged: int, passed: int) -> None:
+        """A group of fetch outcomes: the documents read (`passed` of them passed the fetch checks, the
+        others quarantined by them, as `gate` counts), the items rejected while fetching, and those found
+        unchanged (304, or read again the same)."""
+        self.took("fetch", documents + rejected + unchanged, passed)
+        self.quarantined("fetch", rejected)
+        self.unchanged("fetch", unchanged)
+
+    def loaded(self, articles: int, counts: Counter[str], orphans: int) -> None:
+        """A batch's load (its `LoadOutcome.stats`): the articles written new or with a changed text pass on;
+        texts as they were are unchanged; copies of an article another run loaded meanwhile are dropped (as
+        duplicates); copies whose article is missing are quarantined."""
+        self.took("load", articles + orphans, counts["new"] + counts["changed"])
+        self.dropped("load", counts["copies"])
+        self.unchanged("load", counts["unchanged"])
+        self.quarantined("load", orphans)
+        self.stories_opened += counts["stories_opened"]
+        self.stories_joined += counts["stories_joined"]
 
     def fail(self, stage: str, source: str, reasons: list[str]) -> None:
         self.failed_sources.setdefault(source, []).extend(reasons)
@@ -87,6 +115,7 @@ class Ledger:
             flat.update(dedupe_out=kept, validate_in=kept, validate_out=dedupe["out"])
         return {**flat, "quarantined": self.quarantined_total, "duplicates": self.duplicates,
                 "deferred": sum(self.deferred_sources.values()), "deferred_sources": dict(self.deferred_sources),
+                "stories": {"new": self.stories_opened, "joined": self.stories_joined},
                 "quarantined_by_stage": {c["stage"]: c["quarantined"] for c in stages},
                 "stages": stages, "failures": list(self.failures)}
 

@@ -13,7 +13,7 @@ from prefect.utilities.annotations import opaque
 
 from flows.run_checks import RunChecks
 from tasks.clean import CleanOutcome, clean_documents
-from tasks.crawlstate import state_for, store_file_progress, store_validators
+from tasks.crawlstate import state_for, store_file_progress, store_seen, store_validators
 from tasks.dedupe import DedupOutcome, deduplicate
 from tasks.feeds import Link
 from tasks.fetch import FetchOutcome, fetch_links, fetch_source
@@ -58,12 +58,13 @@ def fetch_more_task(source: Source, links: list[Link], trusted: bool, part: int,
 
 
 def _keep(engine: Any, outcome: FetchOutcome, source: Source, settings: Settings) -> FetchOutcome:
-    """Store what was fetched: raw bodies, the validators for the next run's conditional GETs, and how far
-    local files were read (the next run goes on from there)."""
+    """Store what was fetched: raw bodies, the validators for the next run's conditional GETs, how far
+    local files were read (the next run goes on from there), and when unchanged pages were seen."""
     try:
         store_raw(engine, outcome.raw, settings.raw_compression_level)
         store_validators(engine, outcome.validators)
         store_file_progress(engine, outcome.progress)
+        store_seen(engine, outcome.unchanged)
     except Exception as exc:
         if not warehouse_unavailable(exc):
             raise

@@ -279,6 +279,7 @@ def clean_document(document: Document, settings: Settings | None = None) -> Arti
         tags=metadata.get("tags") or [],
         fetched_at=document.fetched_at,
         undecodable_share=garbled,
+        input_hash=document.input_hash,
     )
 
 

@@ -1,5 +1,6 @@
 """What the fetch stage remembers between runs: URLs already in the warehouse (not fetched again), the
-validators of every feed, sitemap and page (conditional GET), and how far each local file was read."""
+validators of every feed, sitemap and page (conditional GET), how far each local file was read, and what
+each stored article or copy was cleaned from (a page fetched again the same is unchanged)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from tasks import schema
 from tasks.db import upsert
 from tasks.http import Validators
-from tasks.records import FileProgress, utcnow
+from tasks.records import Document, FileProgress, utcnow
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -31,6 +32,11 @@ class FetchState(Protocol):
         """file:// URI -> how far earlier runs read it, for the given local files read before."""
         ...
 
+    def unchanged(self, documents: Iterable[Document]) -> set[tuple[str, str]]:
+        """(URL, input hash) of the given documents whose article or copy in the warehouse was cleaned from
+        that same input (`Document.input_hash`)."""
+        ...
+
 
 class NoState:
     """A first crawl: nothing known, nothing conditional."""
@@ -43,6 +49,9 @@ class NoState:
 
     def file_progress(self, paths: Iterable[str]) -> dict[str, FileProgress]:
         return {}
+
+    def unchanged(self, documents: Iterable[Document]) -> set[tuple[str, str]]:
+        return set()
 
 
 def _chunks(values: Iterable[str], size: int = 500) -> Iterable[list[str]]:
@@ -88,6 +97,16 @@ class WarehouseState:
                     found[row.path] = FileProgress(row.fingerprint, row.position, row.items_read)
         return found
 
+    def unchanged(self, documents: Iterable[Document]) -> set[tuple[str, str]]:
+        wanted = {(d.url, d.input_hash) for d in documents if d.input_hash}
+        found: set[tuple[str, str]] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(h for _, h in wanted):
+                for table in (schema.articles, schema.duplicates):
+                    found.update((url, h) for url, h in conn.execute(
+                        select(table.c.url, table.c.input_hash).where(table.c.input_hash.in_(chunk))))
+        return found & wanted
+
 
 def store_validators(engine: Engine, validators: Mapping[str, Validators]) -> int:
     """Remember the validators of good responses; the next run sends them back."""
@@ -108,6 +127,21 @@ def store_file_progress(engine: Engine, progress: Mapping[str, FileProgress]) ->
         with engine.begin() as conn:
             upsert(conn, schema.local_files, rows, ["path"], ["fingerprint", "position", "items_read", "read_at"])
     return len(rows)
+
+
+def store_seen(engine: Engine, urls: Iterable[str]) -> int:
+    """Pages fetched again unchanged: their articles and copies are marked as seen now (what a source's
+    `refresh_interval` counts from), as loading them again would have."""
+    urls = list(dict.fromkeys(urls))
+    if not urls:
+        return 0
+    now = utcnow()
+    a, d = schema.articles, schema.duplicates
+    with engine.begin() as conn:
+        for chunk in _chunks(urls):
+            conn.execute(update(a).where(a.c.url.in_(chunk)).values(last_seen_at=now))
+            conn.execute(update(d).where(d.c.url.in_(chunk)).values(detected_at=now))
+    return len(urls)
 
 
 def state_for(engine: Engine, full_refresh: bool = False) -> FetchState:

@@ -632,7 +632,7 @@ def deduplicate(articles: Sequence[Article], index: DedupIndex, settings: Settin
 
     def drop(article: Article, kept_url: str, kind: str, similarity: float, kept_id: int | None) -> None:
         outcome.duplicates.append(Duplicate(article.url, article.source, kept_url, kind, float(similarity),
-                                            kept_id, article.canonical_url))
+                                            kept_id, article.canonical_url, article.input_hash))
         outcome.stats.add(f"duplicate_{kind}")
 
     # Level 1a: canonical URL repeated inside the batch.

@@ -286,16 +286,38 @@ def fetch_source(source: Source, settings: Settings, state: FetchState | None = 
     if not outcome.remaining:  # every page the listings name is fetched: their validators may be kept
         outcome.validators.update(outcome.listing_validators)
         outcome.listing_validators = {}
+    set_aside_unchanged(outcome, job.state)
     outcome.stats.add("out", len(outcome.documents))
     return outcome
+
+
+def set_aside_unchanged(outcome: FetchOutcome, state: FetchState) -> None:
+    """Documents read again the same as their article or copy in the warehouse was cleaned from (a page
+    refreshed with a 200 and the same body, a touched file): unchanged, like a 304, and passed on no further
+    (cleaning them again would make the same article). Their raw bodies stay on the outcome, to be kept."""
+    if not outcome.documents:
+        return
+    same = state.unchanged(outcome.documents)
+    if not same:
+        return
+    kept: list[Document] = []
+    for document in outcome.documents:
+        if (document.url, document.input_hash) in same:
+            outcome.unchanged.append(document.url)
+        else:
+            kept.append(document)
+    outcome.documents = kept
+    outcome.stats.add("same_input", len(outcome.unchanged))
 
 
 def fetch_links(source: HttpSource, links: list[Link], settings: Settings, state: FetchState | None = None,
                 trusted: bool = False, client: PoliteClient | None = None) -> FetchOutcome:
     """Fetch a part of a source's pages, selected by an earlier `fetch_source` (its `remaining` links)."""
     outcome = FetchOutcome(source=source.name)
+    state = state or NoState()
     with _client_for(source, settings, client) as polite:
-        fetch_selected(polite, links, source, state or NoState(), outcome, trusted)
+        fetch_selected(polite, links, source, state, outcome, trusted)
+    set_aside_unchanged(outcome, state)
     outcome.stats.add("out", len(outcome.documents))
     return outcome
 

@@ -28,12 +28,14 @@ from tasks.warehouse import WarehouseIndex
 
 ARTICLE_UPDATE_COLUMNS = ("url", "source", "title", "authors", "published_at", "language", "text",
                           "word_count", "content_hash", "description", "site_name", "modified_at", "image",
-                          "tags", "last_seen_at", "last_run_id", "version", "undecodable_share")
+                          "tags", "last_seen_at", "last_run_id", "version", "undecodable_share", "input_hash")
 
 
 @dataclass(slots=True)
 class LoadOutcome:
     article_ids: dict[str, int] = field(default_factory=dict)  # canonical URL -> id
+    stories_opened: list[int] = field(default_factory=list)  # stories this batch started
+    joined: dict[str, int] = field(default_factory=dict)  # canonical URL -> a story started before the run
     orphans: list[Duplicate] = field(default_factory=list)  # duplicates whose kept article is missing
     stats: StageStats = field(default_factory=lambda: StageStats("load"))
 
@@ -68,6 +70,7 @@ def article_row(article: Article, run_id: str, now: Any, version: int = 1,
         "site_name": article.site_name, "modified_at": article.modified_at, "image": article.image,
         "tags": article.tags, "first_seen_at": now, "last_seen_at": now, "last_run_id": run_id,
         "version": version, "story_id": story_id, "undecodable_share": article.undecodable_share,
+        "input_hash": article.input_hash or None,
     }
 
 
@@ -191,15 +194,31 @@ def _late_near_copies(conn: Connection, fresh: Sequence[Article], settings: Sett
 
 
 def _record_writes(conn: Connection, run_id: str, now: Any, article_ids: Sequence[int],
-                   duplicate_urls: Sequence[str]) -> None:
-    """`run_writes`: the articles and duplicates this run wrote, for its loaded checks."""
-    rows = [{"run_id": run_id, "kind": "article", "row_id": i, "written_at": now} for i in article_ids]
+                   duplicate_urls: Sequence[str], stories_opened: Sequence[int] = (),
+                   joined: Sequence[int] = ()) -> None:
+    """`run_writes`: the articles and duplicates this run wrote, for its loaded checks; the stories it
+    opened, and its articles that joined a story opened before it, for its summary."""
+    rows = [{"run_id": run_id, "kind": kind, "row_id": i, "written_at": now}
+            for kind, ids in (("article", article_ids), ("story", stories_opened), ("story_join", joined))
+            for i in ids]
     d = schema.duplicates
     urls = sorted(set(duplicate_urls))
     for start in range(0, len(urls), 500):
         rows += [{"run_id": run_id, "kind": "duplicate", "row_id": i, "written_at": now}
                  for i in conn.execute(select(d.c.id).where(d.c.url.in_(urls[start:start + 500]))).scalars()]
     upsert(conn, schema.run_writes, rows, ["run_id", "kind", "row_id"])
+
+
+def _joined(conn: Connection, run_id: str, story_of: dict[str, int], opened: Sequence[int]) -> dict[str, int]:
+    """The articles of a batch that joined a story opened before this run (not by this batch, nor by an
+    earlier batch of the run: `run_writes`)."""
+    earlier = set(opened)
+    candidates = sorted({story for story in story_of.values() if story not in earlier})
+    w = schema.run_writes
+    for start in range(0, len(candidates), 500):
+        earlier.update(conn.execute(select(w.c.row_id).where(
+            w.c.run_id == run_id, w.c.kind == "story", w.c.row_id.in_(candidates[start:start + 500]))).scalars())
+    return {url: story for url, story in story_of.items() if story not in earlier}
 
 
 def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerprints: dict[str, Fingerprint],
@@ -234,9 +253,11 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
         kept = [art for url, art in by_url.items() if url not in late_copies and url not in late_near]
         story_of: dict[str, int] = {}
         if settings is not None:  # same-story links for articles without one (new to the warehouse)
-            story_of = assign_stories(conn, [art for art in kept if art.canonical_url not in current
-                                             or current[art.canonical_url].story_id is None], now, settings)
+            story_of, outcome.stories_opened = assign_stories(
+                conn, [art for art in kept if art.canonical_url not in current
+                       or current[art.canonical_url].story_id is None], now, settings)
             outcome.stats.add("stories_linked", len(story_of))
+            outcome.joined = _joined(conn, run_id, story_of, outcome.stories_opened)
         rows = [article_row(art, run_id, now,
                             current[art.canonical_url].version + (art.canonical_url in changed_urls)
                             if art.canonical_url in current else 1, story_of.get(art.canonical_url))
@@ -264,7 +285,7 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
         # Those deleted just above, the rest new: plain bulk insert, no conflict possible.
         bulk_insert(conn, schema.article_band_keys, ["band_key", "article_id"], sorted(band_keys))
         late = [Duplicate(url=art.url, source=art.source, kept_url=late_copies[url].canonical_url, kind="exact",
-                          kept_article_id=late_copies[url].id, canonical_url=url)
+                          kept_article_id=late_copies[url].id, canonical_url=url, input_hash=art.input_hash)
                 for url, art in by_url.items() if url in late_copies] + list(late_near.values())
         duplicate_rows = []
         for duplicate in [*duplicates, *late]:
@@ -275,12 +296,21 @@ def load_batch(engine: Engine, run_id: str, articles: Sequence[Article], fingerp
             duplicate_rows.append({
                 "url": duplicate.url, "canonical_url": duplicate.canonical_url, "source": duplicate.source,
                 "article_id": article_id, "kind": duplicate.kind, "similarity": duplicate.similarity,
-                "run_id": run_id, "detected_at": now})
+                "run_id": run_id, "detected_at": now, "input_hash": duplicate.input_hash or None})
         upsert(conn, schema.duplicates, duplicate_rows, ["url"],
-               ["canonical_url", "source", "article_id", "kind", "similarity", "run_id", "detected_at"])
-        _record_writes(conn, run_id, now, list(outcome.article_ids.values()), [r["url"] for r in duplicate_rows])
+               ["canonical_url", "source", "article_id", "kind", "similarity", "run_id", "detected_at", "input_hash"])
+        _record_writes(conn, run_id, now, list(outcome.article_ids.values()), [r["url"] for r in duplicate_rows],
+                       outcome.stories_opened, [outcome.article_ids[url] for url in outcome.joined])
     outcome.stats.add("out", len(rows))
     outcome.stats.add("versions", len(changed))
+    # What became of the articles taken in (they add up to "in"): written new or with a changed text, seen
+    # again with the text they had (unchanged), or copies of an article another run loaded meanwhile.
+    outcome.stats.add("new", sum(1 for row in rows if row["canonical_url"] not in current))
+    outcome.stats.add("changed", len(changed))
+    outcome.stats.add("unchanged", len(rows) - outcome.stats.counts["new"] - len(changed))
+    outcome.stats.add("copies", len(articles) - len(rows))
+    outcome.stats.add("stories_opened", len(outcome.stories_opened))
+    outcome.stats.add("stories_joined", len(outcome.joined))
     outcome.stats.add("late_duplicates", len(late))
     outcome.stats.add("duplicates", len(duplicate_rows))
     return outcome

@@ -36,6 +36,9 @@ class FetchOutcome:
 
     # How far each local file was read (`tasks.localfiles`), stored with the documents for the next run.
     progress: dict[str, FileProgress] = field(default_factory=dict)
+    # URLs of the documents read again the same as their stored article or copy was cleaned from: counted
+    # unchanged and passed on no further (their raw bodies are kept; their rows are marked as seen).
+    unchanged: list[str] = field(default_factory=list)
 
     @property
     def deferred(self) -> int:
@@ -47,5 +50,6 @@ class FetchOutcome:
         self.stats.add("quarantined")
 
     def add(self, document: Document, raw: RawDocument) -> None:
+        document.input_hash = raw.input_hash
         self.documents.append(document)
         self.raw.append(raw)

@@ -43,6 +43,14 @@ class RawDocument:
     def __post_init__(self) -> None:
         self.content_hash = self.content_hash or content_hash(self.body)
 
+    @property
+    def input_hash(self) -> str:
+        """What cleaning makes an article of: the body, how it is decoded, and the hints (a feed item's or
+        a JSON record's title, date, authors). Equal inputs make the same article."""
+        parts = [self.content_hash, self.content_type or "", self.charset or "",
+                 json.dumps(_jsonable(self.hints), sort_keys=True)]
+        return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
+
 
 def to_document(raw: RawDocument) -> Document:
     """The Document a raw page makes (the same one the fetch stage passed on)."""
@@ -50,7 +58,7 @@ def to_document(raw: RawDocument) -> Document:
     plain = raw.content_type == PLAIN_TEXT
     return Document(source=raw.source, url=raw.url, html=None if plain else text, text=text if plain else None,
                     content_type=raw.content_type or "text/html", fetched_at=raw.fetched_at,
-                    status_code=raw.status_code, hints=dict(raw.hints))
+                    status_code=raw.status_code, hints=dict(raw.hints), input_hash=raw.input_hash)
 
 
 def from_document(document: Document, body: bytes | None = None, charset: str | None = "utf-8") -> RawDocument:

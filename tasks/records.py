@@ -34,6 +34,9 @@ class Document:
     status_code: int | None = None
     # Metadata known before cleaning (feed item, JSON record): title, published_at, authors, summary, ...
     hints: dict[str, Any] = field(default_factory=dict)
+    # What the document is made of (body, media type, charset, hints: `RawDocument.input_hash`), carried to
+    # its article or copy and stored with it: a later fetch of the same input is unchanged at the fetch stage.
+    input_hash: str = ""
 
 
 @dataclass(slots=True)
@@ -57,6 +60,7 @@ class Article:
     content_hash: str = ""  # sha256 of the normalised text, set by the dedupe stage
     word_count: int = 0  # words in any script (tasks.words)
     undecodable_share: float = 0.0  # of the document's characters, undecodable bytes (U+FFFD) before cleaning
+    input_hash: str = ""  # of the document it was cleaned from (Document.input_hash)
 
     def __post_init__(self) -> None:
         if not self.word_count:
@@ -124,6 +128,7 @@ class Duplicate:
     similarity: float = 1.0
     kept_article_id: int | None = None
     canonical_url: str = ""  # the dropped copy's own canonical URL
+    input_hash: str = ""  # of the document the copy was cleaned from (Document.input_hash)
 
 
 @dataclass(slots=True)

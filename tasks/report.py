@@ -33,10 +33,30 @@ def _reason_key(reason: str) -> str:
     return reason.split(": ", 1)[0] if reason.startswith("expect_") else reason[:120]
 
 
+def counted_rows(stage_counts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stage table of a run whose ledger counted every side of every stage (`stage_counts` with
+    `unchanged`, since migration 0015): each row as the run counted it, checks included (a stage's
+    quarantined are those it rejected and those its check held back), adding up to `in`:
+    - fetch: the pages, files and records read or tried: passed on; failed, refused or held back by the
+      fetch checks (quarantined); unchanged since the run that loaded them (a 304, or read again the same
+      as their article was cleaned from: passed on no further);
+    - clean: documents in, articles out; dedupe: copies of other articles dropped (duplicates);
+    - load: articles written new or with a changed text (passed), texts as they were (unchanged), copies of
+      an article another run loaded meanwhile (duplicates), copies whose article was missing (quarantined).
+    """
+    return [{"stage": c["stage"], "in": c["in"], "passed": c["out"], "quarantined": c["quarantined"],
+             "duplicates": c["dropped"], "unchanged": c["unchanged"]} for c in stage_counts]
+
+
+def is_counted(stage_counts: list[dict[str, Any]] | None) -> bool:
+    return bool(stage_counts) and all("unchanged" in c for c in stage_counts)
+
+
 def stage_rows(counts: dict[str, Any], held_by_stage: dict[str, int], not_modified: int,
                written: dict[str, int], stage_counts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The stage table: what each stage took in, and what became of it, each row adding up to `in`
-    (passed + quarantined + duplicates + unchanged).
+    """The stage table of a run recorded before its ledger counted unchanged records (see `counted_rows`),
+    rebuilt from its columns and rows: what each stage took in, and what became of it, each row adding up to
+    `in` (passed + quarantined + duplicates + unchanged).
 
     `counts` are the run's <stage>_in/_out, `held_by_stage` its quarantine rows per stage, `not_modified`
     its 304 answers, `written` the articles its loads wrote `new` and `changed`. Per stage:
@@ -96,7 +116,9 @@ def run_summary(engine: Engine, run_id: str | None = None) -> dict[str, Any] | N
             select(dq.c.stage, dq.c.severity, dq.c.expectation, dq.c.unexpected_count, dq.c.observed_value)
             .where(dq.c.run_id == run_id, dq.c.success.is_(False)).order_by(dq.c.id)).all()
         checked = conn.execute(select(func.count()).where(dq.c.run_id == run_id)).scalar() or 0
-        written, stories = _written_and_stories(conn, run_id, run["started_at"])
+        counted = is_counted(run["stage_counts"])
+        written, stories = ({}, _stories_of(conn, run_id)) if counted else _written_and_stories(
+            conn, run_id, run["started_at"])
     held_by_stage = Counter(stage for stage, _, _ in held)
     reasons = Counter((stage, _reason_key(str(r))) for stage, _, rs in held for r in (rs or [])[:3])
     per_source: dict[str, Counter[str]] = {}
@@ -109,7 +131,8 @@ def run_summary(engine: Engine, run_id: str | None = None) -> dict[str, Any] | N
     return {
         "run_id": run["run_id"], "status": run["status"], "message": run["message"],
         "started_at": run["started_at"], "finished_at": run["finished_at"],
-        "stages": stage_rows(dict(run), held_by_stage, not_modified, written, run["stage_counts"]),
+        "stages": counted_rows(run["stage_counts"]) if counted else stage_rows(
+            dict(run), held_by_stage, not_modified, written, run["stage_counts"]),
         "quarantined": len(held), "duplicates": duplicates, "stories": stories,
         "deferred": run["deferred"] or 0, "deferred_sources": dict(run["deferred_sources"] or {}),
         "top_reasons": [{"stage": s, "reason": r, "rows": n} for (s, r), n in reasons.most_common(TOP_REASONS)],
@@ -137,9 +160,27 @@ def failed_expectations(rows: list[Any]) -> list[dict[str, Any]]:
 EXAMPLE_CHARS = 100
 
 
+def _stories_of(conn: Any, run_id: str) -> dict[str, Any]:
+    """The stories a run's loads opened, its articles that joined a story opened before it (`run_writes`,
+    written by the loads themselves), and the largest of those stories."""
+    w, a, s = schema.run_writes, schema.articles, schema.stories
+    opened = select(w.c.row_id).where(w.c.run_id == run_id, w.c.kind == "story")
+    joining = select(w.c.row_id).where(w.c.run_id == run_id, w.c.kind == "story_join")
+    new = conn.execute(select(func.count()).select_from(opened.subquery())).scalar() or 0
+    joined = conn.execute(select(func.count()).select_from(joining.subquery())).scalar() or 0
+    joined_stories = select(a.c.story_id).where(a.c.id.in_(joining), a.c.story_id.is_not(None))
+    outlets = select(func.count(func.distinct(a.c.source))).where(a.c.story_id == s.c.id).scalar_subquery()
+    largest = conn.execute(select(s.c.id, s.c.title, s.c.article_count, outlets)
+                           .where(s.c.id.in_(opened) | s.c.id.in_(joined_stories))
+                           .order_by(s.c.article_count.desc(), s.c.id).limit(LARGEST_STORIES)).all()
+    return {"new": new, "joined": joined,
+            "largest": [{"id": i, "title": t, "articles": n, "outlets": o} for i, t, n, o in largest]}
+
+
 def _written_and_stories(conn: Any, run_id: str, started_at: Any) -> tuple[dict[str, int], dict[str, Any]]:
-    """The articles the run's loads wrote new (first seen since it started) or with a changed text, and its
-    stories: started by it, joined by its new articles (started before it), the largest it touched."""
+    """For a run recorded before its loads noted their stories (see `_stories_of`): the articles its loads
+    wrote new (first seen since it started) or with a changed text, and its stories, by their timestamps:
+    started by it, joined by its new articles (started before it), the largest it touched."""
     w, a, s, v = schema.run_writes, schema.articles, schema.stories, schema.article_versions
     mine = select(w.c.row_id).where(w.c.run_id == run_id, w.c.kind == "article").scalar_subquery()
     new = a.c.first_seen_at >= started_at
@@ -197,8 +238,9 @@ def render_markdown(summary: dict[str, Any], docs_url: str | None = None) -> str
     dup = summary["duplicates"]
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(dup.items())) or "none"
     lines += ["", "Each row: in = passed + quarantined + duplicates + unchanged. Fetch counts what it read or "
-              "tried; load passes on the articles it wrote new or changed, and leaves unchanged texts as they "
-              "were.", "",
+              "tried; what it found unchanged since it was loaded (a 304, or the same page, file or record "
+              "again) goes no further. Load passes on the articles it wrote new or changed, and leaves "
+              "unchanged texts as they were.", "",
               f"Quarantined: {summary['quarantined']} · duplicates recorded: {sum(dup.values())} ({kinds}) · "
               f"expectations checked: {summary['expectations_checked']}", ""]
     if summary.get("deferred"):

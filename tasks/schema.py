@@ -83,6 +83,9 @@ articles = Table(
     Column("story_id", Id, ForeignKey("stories.id"), index=True),
     # Of the page's characters, undecodable bytes (U+FFFD) before cleaning (migration 0014); over 1%: quarantined.
     Column("undecodable_share", Float, nullable=False, default=0.0, server_default="0"),
+    # What the current text was cleaned from (migration 0015: `Document.input_hash`): fetched again the same,
+    # the page is unchanged at the fetch stage and goes no further.
+    Column("input_hash", String(64), index=True),
 )
 
 # Same-story links: one row per story, its articles point at it through `articles.story_id`.
@@ -138,6 +141,7 @@ duplicates = Table(
     Column("similarity", Float, nullable=False),
     Column("run_id", String(64), nullable=False),
     Column("detected_at", Timestamp, nullable=False),
+    Column("input_hash", String(64), index=True),  # what the copy was cleaned from, as `articles.input_hash`
 )
 
 fetches = Table(
@@ -261,7 +265,9 @@ pipeline_runs = Table(
 run_writes = Table(
     "run_writes", metadata,
     Column("run_id", String(64), primary_key=True),
-    Column("kind", String(16), primary_key=True),  # 'article' or 'duplicate'
+    # 'article' or 'duplicate'; 'story' (a story the run opened) and 'story_join' (an article of the run that
+    # joined a story opened before the run): what the run summary counts as new and joined stories.
+    Column("kind", String(16), primary_key=True),
     Column("row_id", Id, primary_key=True),
     Column("written_at", Timestamp, nullable=False, index=True),
 )

@@ -256,15 +256,16 @@ def _stored_centroid(story: Story, dense: bool = False) -> dict[str, float]:
 
 
 def assign_stories(conn: Connection, articles: Sequence[Any], now: datetime, settings: Settings,
-                   matcher: StoryMatcher | None = None) -> dict[str, int]:
-    """A story for each article (an open one of the window, or a new one), by canonical URL.
+                   matcher: StoryMatcher | None = None) -> tuple[dict[str, int], list[int]]:
+    """A story for each article (an open one of the window, or a new one), by canonical URL; and the ids of
+    the stories it started.
 
     Creates and updates the `stories` rows; the caller writes `articles.story_id` with the article itself
     (in the same statement that inserts it: no second write of the row, whose full-text index entry would be
     computed again). Runs inside the load transaction, so concurrent runs take turns.
     """
     if not articles:
-        return {}
+        return {}, []
     s = schema.stories
     matcher = matcher or make_matcher(settings)
     since = now - timedelta(days=settings.dedupe_window_days)
@@ -290,4 +291,5 @@ def assign_stories(conn: Connection, articles: Sequence[Any], now: datetime, set
         centroid=bindparam("new_centroid"), last_seen_at=now, article_count=s.c.article_count + bindparam("added")),
         [{"story": stories[label].id, "new_centroid": _stored_centroid(stories[label], matcher.dense), "added": count}
          for label, count in sorted(added.items(), key=lambda item: stories[item[0]].id)])
-    return {x.canonical_url: stories[label].id for x, label in zip(articles, labels, strict=True)}
+    return ({x.canonical_url: stories[label].id for x, label in zip(articles, labels, strict=True)},
+            [stories[i].id for i in created])

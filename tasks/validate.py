@@ -294,7 +294,8 @@ class Validator:
         """A stage's quality gate on one batch: its records (and duplicates), then, if the suite has
         per-source expectations, the share of each source's pages the stage could not use: those it
         `already_rejected` itself (one source name per page) and the rows failing a critical check.
-        `row_sources` names the source of each records row."""
+        `row_sources` names the source of each records row, then of each page found unchanged since the last
+        run (usable, not in the records)."""
         from tasks.frames import sources_frame
 
         suite = suite or SUITE_FOR_STAGE[stage]

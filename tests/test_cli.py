@@ -68,7 +68,8 @@ def test_text_files_are_loaded_once_with_titles_and_paragraphs_once(tmp_path, sq
     assert main(["ingest", "--files", str(inbox / "*.txt"), "--warehouse", sqlite_url]) == EXIT_OK
     table = capsys.readouterr().out.split("\nrun ", 1)[1].splitlines()
     assert table[1].split() == ["stage", "in", "passed", "quarantined", "duplicates", "unchanged"]
-    assert table[6].split() == ["load", "2", "0", "0", "0", "2"]  # a re-run does not read as a reload
+    assert table[2].split() == ["fetch", "2", "0", "0", "0", "2"]  # read again, found unchanged ...
+    assert table[5].split() == ["load", "0", "0", "0", "0", "0"]  # ... and not reloaded
     assert query(sqlite_url, "SELECT id, canonical_url, text, content_hash FROM articles ORDER BY id") == before
     assert query(sqlite_url, "SELECT count(*) FROM duplicates") == [(0,)]
 

@@ -7,6 +7,9 @@ import os
 import re
 import shutil
 
+from crawl_server import CrawlServer, Reply, article_html, html
+from warehouse_sql import query
+
 from tasks.report import STAGE_COLUMNS, failed_expectations, render_markdown, render_stage_table, stage_rows
 from tasks.settings import PROJECT_ROOT, get_settings
 
@@ -106,14 +109,15 @@ def test_the_run_summary_of_real_runs_adds_up_names_stories_and_links_the_data_d
 
     for markdown in (first, second):
         rows = {r[0]: [int(v) for v in r[1:]] for r in markdown_rows(markdown, "stage | in | passed")}
-        assert set(rows) == {"fetch", "clean", "dedupe", "validate", "load"}
+        assert set(rows) == {"fetch", "clean", "dedupe", "load"}
         for stage, (taken_in, *parts) in rows.items():
             assert taken_in == sum(parts), f"{stage}: {rows[stage]} does not add up"
     first_rows = {r[0]: r[1:] for r in markdown_rows(first, "stage | in | passed")}
     assert first_rows["clean"] == ["4", "3", "1", "0", "0"]  # the text with markup held back
     assert first_rows["load"] == ["3", "3", "0", "0", "0"]
     second_rows = {r[0]: r[1:] for r in markdown_rows(second, "stage | in | passed")}
-    assert second_rows["load"] == ["3", "0", "0", "0", "3"]  # nothing reloaded: unchanged
+    assert second_rows["fetch"] == ["4", "1", "0", "0", "3"]  # the three loaded texts read again the same
+    assert second_rows["load"] == ["0", "0", "0", "0", "0"]  # nothing reloaded
 
     assert "New stories: 2 · new articles joining an earlier story: 0" in first
     largest = markdown_rows(first, "largest stories of this run")
@@ -134,3 +138,100 @@ def test_render_without_stories_or_docs_stays_short():
                "top_reasons": [], "worst_sources": [], "expectations_checked": 0, "failed_expectations": []}
     markdown = render_markdown(summary)
     assert "Data Docs" not in markdown and "largest" not in markdown and "New stories: 0" in markdown
+
+
+def _run_artifacts(flow_run_id: str) -> dict[str, str]:
+    """The artifacts of a flow run, by key (markdown and table data as text)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key: str(a.data) for a in artifacts if a.key}
+
+
+def _cli_run(sources_file, warehouse: str, capsys) -> tuple[str, dict[str, list[int]]]:
+    """`newsflow ingest --sources`: its run id and its stage table, as printed."""
+    from flows.cli import EXIT_OK, main
+
+    assert main(["ingest", "--sources", str(sources_file), "--warehouse", warehouse]) == EXIT_OK
+    out = capsys.readouterr().out.split("\nrun ", 1)[1].splitlines()
+    assert out[1].split() == ["stage", *STAGE_COLUMNS]
+    rows = {line.split()[0]: [int(v) for v in line.split()[1:]] for line in out[2:] if line.split()
+            and line.split()[0] in ("fetch", "clean", "dedupe", "load")}
+    return out[0].strip(), rows
+
+
+def _artifact_rows(markdown: str) -> dict[str, list[int]]:
+    return {r[0]: [int(v) for v in r[1:]] for r in markdown_rows(markdown, "stage | in | passed")}
+
+
+def test_each_stage_row_adds_up_over_real_runs_and_an_unchanged_rerun_goes_no_further_than_fetch(
+        prefect_server, tmp_path, capsys):
+    """Real runs of `newsflow ingest` on pages served over HTTP (re-fetched every run, answered 200 with no
+    validators) and local files: a first run; a re-run that finds everything the same (the pages' bodies,
+    the touched files), which must not read as a reload anywhere; a run with one changed page and one
+    broken one. The stage table of the terminal and of the run-summary artifact add up on every row."""
+    changed = {"now": False}
+    server = CrawlServer({
+        "/a.html": html(article_html(1)),
+        "/b.html": lambda n, h: html(article_html(202 if changed["now"] else 2)),
+        "/c.html": html(article_html(3)),
+        "/broken.html": Reply(404, b"gone", {"Content-Type": "text/plain"}),
+    })
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for name in ("ferry-strike.txt", "council-budget.txt"):
+        shutil.copy(PROJECT_ROOT / "samples" / "texts" / name, folder / name)
+    warehouse = f"sqlite:///{tmp_path / 'w.db'}"
+    sources = tmp_path / "sources.yaml"
+
+    def write_sources(pages: list[str]) -> None:
+        urls = ", ".join(f"'{server.url(p)}'" for p in pages)
+        sources.write_text(f"sources:\n  - {{name: site, kind: urls, urls: [{urls}], refresh_interval: 0}}\n"
+                           "  - {name: texts, kind: files, path: 'texts/*.txt'}\n", encoding="utf-8")
+
+    def touch_files() -> None:  # read again (their size and time changed), with the same text
+        for path in folder.iterdir():
+            os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+
+    runs: list[tuple[str, dict[str, list[int]], dict[str, str]]] = []
+    with server:
+        write_sources(["/a.html", "/b.html", "/c.html"])
+        for step in ("first", "unchanged", "one changed, one broken"):
+            if step != "first":
+                touch_files()
+            if step == "one changed, one broken":
+                changed["now"] = True
+                write_sources(["/a.html", "/b.html", "/c.html", "/broken.html"])
+            run_id, table = _cli_run(sources, warehouse, capsys)
+            runs.append((run_id, table, _run_artifacts(run_id)))
+        hits = dict(server.hits)
+    assert hits["/a.html"] == 3  # fetched every run (refresh_interval 0), answered 200 every time
+
+    for run_id, table, artifacts in runs:
+        summary = _artifact_rows(artifacts["run-summary"])
+        assert table == summary, f"run {run_id}: the terminal and the artifact disagree"
+        for stage, (taken_in, *parts) in table.items():
+            assert taken_in == sum(parts), f"run {run_id}, {stage}: {table[stage]} does not add up"
+
+    (first, _, first_artifacts), (again, rerun, rerun_artifacts), (third, last, _) = runs
+    #                        in passed quarantined duplicates unchanged
+    assert runs[0][1]["fetch"] == [5, 5, 0, 0, 0]
+    assert runs[0][1]["load"] == [5, 5, 0, 0, 0]
+    assert "quality-cleaned" in first_artifacts
+    # Everything the same: unchanged at the fetch stage, nothing cleaned, checked or loaded again.
+    assert rerun["fetch"] == [5, 0, 0, 0, 5]
+    assert all(rerun[stage] == [0, 0, 0, 0, 0] for stage in ("clean", "dedupe", "load"))
+    assert not [key for key in rerun_artifacts if key.startswith("quality-")]  # nothing was judged again
+    assert query(warehouse, f"SELECT count(*) FROM run_writes WHERE run_id = '{again}'") == [(0,)]
+    assert query(warehouse, "SELECT count(*) FROM articles WHERE last_seen_at < "
+                            f"(SELECT started_at FROM pipeline_runs WHERE run_id = '{again}')") == [(0,)]
+    # One page changed (a new version), one broken (quarantined at fetch), the rest unchanged.
+    assert last["fetch"] == [6, 1, 1, 0, 4]
+    assert last["clean"] == [1, 1, 0, 0, 0] and last["load"] == [1, 1, 0, 0, 0]
+    assert query(warehouse, "SELECT url, version FROM articles WHERE version > 1") == [(server.url("/b.html"), 2)]
+    assert query(warehouse, f"SELECT stage, url FROM quarantine WHERE run_id = '{third}'") == [
+        ("fetch", server.url("/broken.html"))]
+    assert first != again != third

@@ -235,3 +235,49 @@ def test_the_packaged_model_is_what_the_embedding_setting_loads():
         stories_module.embedding_model.cache_clear()
     assert labels[0] == labels[1] == labels[4]
     assert len({labels[0], labels[2], labels[3]}) == 3
+
+
+def test_the_run_summary_counts_the_stories_each_run_opened_and_joined(prefect_server, tmp_path, monkeypatch):
+    """The sample event told by two outlets: a first run (outlet A) opens its story; a second run, outlet B's
+    text joining it, counts one joined and no new story; a re-run that finds both texts the same counts
+    neither. Counted from what each run's loads did (`run_writes`), in the flow's result and its summary."""
+    import os
+    import shutil
+
+    from flows.ingest import ingest_news
+    from tasks.report import render_markdown, run_summary
+    from tasks.settings import PROJECT_ROOT, get_settings
+
+    monkeypatch.setenv("NEWSFLOW_DATA_DOCS_DIR", str(tmp_path / "docs"))
+    get_settings.cache_clear()
+    outlets = {"outlet-a": "ferry-strike.txt", "outlet-b": "ferry-strike-rewrite.txt"}
+    for outlet, name in outlets.items():
+        (tmp_path / outlet).mkdir()
+        shutil.copy(PROJECT_ROOT / "samples" / "texts" / name, tmp_path / outlet / name)
+    warehouse = f"sqlite:///{tmp_path / 'w.db'}"
+
+    def run(*names: str) -> tuple[dict, dict, str]:
+        sources = [{"name": n, "kind": "files", "path": str(tmp_path / n / "*.txt")} for n in names]
+        result = ingest_news(sources=sources, warehouse_url=warehouse)
+        summary = run_summary(get_engine(warehouse), result["run_id"])
+        return result["stories"], summary["stories"], render_markdown(summary)
+
+    try:
+        first = run("outlet-a")
+        second = run("outlet-a", "outlet-b")  # (outlet A's file is known: not read again)
+        for outlet in outlets:  # read again, the same texts
+            path = next((tmp_path / outlet).iterdir())
+            os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+        third = run("outlet-a", "outlet-b")
+    finally:
+        get_settings.cache_clear()
+
+    counted = [(ledger, {"new": s["new"], "joined": s["joined"]}) for ledger, s, _ in (first, second, third)]
+    assert counted == [({"new": 1, "joined": 0},) * 2, ({"new": 0, "joined": 1},) * 2,
+                       ({"new": 0, "joined": 0},) * 2]
+    assert [(s["articles"], s["outlets"]) for s in first[1]["largest"]] == [(1, 1)]
+    assert [(s["articles"], s["outlets"]) for s in second[1]["largest"]] == [(2, 2)]  # the story it joined
+    assert third[1]["largest"] == []
+    assert "New stories: 1 · new articles joining an earlier story: 0" in first[2]
+    assert "New stories: 0 · new articles joining an earlier story: 1" in second[2]
+    assert "New stories: 0 · new articles joining an earlier story: 0" in third[2]
