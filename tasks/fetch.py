@@ -32,6 +32,7 @@ from tasks.records import Document, FetchAttempt, utcnow
 from tasks.settings import Settings
 from tasks.sitemaps import GZIP_TYPES, parse_sitemap
 from tasks.sources import FilesSource, HttpSource, RssSource, SitemapSource, Source, UrlsSource, WarcSource
+from tasks.spool import warehouse_unavailable
 from tasks.urls import canonicalize_url, host_allowed, host_of
 
 __all__ = ["FetchOutcome", "decode_body", "fetch_links", "fetch_source"]
@@ -297,7 +298,12 @@ def set_aside_unchanged(outcome: FetchOutcome, state: FetchState) -> None:
     (cleaning them again would make the same article). Their raw bodies stay on the outcome, to be kept."""
     if not outcome.documents:
         return
-    same = state.unchanged(outcome.documents)
+    try:
+        same = state.unchanged(outcome.documents)
+    except Exception as exc:
+        if not warehouse_unavailable(exc):
+            raise
+        return  # the warehouse went away: every document goes on (the run spools what it cannot load)
     if not same:
         return
     kept: list[Document] = []

@@ -99,7 +99,7 @@ def test_a_stage_added_between_dedupe_and_load_runs_on_every_batch_and_is_counte
     ((counts,),) = query(sqlite_url, "SELECT stage_counts FROM pipeline_runs")
     stages = json.loads(counts) if isinstance(counts, str) else counts
     assert [s["stage"] for s in stages] == ["fetch", "clean", "dedupe", "sponsored", "load"]
-    assert stages[3] == {"stage": "sponsored", "in": 7, "out": 4, "quarantined": 3, "dropped": 0}
+    assert stages[3] == {"stage": "sponsored", "in": 7, "out": 4, "quarantined": 3, "dropped": 0, "unchanged": 0}
     assert stages[4]["in"] == 4 and stages[4]["out"] == 4
     report = render_markdown(run_summary(get_engine(sqlite_url)))
     assert "| sponsored | 7 | 4 | 3 |" in report
