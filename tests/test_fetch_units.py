@@ -419,3 +419,46 @@ def test_a_source_whose_listing_fails_is_unavailable_one_unchanged_or_partly_bro
         assert broken_child.rejections and broken_child.unavailable is None
     files = fetch_source(source(kind="files", path=str(tmp_path / "*.txt")), settings)
     assert files.unavailable == f"no file matches {tmp_path / '*.txt'}"
+
+
+def test_a_document_read_again_is_unchanged_only_with_the_input_its_article_or_copy_was_cleaned_from(
+        warehouse_url, tmp_path):
+    """Unchanged at the fetch stage: the same body with the same hints as the loaded article's (or copy's).
+    A JSON Lines record whose text is the same but whose title changed is not; nor is a page whose article
+    was never loaded (quarantined, or its run cut short)."""
+    from tasks.fetch import set_aside_unchanged
+    from tasks.load import load_batch
+    from tasks.outcome import FetchOutcome
+    from tasks.rawstore import from_document
+    from tasks.records import Article, Document, Duplicate
+
+    engine = open_warehouse(warehouse_url)
+    text = "The harbour board met on Monday to approve the new ferry timetable for the winter months."
+
+    def read(url: str, title: str, body: str = text) -> Document:
+        outcome = FetchOutcome("wire")
+        document = Document("wire", url, text=body, content_type="text/plain", hints={"title": title})
+        outcome.add(document, from_document(document))
+        return document
+
+    loaded, copy = read("file:///in/a.jsonl#L1", "Ferry timetable"), read("file:///in/b.txt", "Ferry timetable")
+    article = Article("wire", loaded.url, loaded.url, text, title="Ferry timetable", content_hash="h1",
+                      input_hash=loaded.input_hash)
+    load_batch(engine, "run-1", [article], {}, [Duplicate(copy.url, "wire", loaded.url, "exact",
+                                                          input_hash=copy.input_hash)])
+
+    outcome = FetchOutcome("wire")
+    for document in (read(loaded.url, "Ferry timetable"), read(copy.url, "Ferry timetable"),
+                     read(loaded.url.replace("L1", "L2"), "Ferry timetable"),  # never loaded
+                     read("file:///in/c.jsonl#L1", "Ferry timetable, corrected")):
+        outcome.documents.append(document)
+    retitled = read(loaded.url, "Winter ferry timetable")  # same text, another title: another article
+    outcome.documents.append(retitled)
+    assert retitled.input_hash != loaded.input_hash
+    set_aside_unchanged(outcome, WarehouseState(engine))
+    assert outcome.unchanged == [loaded.url, copy.url]
+    assert [d.url for d in outcome.documents] == [loaded.url.replace("L1", "L2"), "file:///in/c.jsonl#L1",
+                                                 loaded.url]
+    assert outcome.documents[-1] is retitled
+    set_aside_unchanged(outcome, NoState())  # a full refresh: nothing is unchanged
+    assert len(outcome.documents) == 3
