@@ -10,12 +10,12 @@ inside a Prefect flow on a temporary Prefect server, into a fresh SQLite warehou
 
     fetch   fetch_task per source, submitted together (host delay 0: the fastest a fetch can be, so the
             fetch ratio is a worst case; real runs wait NEWSFLOW_HOST_DELAY_SECONDS between a host's pages)
-    clean   clean_batches (the process pool, one worker per core)
+    clean   CleanRunner (a batch mapped over its chunks, one per worker)
     dedupe  dedupe_task (against the warehouse)
     load    load_task
 
 and after each stage its quality gate, the very function the flow calls (gate_fetched, gate_cleaned,
-gate_deduplicated, gate_warehouse): frames, the Prefect validate task, Great Expectations, quarantine,
+gate_deduplicated, gate_warehouse): frames, Great Expectations, quarantine,
 dq_results written. A pass is a run: its context (suites, data sources) is built once, before the
 stages, and shown apart with the Data Docs build (once per run) and the import of Great Expectations
 (once per process). Target: checks under a tenth of their stage for 1,000 articles and more.
@@ -26,6 +26,7 @@ and the CPU seconds of the flow's thread (shown for the stages that run on it) l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import os
 import random
@@ -111,8 +112,9 @@ def measure(size: int, ports: list[int], workdir: Path) -> dict[str, float]:
     from flows.ledger import Ledger
     from flows.pipeline import PIPELINE, stage_names
     from flows.run_checks import RunChecks
-    from flows.scale import clean_batches
+    from flows.scale import CleanRunner, merge_clean_outcomes
     from flows.stages import data_docs_task, dedupe_task, fetch_task, load_task
+    from tasks.clean import CleanOutcome
     from tasks.settings import get_settings
     from tasks.sources import UrlsSource
     from tasks.warehouse import get_engine, start_run
@@ -140,11 +142,16 @@ def measure(size: int, ports: list[int], workdir: Path) -> dict[str, float]:
 
     outcomes = timed("fetch", lambda: [f.result() for f in [fetch_task.submit(s, settings) for s in specs]])
     documents = timed("fetch checks", gate_fetched, outcomes, kinds, checks, ledger)
-    cleaned = timed("clean", lambda: next(iter(clean_batches([documents], settings))).outcome)
+
+    def clean() -> CleanOutcome:
+        with CleanRunner(settings) as cleaner:
+            return merge_clean_outcomes([f.result() for f in cleaner.submit(documents, "batch 1")])
+
+    cleaned = timed("clean", clean)
     articles, _ = timed("clean checks", gate_cleaned, cleaned, checks, "batch 1", ledger)
     deduped = timed("dedupe", dedupe_task, articles, settings, "batch 1")
     valid, _ = timed("dedupe checks", gate_deduplicated, deduped, checks, "batch 1", ledger)
-    loaded = timed("load", load_task, valid, deduped, settings, run_id, "batch 1")
+    loaded = timed("load", load_task, dataclasses.replace(deduped, kept=valid), settings, run_id, "batch 1")
     ledger.loaded_urls.update(loaded.article_ids)
     ledger.duplicates += loaded.stats.counts["duplicates"]
     timed("load checks", gate_warehouse, checks, ledger)

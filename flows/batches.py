@@ -1,142 +1,213 @@
-"""A run's batches, one after another: clean (mapped over chunks) -> clean check -> dedupe -> dedupe check
--> the stages added between dedupe and load (flows/pipeline.py) -> load, then the warehouse checks. Shared
-by `ingest-news` (its fetched documents streamed in) and `reprocess-news` (documents read back from the
-raw store).
+"""A run's batches, each a chain of Prefect task runs passing their results on as futures:
 
-Each task run of a batch is chained to the one before it (its result passed on `opaque()`, or waited for),
-and a batch's dedupe to the previous batch's load: Prefect records the chain, and the UI draws each batch
-as a line of task runs. Cleaning runs ahead in worker processes (`flows.scale.clean_batches`: up to
-`CLEAN_AHEAD` batches) while this thread deduplicates, checks and loads the batch before: the ordered
-stages see every earlier batch in the warehouse.
+    fetch check(s) of its documents ─┐
+    clean (mapped over its chunks) ──┴> clean check -> dedupe -> dedupe check -> added stages -> load
+                                                         └ after the previous batch's load
+
+The flow's thread only cuts the arriving documents into batches and submits each batch's chain; it does
+not wait for a batch unless `NEWSFLOW_BATCHES_IN_FLIGHT` are in flight (then for the first to finish,
+`prefect.futures.as_completed`), so later sources are fetched while earlier batches are cleaned and a
+run holds a few batches, never the corpus. Dedupe and load run one batch after another (they must see
+every earlier batch in the warehouse), and each stage's check after the same check of the batch before
+(what one check quarantines, the next holds back). Every input is a future passed `opaque()`: Prefect
+records the edges (the UI draws each batch as a chain) without walking the records.
+
+Shared by `ingest-news` (fetched documents, flows/fetching.py) and `reprocess-news` (the raw store).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import dataclasses
 from collections.abc import Iterable, Iterator
-from itertools import chain
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import get_run_logger
+from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.utilities.annotations import opaque
 
 from flows import pipeline
-from flows.checks import RunChecks, gate_added, gate_cleaned, gate_deduplicated, gate_warehouse
-from flows.fetching import FetchChecks
-from flows.ledger import Ledger
-from flows.scale import CleanedBatch, clean_batches
-from flows.stages import after, dedupe_task, load_task, orphan_rejections, record_task
+from flows.checks import gate_added, gate_cleaned, gate_deduplicated, gate_warehouse
+from flows.ledger import SPOOLED, Ledger
+from flows.run_checks import RunChecks
+from flows.scale import CleanRunner, merge_clean_outcomes
+from flows.stages import after, check_task, dedupe_task, load_task, orphan_rejections, record_task
 from tasks.clean import CleanOutcome
 from tasks.dedupe import DedupOutcome
-from tasks.load import LoadOutcome
-from tasks.records import Article, Document, StageResult
+from tasks.records import Article, Document, Duplicate
+
+Held = set[tuple[str, str | None]]  # (source, URL) of documents a fetch check quarantined
 
 
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Batches of `size` as the items arrive (the last one shorter); none when there is nothing."""
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= max(1, size):
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+@dataclass(slots=True)
+class Arrival:
+    """Documents as they come in, and the task run of their fetch check (None: checked already)."""
+    documents: list[Document]
+    check: PrefectFuture[Held] | None = None
 
 
-def process_documents(documents: Iterable[Document], checks: RunChecks, ledger: Ledger,
-                      fetch_checks: FetchChecks | None = None) -> None:
-    """Every batch of `documents` through the pipeline, in order; spooled cleaned articles first, as their
-    own batch. The ledger holds what is not loaded yet."""
+@dataclass(slots=True)
+class Batch:
+    label: str
+    documents: list[Document]
+    fetch_checks: list[PrefectFuture[Held]] = field(default_factory=list)
+    articles: list[Article] = field(default_factory=list)  # spooled ones: cleaned by an earlier run
+    copies: list[Duplicate] = field(default_factory=list)
+    cleaning: list[PrefectFuture[CleanOutcome]] = field(default_factory=list)
+    steps: list[PrefectFuture[Any]] = field(default_factory=list)  # clean check, dedupe, its check, added
+    load: PrefectFuture[Any] | None = None  # (set by `submit`)
+
+    @property
+    def runs(self) -> list[PrefectFuture[Any]]:
+        """Its task runs in chain order (its load last)."""
+        return [*self.cleaning, *self.steps, *([self.load] if self.load else [])]
+
+
+def process_documents(arrivals: Iterable[Arrival], checks: RunChecks, ledger: Ledger) -> None:
+    """Every batch through the pipeline (spooled cleaned articles first, as their own batch), at most
+    `batches_in_flight` at once; then the warehouse checks. A failure is raised once nothing is in flight:
+    the ledger then holds what is not loaded (for the spool)."""
     settings = checks.settings
-    fetch_checks = fetch_checks or FetchChecks()
-    arrived: deque[list[Document]] = deque()
-
-    def arriving() -> Iterator[list[Document]]:
-        for batch in _batches(documents, settings.batch_size):
-            ledger.hold(batch)
-            arrived.append(batch)
-            yield batch
-
-    work: Iterator[tuple[str, CleanedBatch, list[Document]]] = (
-        (f"batch {n}", cleaned, arrived.popleft())
-        for n, cleaned in enumerate(clean_batches(arriving(), settings), start=1))
-    if ledger.articles:
-        work = chain([("spooled articles", CleanedBatch(CleanOutcome(articles=ledger.articles), []), [])], work)
-    previous_load: LoadOutcome | None = None
-    for label, cleaned, batch in work:
-        fetch_checks.settle()  # the fetch checks of this batch's documents ran ...
-        outcome, batch = fetch_checks.drop_quarantined(cleaned.outcome, batch)  # ... what they held back stops
-        spooled = label == "spooled articles"
-        ledger.unloaded(list(outcome.articles) if spooled else [], ledger.copies if spooled else [])
-        articles, clean_check = clean_checked(outcome, batch, checks, label, ledger, upstream=cleaned.runs)
-        deduped, valid, last = deduplicated(articles, checks, label, ledger, upstream=[clean_check, previous_load])
-        ledger.release(batch)  # cleaned and checked: from here on the spool keeps its articles
-        for stage in pipeline.added_stages(pipeline.PIPELINE):
-            ledger.unloaded(valid, list(deduped.duplicates))
-            valid, last = added_stage(stage, valid, checks, label, ledger, upstream=[last])
-        ledger.unloaded(valid, list(deduped.duplicates))
-        loaded = load(valid, deduped, checks, label, ledger, upstream=[last])
-        ledger.unloaded([], [])
-        if loaded is not None:
-            previous_load = loaded
-            get_run_logger().info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", label,
-                                  len(batch), len(articles), len(deduped.duplicates), loaded.stats.passed_on)
+    in_flight: list[Batch] = []
+    previous: Batch | None = None
+    with CleanRunner(settings) as cleaner:
+        try:
+            for batch in _batches(arrivals, ledger, settings.batch_size):
+                while len(in_flight) >= max(1, settings.batches_in_flight):
+                    settle(_first_finished(in_flight), cleaner, checks, ledger)
+                previous = submit(batch, previous, cleaner, checks, ledger)
+                in_flight.append(previous)
+            while in_flight:
+                settle(in_flight.pop(0), cleaner, checks, ledger)
+        except Exception:
+            _drain(in_flight, cleaner, checks, ledger)
+            raise
     gate_warehouse(checks, ledger)
 
 
-def clean_checked(cleaned: CleanOutcome, batch: list[Document], checks: RunChecks, label: str, ledger: Ledger,
-                  upstream: list[Any]) -> tuple[list[Article], Any]:
-    """The batch's clean rejections recorded, then its check (after its clean task runs); the articles that go
-    on, and what the next task run comes after."""
-    if cleaned.rejections:
-        record_task(checks.settings, checks.run_id, f"clean {label}", rejections=opaque(cleaned.rejections))
-    ledger.quarantined("clean", len(cleaned.rejections))
-    articles, verdict = gate_cleaned(cleaned, checks, label, ledger, upstream=upstream)
+def _batches(arrivals: Iterable[Arrival], ledger: Ledger, size: int) -> Iterator[Batch]:
+    """Batches of `size` documents as they arrive (the last one shorter), each with the fetch checks of its
+    documents; spooled cleaned articles first."""
+    if ledger.spooled_articles or ledger.spooled_copies:
+        yield Batch(SPOOLED, [], articles=ledger.spooled_articles, copies=ledger.spooled_copies)
+    number, documents, waits = 1, [], []
+    for arrival in arrivals:
+        ledger.hold(arrival.documents)  # (fetched ones are held already)
+        left = arrival.documents
+        while left:
+            taken, left = left[:max(1, size) - len(documents)], left[max(1, size) - len(documents):]
+            documents += taken
+            if arrival.check is not None and arrival.check not in waits:
+                waits.append(arrival.check)
+            if len(documents) >= max(1, size):
+                yield Batch(f"batch {number}", documents, waits)
+                number, documents, waits = number + 1, [], []
+    if documents:
+        yield Batch(f"batch {number}", documents, waits)
+
+
+def submit(batch: Batch, previous: Batch | None, cleaner: CleanRunner, checks: RunChecks, ledger: Ledger) -> Batch:
+    """The batch's chain of task runs, each taking the futures of those before it."""
+    settings, label = checks.settings, batch.label
+    run, steps = (opaque(checks), opaque(ledger)), batch.steps
+    batch.cleaning = cleaner.submit(batch.documents, label) if batch.documents else []
+    cleaned = [opaque(f) for f in batch.cleaning] or [opaque(CleanOutcome(articles=batch.articles))]
+    steps.append(check_task.submit("clean", label, clean_checked, [
+        cleaned, [opaque(f) for f in batch.fetch_checks], opaque(batch.documents), *run, label],
+        wait_for=after(previous and previous.steps[0])))
+    steps.append(dedupe_task.submit(opaque(steps[0]), settings, label, wait_for=after(previous and previous.load)))
+    steps.append(check_task.submit("dedupe", label, dedupe_checked, [
+        opaque(steps[1]), opaque(steps[0]), opaque(batch.documents), opaque(batch.copies), *run, label]))
+    for stage in pipeline.added_stages(pipeline.PIPELINE):  # (after the previous batch's: after its load)
+        steps.append(check_task.submit(stage.name, label, added_stage, [stage, opaque(steps[-1]), *run, label]))
+    batch.load = load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
+        settings.load_retry_delay * 2 ** attempt for attempt in range(settings.load_retries)]).submit(
+        opaque(steps[-1]), settings, checks.run_id, label, wait_for=after(steps[1]))
+    return batch
+
+
+def clean_checked(cleaned: list[CleanOutcome], held: list[Held], documents: list[Document], checks: RunChecks,
+                  ledger: Ledger, label: str) -> list[Article]:
+    """The batch's clean outcome without what its fetch checks quarantined, its rejections recorded, then
+    its check: the articles that go on."""
+    outcome = merge_clean_outcomes(cleaned)
+    quarantined = set().union(*held)
+    if quarantined:  # recorded by the fetch check
+        outcome.articles = [a for a in outcome.articles if (a.source, a.url) not in quarantined]
+        outcome.rejections = [r for r in outcome.rejections if (r.source, r.url) not in quarantined]
+        documents = [d for d in documents if (d.source, d.url) not in quarantined]
+    if outcome.rejections:
+        record_task(checks.settings, checks.run_id, f"clean {label}", rejections=opaque(outcome.rejections))
+    articles, _ = gate_cleaned(outcome, checks, label, ledger)
+    ledger.quarantined("clean", len(outcome.rejections))
     # (spooled articles come without their documents: they were cleaned by an earlier run)
-    ledger.took("clean", len(batch) or len(cleaned.articles) + len(cleaned.rejections), len(articles))
-    return articles, verdict
+    ledger.took("clean", len(documents) or len(outcome.articles) + len(outcome.rejections), len(articles))
+    return articles
 
 
-def deduplicated(articles: list[Article], checks: RunChecks, label: str, ledger: Ledger,
-                 upstream: list[Any]) -> tuple[DedupOutcome, list[Article], Any]:
-    """Dedupe (after the clean check and the previous batch's load), then its check."""
-    deduped = dedupe_task(opaque(articles), checks.settings, label, wait_for=after(*upstream))
-    deduped.duplicates += ledger.copies  # copies dropped before the articles were spooled
+def dedupe_checked(deduped: DedupOutcome, articles: list[Article], documents: list[Document],
+                   copies: list[Duplicate], checks: RunChecks, ledger: Ledger, label: str) -> DedupOutcome:
+    """The dedupe check (with the copies dropped before spooled articles were spooled): the outcome that
+    goes on, its `kept` narrowed to the articles that passed. From here the ledger holds the batch's
+    articles and copies, no longer its documents."""
+    deduped = dataclasses.replace(deduped, duplicates=[*deduped.duplicates, *copies])
+    valid, _ = gate_deduplicated(deduped, checks, label, ledger, spooled_copies=len(copies))
     ledger.dropped("dedupe", len(articles) - len(deduped.kept))
-    valid, verdict = gate_deduplicated(deduped, checks, label, ledger)
     ledger.took("dedupe", len(articles), len(valid))
-    return deduped, valid, verdict or deduped
+    ledger.unloaded(label, valid, list(deduped.duplicates))
+    ledger.release(documents)
+    return dataclasses.replace(deduped, kept=valid)
 
 
-def added_stage(stage: pipeline.Stage, articles: list[Article], checks: RunChecks, label: str, ledger: Ledger,
-                upstream: list[Any]) -> tuple[list[Article], Any]:
-    """A stage added between dedupe and load: its task, its rejections recorded, then its own check."""
-    if not articles:
-        return [], None
-    result: StageResult[Article] = stage.task(opaque(articles), checks.settings, label, wait_for=after(*upstream))
+def added_stage(stage: pipeline.Stage, deduped: DedupOutcome, checks: RunChecks, ledger: Ledger,
+                label: str) -> DedupOutcome:
+    """A stage added between dedupe and load: its task on the articles that passed so far, its rejections
+    recorded, then its own check."""
+    if not deduped.kept:
+        return deduped
+    result = stage.task(opaque(deduped.kept), checks.settings, label)
     if result.rejections:
         record_task(checks.settings, checks.run_id, f"{stage.name} {label}", rejections=opaque(result.rejections))
+    passed, _ = gate_added(stage, result, checks, label, ledger)
     ledger.quarantined(stage.name, len(result.rejections))
-    passed, verdict = gate_added(stage, result, checks, label, ledger)
-    ledger.took(stage.name, len(articles), len(passed))
-    return passed, verdict or result
+    ledger.took(stage.name, len(deduped.kept), len(passed))
+    ledger.unloaded(label, passed, list(deduped.duplicates))
+    return dataclasses.replace(deduped, kept=passed)
 
 
-def load(articles: list[Article], deduped: DedupOutcome, checks: RunChecks, label: str, ledger: Ledger,
-         upstream: list[Any]) -> LoadOutcome | None:
-    """Load a batch (retried with backoff: the warehouse may be briefly away); copies pointing at an article
-    that was not loaded are quarantined."""
-    settings = checks.settings
-    if not articles and not deduped.duplicates:
-        ledger.took("load", 0, 0)
-        return None
-    loaded = load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
-        settings.load_retry_delay * 2 ** attempt for attempt in range(settings.load_retries)])(
-        opaque(articles), opaque(deduped), settings, checks.run_id, label, wait_for=after(*upstream))
-    ledger.loaded(len(articles), loaded.stats.counts, len(loaded.orphans))
+def settle(batch: Batch, cleaner: CleanRunner, checks: RunChecks, ledger: Ledger) -> None:
+    """A batch whose chain has finished: its first failure raised as it was; else its load's figures in the
+    ledger, copies pointing at an article that was not loaded quarantined."""
+    for run in batch.runs:
+        run.result()
+    outcome, loaded = batch.steps[-1].result(), batch.load.result()
+    ledger.loaded(len(outcome.kept), loaded.stats.counts, len(loaded.orphans))
+    ledger.cleared(batch.label)
+    cleaner.cleaned(len(batch.cleaning))
     ledger.duplicates += loaded.stats.counts["duplicates"]
     ledger.loaded_urls.update(loaded.article_ids)
     if loaded.orphans:
-        record_task(settings, checks.run_id, f"load {label}", rejections=opaque(orphan_rejections(loaded.orphans)))
-    return loaded
+        record_task(checks.settings, checks.run_id, f"load {batch.label}",
+                    rejections=opaque(orphan_rejections(loaded.orphans)))
+    get_run_logger().info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", batch.label,
+                          len(batch.documents), len(batch.steps[0].result()), len(outcome.duplicates),
+                          loaded.stats.passed_on)
+
+
+def _first_finished(in_flight: list[Batch]) -> Batch:
+    """The first batch in flight whose load finished (taken out of `in_flight`)."""
+    finished = next(as_completed([b.load for b in in_flight]))
+    batch = next(b for b in in_flight if b.load is finished)
+    in_flight.remove(batch)
+    return batch
+
+
+def _drain(in_flight: list[Batch], cleaner: CleanRunner, checks: RunChecks, ledger: Ledger) -> None:
+    """After a failure: wait for what is in flight (nothing changes the ledger after this), and settle the
+    batches that were loaded all the same, so that the spool keeps only what the warehouse lacks."""
+    wait([run for batch in in_flight for run in batch.runs])
+    for batch in in_flight:
+        try:
+            settle(batch, cleaner, checks, ledger)
+        except Exception:  # this batch or one before it failed: the ledger keeps what it holds
+            continue

@@ -20,7 +20,7 @@ from prefect.utilities.annotations import opaque
 from flows.ledger import Ledger
 from flows.pipeline import Stage, suites
 from flows.run_checks import RunChecks
-from flows.stages import after, check_warehouse_task, data_docs_task, quarantine_rows, record_task, validate_task
+from flows.stages import check_warehouse_task, data_docs_task, quarantine_rows, record_task, validate
 from tasks.clean import LANGUAGE_FILTER, CleanOutcome
 from tasks.datadocs import docs_link
 from tasks.dedupe import DedupOutcome
@@ -35,10 +35,9 @@ from tasks.warehouse import get_engine
 
 def gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dict[str, Any]], checks: RunChecks,
          label: str, ledger: Ledger, already_rejected: Sequence[str] = (), share_column: str = "failed_share",
-         suite: str | None = None, upstream: Sequence[Any] = (),
-         unchanged: Sequence[str] = ()) -> tuple[list[Any], Verdict | None]:
-    """Run the stage's suite on a batch, after the `upstream` task runs (its stage's); the records that go
-    on, and the verdict (None: nothing to judge).
+         suite: str | None = None, unchanged: Sequence[str] = ()) -> tuple[list[Any], Verdict | None]:
+    """Run the stage's suite on a batch; the records that go on, and the verdict (None: nothing to judge).
+    Called by the stage's check task run (flows/stages.check_task).
 
     Records of sources that failed earlier are held back first. Rows failing a critical expectation are
     quarantined with the reasons. Then, per source, the share of its pages this stage could not use
@@ -53,22 +52,21 @@ def gate(stage: str, records: list[Any], build_tables: Callable[[list[Any]], dic
     earlier = {r.source for r in records} & set(ledger.failed_sources)
     held_back = {s: [f"source {s} failed earlier in this run: {ledger.failed_sources[s][0]}"] for s in earlier}
     records, rejected = quarantine_rows(stage, records, {}, held_back)
-    verdict = validate_task(opaque(checks), stage, opaque(build_tables(records)), label,
-                            opaque([*(r.source for r in records), *unchanged]), opaque(list(already_rejected)),
-                            share_column, suite,
-                            wait_for=after(*upstream))
-    ledger.verdicts.append(verdict)
+    verdict = validate(checks, stage, build_tables(records), label, [*(r.source for r in records), *unchanged],
+                       list(already_rejected), share_column, suite)
     failed_sources = dict(verdict.failed_sources)
     if verdict.batch_failures:  # a whole-batch check failed: every source in the batch fails
         for source in {r.source for r in records} or {label}:
             failed_sources[source] = [*failed_sources.get(source, []), *verdict.batch_failures]
-    for source, reasons in failed_sources.items():
-        ledger.fail(stage, source, [*reasons, *_common_row_failures(source, records, verdict)])
     passed, failed = quarantine_rows(stage, records, verdict.failed_rows, {
         s: [f"source {s} failed the {stage} stage: {r}" for r in reasons] for s, reasons in failed_sources.items()})
     rejected += failed
-    if rejected:  # (the validate task stored the results)
+    if rejected:  # (the validation stored the results)
         record_task(settings, run_id, f"{stage} quality {label}", rejections=opaque(rejected))
+    # The ledger last: a check task run retried after a failure above counts nothing twice.
+    ledger.verdicts.append(verdict)
+    for source, reasons in failed_sources.items():
+        ledger.fail(stage, source, [*reasons, *_common_row_failures(source, records, verdict)])
     ledger.quarantined(stage, len(rejected))
     return passed, verdict
 
@@ -101,21 +99,21 @@ def gate_stored(documents: list[Document], checks: RunChecks, ledger: Ledger, la
     return passed
 
 
-def gate_cleaned(cleaned: CleanOutcome, checks: RunChecks, label: str, ledger: Ledger,
-                 upstream: Sequence[Any] = ()) -> tuple[list[Article], Verdict | None]:
+def gate_cleaned(cleaned: CleanOutcome, checks: RunChecks, label: str,
+                 ledger: Ledger) -> tuple[list[Article], Verdict | None]:
     """The `cleaned` suite on a batch's articles; per source, the pages without usable text (articles the
     language filter held back have text: a source of them has not lost its layout)."""
     read = columns_read(load_suite_definition("cleaned", checks.settings.expectations_dir), "records")
     no_text = [r.source for r in cleaned.rejections if r.payload.get("filtered_by") != LANGUAGE_FILTER]
     return gate("clean", cleaned.articles, lambda kept: {"records": articles_frame(kept, columns=read)},
-                checks, label, ledger, already_rejected=no_text, share_column="no_text_share", upstream=upstream)
+                checks, label, ledger, already_rejected=no_text, share_column="no_text_share")
 
 
-def gate_deduplicated(deduped: DedupOutcome, checks: RunChecks, label: str,
-                      ledger: Ledger) -> tuple[list[Article], Verdict | None]:
+def gate_deduplicated(deduped: DedupOutcome, checks: RunChecks, label: str, ledger: Ledger,
+                      spooled_copies: int = 0) -> tuple[list[Article], Verdict | None]:
     """The `deduplicated` suite on one table of the articles kept and the copies dropped (one validation:
-    each costs Great Expectations' fixed overhead), after the dedupe task run; copies pointing at nothing are
-    held back (removed from `deduped.duplicates`)."""
+    each costs Great Expectations' fixed overhead); copies pointing at nothing are held back (removed from
+    `deduped.duplicates`, whose last `spooled_copies` came spooled with the articles)."""
     kept_urls = {a.canonical_url for a in deduped.kept}
     read = columns_read(load_suite_definition("deduplicated", checks.settings.expectations_dir), "records")
     went_on: list[Article] = []
@@ -124,11 +122,11 @@ def gate_deduplicated(deduped: DedupOutcome, checks: RunChecks, label: str,
         went_on[:] = kept  # the articles the table was built from: row ids past them are the copies
         return {"records": deduplicated_frame(kept, deduped.duplicates, kept_urls, columns=read)}
 
-    valid, verdict = gate("dedupe", deduped.kept, tables, checks, label, ledger, upstream=[deduped])
+    valid, verdict = gate("dedupe", deduped.kept, tables, checks, label, ledger)
     failed = {row - len(went_on): reasons for row, reasons in (verdict.failed_rows if verdict else {}).items()
               if row >= len(went_on)}
     if failed:
-        of_batch = len(deduped.duplicates) - len(ledger.copies)  # (then the copies spooled with the articles)
+        of_batch = len(deduped.duplicates) - spooled_copies  # (then the copies spooled with the articles)
         deduped.duplicates, held = _hold_back_duplicates(deduped.duplicates, failed)
         record_task(checks.settings, checks.run_id, f"dedupe duplicates {label}", rejections=opaque(held))
         ledger.quarantined("dedupe", len(held))
@@ -142,7 +140,7 @@ def gate_added(stage: Stage, result: StageResult[Article], checks: RunChecks, la
     if not stage.suite:
         return result.records, None
     return gate(stage.name, result.records, lambda kept: {"records": articles_frame(kept)}, checks, label, ledger,
-                suite=stage.suite, upstream=[result])
+                suite=stage.suite)
 
 
 def _hold_back_duplicates(duplicates: list[Duplicate], failed: dict[int, list[str]]) -> tuple[list[Duplicate],

@@ -1,6 +1,6 @@
 """The fetch side of a run: which fetch task runs next, at most `fetch_tasks_in_flight` at once (what bounds
-the pages held in flight), the fetch checks of each group of sources (about a batch), and the documents
-that pass them, streamed on to cleaning as they come."""
+the pages held in flight), and the documents streamed on to the batches (flows/batches.py) a group of
+sources (about a batch) at a time, each group with the task run of its fetch check."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.utilities.annotations import opaque
 
+from flows.batches import Arrival
 from flows.checks import RunChecks, gate_fetched
 from flows.early import cleaners_for
 from flows.ledger import Ledger
 from flows.scale import StageProgress, interleave_sources, warm_cleaners
-from flows.stages import fetch_more_task, fetch_task, record_task
-from tasks.clean import CleanOutcome
+from flows.stages import after, check_task, fetch_more_task, fetch_task, record_task
 from tasks.fetch import FetchOutcome
-from tasks.records import Document
 from tasks.settings import Settings
 from tasks.sources import Source
 
@@ -98,50 +97,20 @@ def fetch_outcomes(specs: Sequence[Source], settings: Settings,
         yield outcome
 
 
-class FetchChecks:
-    """The fetch checks of a group of sources, run once its documents went on to cleaning: the cleaning
-    processes start on them while the checks run (the run's first check waits seconds for Great
-    Expectations to start). A batch's clean outcome is taken only once the checks of its documents ran
-    (`settle`), and what they quarantined is dropped from it (`drop_quarantined`)."""
-
-    def __init__(self) -> None:
-        self._waiting: deque[Callable[[], None]] = deque()
-        self.quarantined: set[tuple[str, str | None]] = set()  # (source, URL) of documents held back
-
-    def add(self, check: Callable[[], None]) -> None:
-        self._waiting.append(check)
-
-    def settle(self) -> None:
-        while self._waiting:
-            self._waiting.popleft()()
-
-    def judged(self, documents: list[Document], passed: list[Document]) -> None:
-        kept = {id(d) for d in passed}
-        self.quarantined.update((d.source, d.url) for d in documents if id(d) not in kept)
-
-    def drop_quarantined(self, cleaned: CleanOutcome, batch: list[Document]) -> tuple[CleanOutcome, list[Document]]:
-        """The batch's clean outcome and documents without those the fetch checks held back (recorded there)."""
-        if not self.quarantined or not batch:
-            return cleaned, batch
-        held = self.quarantined
-        kept = CleanOutcome(articles=[a for a in cleaned.articles if (a.source, a.url) not in held],
-                            rejections=[r for r in cleaned.rejections if (r.source, r.url) not in held],
-                            stats=cleaned.stats)
-        return kept, [d for d in batch if (d.source, d.url) not in held]
-
-
-def fetched_documents(specs: Sequence[Source], checks: RunChecks, ledger: Ledger,
-                      fetch_checks: FetchChecks) -> Iterator[Document]:
-    """The documents that pass the fetch stage, as they come: spooled ones of earlier runs first, then a
-    group of sources at a time (about a batch of documents: one record task and one quality check per
-    group, not per source)."""
+def fetched(specs: Sequence[Source], checks: RunChecks, ledger: Ledger) -> Iterator[Arrival]:
+    """The documents as they are fetched: spooled ones of earlier runs first (checked then), then a group of
+    sources at a time (about a batch of documents: one record task and one fetch check per group, not per
+    source), each group with the task run of its check, which its batches' clean checks wait for (their
+    cleaning starts meanwhile)."""
     settings = checks.settings
     kinds = {s.name: s.kind for s in specs}
     ledger.took("fetch", len(ledger.spooled_documents), len(ledger.spooled_documents))
-    yield from ledger.spooled_documents
+    if ledger.spooled_documents:
+        yield Arrival(ledger.spooled_documents)
     group: list[FetchOutcome] = []
     warming = False
     budget = settings.max_bytes_in_flight
+    previous: PrefectFuture[Any] | None = None
     for outcome in fetch_outcomes(specs, settings, room=lambda: not budget or ledger.bytes_held < budget):
         if outcome.documents or outcome.rejections:
             checks.prepare()  # something to check: build the checks while fetching goes on
@@ -151,25 +120,18 @@ def fetched_documents(specs: Sequence[Source], checks: RunChecks, ledger: Ledger
         ledger.hold(outcome.documents)  # spooled if the warehouse goes away from here on
         group.append(outcome)
         if sum(len(o.documents) for o in group) >= settings.batch_size:
-            yield from _pass_on(group, kinds, checks, ledger, fetch_checks)
+            arrival = _take(group, kinds, checks, ledger, previous)
+            previous = arrival.check or previous
+            yield arrival
             group = []
     if group:
-        yield from _pass_on(group, kinds, checks, ledger, fetch_checks)
+        yield _take(group, kinds, checks, ledger, previous)
 
 
-def _pass_on(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: RunChecks, ledger: Ledger,
-             fetch_checks: FetchChecks) -> Iterator[Document]:
-    """A group's documents go on to cleaning first; its checks run when the next document is asked for
-    (cleaning under way), or earlier if a batch's outcome needs them."""
-    documents = [d for o in outcomes for d in o.documents]
-    fetch_checks.add(lambda: fetch_checks.judged(documents, _take_fetched(outcomes, kinds, checks, ledger)))
-    yield from documents
-    fetch_checks.settle()
-
-
-def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: RunChecks,
-                  ledger: Ledger) -> list[Document]:
-    """Record a group of sources' attempts and rejections, and run the fetch checks on their documents."""
+def _take(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: RunChecks, ledger: Ledger,
+          previous: PrefectFuture[Any] | None) -> Arrival:
+    """Record a group of sources' attempts and rejections; its documents go on with their fetch check (after
+    the group before's: a source failing one is held back in the next)."""
     logger = get_run_logger()
     names = [o.source for o in outcomes]
     record_task(checks.settings, checks.run_id,
@@ -185,12 +147,25 @@ def _take_fetched(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: R
                     len(outcome.documents), len(outcome.attempts), len(outcome.rejections),
                     f", {_unchanged(outcome)} unchanged" if _unchanged(outcome) else "",
                     f", {outcome.deferred:,} left for the next runs (over its budget)" if outcome.deferred else "")
+    documents = [d for o in outcomes for d in o.documents]
+    if not documents and not any(o.rejections for o in outcomes):
+        ledger.fetched(0, 0, sum(_unchanged(o) for o in outcomes), 0)
+        return Arrival([])  # nothing to check
+    check = check_task.submit("fetch", f"{len(outcomes)} sources", fetch_checked, [
+        opaque(outcomes), kinds, opaque(checks), opaque(ledger)], wait_for=after(previous))
+    return Arrival(documents, check)
+
+
+def fetch_checked(outcomes: list[FetchOutcome], kinds: dict[str, str], checks: RunChecks,
+                  ledger: Ledger) -> set[tuple[str, str | None]]:
+    """The fetch check of a group: (source, URL) of the documents it quarantined (recorded here)."""
     passed = gate_fetched(outcomes, kinds, checks, ledger)
     kept = {id(d) for d in passed}
-    ledger.release(d for o in outcomes for d in o.documents if id(d) not in kept)  # quarantined: recorded
+    held = [d for o in outcomes for d in o.documents if id(d) not in kept]
+    ledger.release(held)  # quarantined: recorded
     ledger.fetched(sum(len(o.documents) for o in outcomes), sum(len(o.rejections) for o in outcomes),
                    sum(_unchanged(o) for o in outcomes), len(passed))
-    return passed
+    return {(d.source, d.url) for d in held}
 
 
 def _unchanged(outcome: FetchOutcome) -> int:

@@ -2,8 +2,9 @@
 (the stages are listed in flows/pipeline.py). Thin orchestration only: the work is in `tasks/`.
 
 Fetching streams into the batches: sources are fetched a few task runs at a time (flows/fetching.py)
-while earlier batches are cleaned, checked and loaded (flows/batches.py); nothing waits for, or holds,
-the whole crawl. What the warehouse does not have when it goes away is spooled for the next run.
+while earlier batches, each a chain of task runs, are cleaned, checked and loaded (flows/batches.py);
+nothing waits for, or holds, the whole crawl. What the warehouse does not have when it goes away is
+spooled for the next run.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from flows.batches import process_documents
 from flows.checks import RunChecks, publish
 from flows.config import sources_from_variable
 from flows.config import warehouse_url as resolve_warehouse_url
-from flows.fetching import FetchChecks, fetched_documents
+from flows.fetching import fetched
 from flows.ledger import Ledger
 from tasks.localfiles import with_sources_folder
 from tasks.settings import Settings, get_settings
@@ -107,8 +108,7 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
         logger.info("taking %d spooled file(s) that earlier runs could not load", len(spooled))
     checks, ledger = start(settings, spooled)
     try:
-        fetch_checks = FetchChecks()
-        process_documents(fetched_documents(specs, checks, ledger, fetch_checks), checks, ledger, fetch_checks)
+        process_documents(fetched(specs, checks, ledger), checks, ledger)
     except Exception as exc:
         if not warehouse_unavailable(exc):
             fail_run(checks, ledger, exc)

@@ -5,12 +5,17 @@ sources failed a stage (their later records are held back; the run ends failed, 
 what the warehouse does not have yet: documents from the moment they are fetched until their batch is
 cleaned and checked, then that batch's articles and copies until they are loaded. If the warehouse goes
 away, that is what the spool keeps for the next run.
+
+A run's batches are in flight at once (their task runs on the flow's threads), so every change takes the
+ledger's lock.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import wraps
 from typing import Any
 
 from tasks.records import Article, Document, Duplicate
@@ -21,6 +26,15 @@ from tasks.validate import Verdict
 # of other articles (kept as duplicates), or found unchanged since an earlier run (passed on no further).
 # Every stage's row adds up: in = out + quarantined + dropped + unchanged.
 SIDES = ("in", "out", "quarantined", "dropped", "unchanged")
+SPOOLED = "spooled articles"  # the batch of cleaned articles earlier runs could not load
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(method)
+    def locked(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
 
 
 def _size(document: Document) -> int:
@@ -29,6 +43,7 @@ def _size(document: Document) -> int:
 
 class Ledger:
     def __init__(self, stages: Sequence[str], spooled: Sequence[SpoolFile] = ()) -> None:
+        self._lock = threading.RLock()
         self.stages = list(stages)
         # Every stage's figures, zero until it sees something (a run with nothing new still reports them).
         self.counts: dict[str, Counter[str]] = {stage: Counter(dict.fromkeys(SIDES, 0)) for stage in self.stages}
@@ -46,25 +61,34 @@ class Ledger:
         self.bytes_held = 0  # characters of the held documents' bodies
         self.spooled_documents: list[Document] = [d for f in spooled for d in f.documents]
         self.hold(self.spooled_documents)
-        self.articles: list[Article] = [a for f in spooled for a in f.articles]
-        self.copies: list[Duplicate] = [d for f in spooled for d in f.duplicates]
+        self.spooled_articles: list[Article] = [a for f in spooled for a in f.articles]
+        self.spooled_copies: list[Duplicate] = [d for f in spooled for d in f.duplicates]
+        # batch -> its checked articles and copies, until they are loaded
+        self._unloaded: dict[str, tuple[list[Article], list[Duplicate]]] = {}
+        if self.spooled_articles or self.spooled_copies:
+            self._unloaded[SPOOLED] = (self.spooled_articles, self.spooled_copies)
 
     # --- what the stages did ------------------------------------------------------------------
 
+    @_locked
     def took(self, stage: str, taken_in: int, passed_on: int) -> None:
         self._stage(stage).update({"in": taken_in, "out": passed_on})
 
+    @_locked
     def quarantined(self, stage: str, n: int) -> None:
         self._stage(stage)["quarantined"] += n
 
+    @_locked
     def dropped(self, stage: str, n: int) -> None:
         """Records a stage dropped on purpose, kept elsewhere (a dedupe stage's copies)."""
         self._stage(stage)["dropped"] += n
 
+    @_locked
     def unchanged(self, stage: str, n: int) -> None:
         """Records found as they were in an earlier run: passed on no further (fetch), or not written (load)."""
         self._stage(stage)["unchanged"] += n
 
+    @_locked
     def fetched(self, documents: int, rejected: int, unchanged: int, passed: int) -> None:
         """A group of fetch outcomes: the documents read (`passed` of them passed the fetch checks, the
         others quarantined by them, as `gate` counts), the items rejected while fetching, and those found
@@ -73,6 +97,7 @@ class Ledger:
         self.quarantined("fetch", rejected)
         self.unchanged("fetch", unchanged)
 
+    @_locked
     def loaded(self, articles: int, counts: Counter[str], orphans: int) -> None:
         """A batch's load (its `LoadOutcome.stats`): the articles written new or with a changed text pass on;
         texts as they were are unchanged; copies of an article another run loaded meanwhile are dropped (as
@@ -84,10 +109,12 @@ class Ledger:
         self.stories_opened += counts["stories_opened"]
         self.stories_joined += counts["stories_joined"]
 
+    @_locked
     def fail(self, stage: str, source: str, reasons: list[str]) -> None:
         self.failed_sources.setdefault(source, []).extend(reasons)
         self.failures.append(f"source {source!r} failed the {stage} stage: {'; '.join(reasons)}")
 
+    @_locked
     def defer(self, source: str, n: int) -> None:
         if n:
             self.deferred_sources[source] += n
@@ -123,19 +150,38 @@ class Ledger:
 
     @property
     def documents(self) -> list[Document]:
-        return list(self._documents.values())
+        with self._lock:
+            return list(self._documents.values())
 
+    @_locked
     def hold(self, documents: Iterable[Document]) -> None:
         for document in documents:
             if id(document) not in self._documents:
                 self._documents[id(document)] = document
                 self.bytes_held += _size(document)
 
+    @_locked
     def release(self, documents: Iterable[Document]) -> None:
         for document in documents:
             if self._documents.pop(id(document), None) is not None:
                 self.bytes_held -= _size(document)
 
-    def unloaded(self, articles: list[Article], copies: list[Duplicate]) -> None:
-        """A batch cleaned and checked, not loaded yet (empty lists once it is)."""
-        self.articles, self.copies = articles, copies
+    @_locked
+    def unloaded(self, batch: str, articles: list[Article], copies: list[Duplicate]) -> None:
+        """A batch's articles and copies, checked and not loaded yet."""
+        self._unloaded[batch] = (articles, copies)
+
+    @_locked
+    def cleared(self, batch: str) -> None:
+        """A batch loaded: the warehouse has its articles and copies."""
+        self._unloaded.pop(batch, None)
+
+    @property
+    def articles(self) -> list[Article]:
+        with self._lock:
+            return [a for articles, _ in self._unloaded.values() for a in articles]
+
+    @property
+    def copies(self) -> list[Duplicate]:
+        with self._lock:
+            return [d for _, copies in self._unloaded.values() for d in copies]

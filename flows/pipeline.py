@@ -3,8 +3,8 @@ judged on. The flow, the run's counts (`pipeline_runs.stage_counts`), the run re
 line's stage table all read this list.
 
 Lanes: `I/O` stages run on threads (fetching waits on the network), `CPU` stages in worker processes
-(or a Dask cluster), `ordered` stages in the flow's own thread, one batch after another (deduplication
-and loading must see the batches before them in the warehouse).
+(or a Dask cluster), `ordered` stages one batch after another, each batch's after the previous batch's
+load (deduplication and loading must see the batches before them in the warehouse).
 
 To add a stage between dedupe and load, write its task (a function of a batch's articles returning a
 `StageResult`: the articles that go on, the rejections, the stats; see `tasks.records.StageResult`) and

@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.utilities.annotations import opaque
 
-from flows.batches import process_documents
+from flows.batches import Arrival, process_documents
 from flows.checks import RunChecks, gate_stored
 from flows.config import warehouse_url as resolve_warehouse_url
 from flows.ingest import end_run, fail_run, start
 from flows.ledger import Ledger
-from flows.stages import STAGE_TASK
+from flows.stages import STAGE_TASK, check_task
 from tasks.rawstore import select_raw_page, to_document
 from tasks.records import Document
 from tasks.settings import Settings, get_settings
@@ -39,16 +40,17 @@ def read_raw_task(settings: Settings, sources: list[str] | None, urls: list[str]
 
 
 def stored_documents(checks: RunChecks, ledger: Ledger, sources: list[str] | None, urls: list[str] | None,
-                     since: datetime | None) -> Iterator[Document]:
+                     since: datetime | None) -> Iterator[Arrival]:
     """The stored pages that pass the fetch checks, a batch at a time."""
     after_id: int | None = 0
     while after_id is not None:
         documents, after_id = read_raw_task(checks.settings, sources, urls, since, after_id)
         if documents:
             checks.prepare()
-            passed = gate_stored(documents, checks, ledger, f"raw store after row {after_id}")
+            label = f"raw store after row {after_id}"
+            passed = check_task("fetch", label, gate_stored, [opaque(documents), opaque(checks), opaque(ledger), label])
             ledger.took("fetch", len(documents), len(passed))
-            yield from passed
+            yield Arrival(passed)
 
 
 @flow(name="reprocess-news")

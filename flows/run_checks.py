@@ -18,6 +18,7 @@ class RunChecks:
         self.settings, self.run_id = settings, run_id
         self._validator: Validator | None = None
         self._lock = threading.Lock()  # the warm-up thread may be building it
+        self.validating = threading.Lock()  # one validation at a time: batches in flight share the context
         self._warm_up: threading.Thread | None = None
 
     def validator(self) -> Validator:

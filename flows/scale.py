@@ -2,19 +2,17 @@
 stage's own pool). Cleaning is CPU-bound: chunks of documents go to time-limited cleaning processes, one
 per core, waited on by as many threads of the flow's process and kept warm between batches (parsers and
 language model loaded; see tasks.clean), or to a Dask cluster (prefect-dask) when
-`NEWSFLOW_DASK_ADDRESS` names one. Batches stream: a batch is cleaned while the ones before it are
-deduplicated and loaded, and the next ones are being fetched."""
+`NEWSFLOW_DASK_ADDRESS` names one. Batches stream (flows/batches.py): a batch is cleaned while the ones
+before it are deduplicated and loaded, and the next ones are being fetched."""
 
 from __future__ import annotations
 
 import os
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
@@ -24,10 +22,6 @@ from tasks.records import Document
 from tasks.settings import Settings
 from tasks.sources import Source
 from tasks.urls import host_of
-
-# Batches handed to the cleaners beyond the one being deduplicated and loaded: enough to keep every
-# worker busy, few enough that memory holds a few batches, never the corpus.
-CLEAN_AHEAD = 2
 
 
 def cpu_workers(settings: Settings) -> int:
@@ -118,15 +112,24 @@ def merge_clean_outcomes(outcomes: Sequence[CleanOutcome]) -> CleanOutcome:
     return merged
 
 
-class _CleanRunner:
-    """Submits a batch's chunks to where cleaning runs; started when the first batch arrives."""
+class CleanRunner:
+    """Where a run's batches are cleaned, each mapped over its chunks: started with the first batch, closed
+    with the run (`with CleanRunner(settings) as cleaner`)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.runner: TaskRunner[Any] | None = None
         self.progress: StageProgress | None = None
 
-    def submit(self, batch: Sequence[Document], number: int) -> list[PrefectFuture[CleanOutcome]]:
+    def __enter__(self) -> CleanRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.runner is not None:
+            self.runner.__exit__(None, None, None)
+
+    def submit(self, batch: Sequence[Document], label: str) -> list[PrefectFuture[CleanOutcome]]:
+        """The clean task runs of a batch's chunks, one per worker (see `split_for_workers`)."""
         settings = self.settings
         if self.runner is None:
             unbounded = settings.clean_timeout_seconds <= 0  # no time limit: no need for a process per document
@@ -140,43 +143,14 @@ class _CleanRunner:
             self.progress = StageProgress("clean", len(chunks), "chunks")
         else:
             self.progress.grow(len(chunks))
-        labels = [f"batch {number}"] if len(chunks) == 1 else [
-            f"batch {number} chunk {c}" for c in range(1, len(chunks) + 1)]
+        labels = [label] if len(chunks) == 1 else [f"{label} chunk {c}" for c in range(1, len(chunks) + 1)]
         # Opaque: Prefect need not walk every document for futures. Not for Dask: its serialisation turns
         # the annotation (a named tuple) into a plain tuple that Prefect no longer unwraps.
         wrap = (lambda chunk: chunk) if settings.dask_address else opaque
         return [self.runner.submit(clean_task, {"documents": wrap(list(chunk)), "label": label})
                 for label, chunk in zip(labels, chunks, strict=True)]
 
-    def collect(self, futures: list[PrefectFuture[CleanOutcome]]) -> CleanedBatch:
-        wait(futures)
-        if self.progress is not None:
-            self.progress.advance(len(futures))
-        return CleanedBatch(merge_clean_outcomes([future.result() for future in futures]), futures)
-
-    def close(self) -> None:
-        if self.runner is not None:
-            self.runner.__exit__(None, None, None)
-
-
-@dataclass(slots=True)
-class CleanedBatch:
-    outcome: CleanOutcome  # its chunks' outcomes, merged
-    runs: list[PrefectFuture[CleanOutcome]]  # the clean task runs of its chunks: what its check comes after
-
-
-def clean_batches(batches: Iterable[Sequence[Document]], settings: Settings) -> Iterator[CleanedBatch]:
-    """Each batch's clean outcome, in order, as the batches arrive. Up to `CLEAN_AHEAD` batches are
-    cleaned while the caller deduplicates and loads the one before them; nothing waits for the whole
-    input, and at most a few batches are held at once."""
-    runner = _CleanRunner(settings)
-    in_flight: deque[list[PrefectFuture[CleanOutcome]]] = deque()
-    try:
-        for number, batch in enumerate(batches, start=1):
-            in_flight.append(runner.submit(batch, number))
-            if len(in_flight) > CLEAN_AHEAD:
-                yield runner.collect(in_flight.popleft())
-        while in_flight:
-            yield runner.collect(in_flight.popleft())
-    finally:
-        runner.close()
+    def cleaned(self, chunks: int) -> None:
+        """`chunks` more are done (the progress shown in the UI)."""
+        if self.progress is not None and chunks:
+            self.progress.advance(chunks)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
@@ -31,6 +31,7 @@ from tasks.warehouse import WarehouseIndex, get_engine, record_dq_results, recor
 # also passes them `opaque()`, so that Prefect does not walk every record looking for futures (it still
 # sees that a value is another task run's result, and draws the edge between the two).
 STAGE_TASK = {"cache_policy": NONE, "persist_result": False}
+T = TypeVar("T")
 
 
 def after(*upstream: Any) -> list[Any]:
@@ -90,16 +91,25 @@ def dedupe_task(articles: Sequence[Article], settings: Settings, label: str) -> 
     return outcome
 
 
-@task(name="validate", task_run_name="check {stage} {label}", retries=2, retry_delay_seconds=2, **STAGE_TASK)
-def validate_task(checks: RunChecks, stage: str, tables: Any, label: str, row_sources: Sequence[str] = (),
-                  already_rejected: Sequence[str] = (), share_column: str = "failed_share",
-                  suite: str | None = None) -> Verdict:
-    """One task run per stage and batch: the records, then the per-source shares (see Validator.check_batch);
-    the results go to dq_results here (one task run less per batch than a separate record task)."""
-    verdict = checks.validator().check_batch(stage, tables, label, row_sources, already_rejected, share_column,
-                                             suite)
+def validate(checks: RunChecks, stage: str, tables: Any, label: str, row_sources: Sequence[str] = (),
+             already_rejected: Sequence[str] = (), share_column: str = "failed_share",
+             suite: str | None = None) -> Verdict:
+    """A stage's suite on a batch: the records, then the per-source shares (see Validator.check_batch); the
+    results go to dq_results. One validation at a time: the batches in flight share the run's context."""
+    with checks.validating:
+        verdict = checks.validator().check_batch(stage, tables, label, row_sources, already_rejected,
+                                                 share_column, suite)
     record_dq_results(get_engine(checks.settings.warehouse_url), checks.run_id, verdict.results)
     return verdict
+
+
+@task(name="validate", task_run_name="check {stage} {label}", retries=2, retry_delay_seconds=2, **STAGE_TASK)
+def check_task(stage: str, label: str, judge: Callable[..., T], inputs: Sequence[Any]) -> T:
+    """A stage's quality check on a batch, one task run: `judge` (a gate of flows/checks.py, or a step of
+    flows/batches.py ending in one) with the results of the task runs it comes after. Its inputs are the
+    upstream futures, passed `opaque()`: Prefect waits for them and records the edges, without walking
+    their records."""
+    return judge(*inputs)
 
 
 @task(name="check-warehouse", task_run_name="check the warehouse", retries=2, retry_delay_seconds=2, **STAGE_TASK)
@@ -118,12 +128,14 @@ def data_docs_task(checks: RunChecks) -> str | None:
 
 
 @task(name="load", task_run_name="load {label}", retries=2, retry_delay_seconds=[2, 10], **STAGE_TASK)
-def load_task(articles: Sequence[Article], outcome: DedupOutcome, settings: Settings, run_id: str,
-              label: str) -> LoadOutcome:
-    kept = {a.canonical_url for a in articles}
+def load_task(outcome: DedupOutcome, settings: Settings, run_id: str, label: str) -> LoadOutcome:
+    """Load a batch's checked articles (`outcome.kept`) and the copies pointing at them or at stored ones."""
+    kept = {a.canonical_url for a in outcome.kept}
     fingerprints = {url: p for url, p in outcome.fingerprints.items() if url in kept}
     duplicates = [d for d in outcome.duplicates if d.kept_article_id or d.kept_url in kept]
-    return load_batch(get_engine(settings.warehouse_url), run_id, articles, fingerprints, duplicates, settings,
+    if not outcome.kept and not duplicates:
+        return LoadOutcome()  # nothing to write
+    return load_batch(get_engine(settings.warehouse_url), run_id, outcome.kept, fingerprints, duplicates, settings,
                       outcome.seen_up_to)
 
 

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
 
     # Orchestration
     batch_size: int = 500
+    # Batches submitted and not yet loaded (flows/batches.py): cleaned while the one before is deduplicated and
+    # loaded and the next ones are fetched. More keeps the cleaners busier through slow checks; each holds
+    # about a batch of pages.
+    batches_in_flight: int = Field(default=3, ge=1)
     # A run's heartbeat in the warehouse: ten missed beats and another run takes it for crashed (tasks.runs).
     run_heartbeat_seconds: float = 30.0
     # Re-fetch and re-clean what earlier runs already have (the daily deployment sets it; the fetch stage honours it).

@@ -1,6 +1,7 @@
 """How the flow spends its resources: cleaning processes started once per run and reused by every batch,
-batches streamed with a bounded look-ahead (nothing holds the whole input), sources fetched host by host,
-and an unchanged re-run that asks only for what may have changed and validates nothing."""
+batches streamed as chains of task runs, a bounded number in flight (nothing holds the whole input),
+sources fetched host by host, and an unchanged re-run that asks only for what may have changed and
+validates nothing."""
 
 from __future__ import annotations
 
@@ -85,34 +86,49 @@ def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(s
     assert query(sqlite_url, f"SELECT count(*) FROM dq_results WHERE run_id = '{again['run_id']}'") == [(0,)]
 
 
-def test_batches_are_cleaned_as_they_arrive_with_a_bounded_look_ahead(small_batches):
+def test_at_most_k_batches_are_in_flight_while_later_ones_arrive(sqlite_url, small_batches, monkeypatch):
+    """Batches are submitted as they arrive, each a chain of task runs; the flow takes the next batch from
+    its input (fetching it) while up to `batches_in_flight` are being cleaned, checked and loaded, and
+    waits for one to finish only then: never more in flight, and nothing waits for the whole input."""
     from prefect import flow
 
-    from flows.scale import CLEAN_AHEAD, clean_batches
+    from flows import batches
+    from flows.ledger import Ledger
+    from flows.pipeline import PIPELINE, stage_names
+    from flows.run_checks import RunChecks
     from tasks.records import Document
+    from tasks.warehouse import open_warehouse, start_run
 
-    pulled: list[int] = []
+    monkeypatch.setenv("NEWSFLOW_BATCH_SIZE", "2")
+    monkeypatch.setenv("NEWSFLOW_BATCHES_IN_FLIGHT", "2")
+    get_settings.cache_clear()
+    settings = get_settings().model_copy(update={"warehouse_url": sqlite_url})
+    start_run(open_warehouse(sqlite_url), "k-run")
+    settled: list[str] = []
+    settle = batches.settle
+    monkeypatch.setattr(batches, "settle", lambda batch, *rest: (settle(batch, *rest), settled.append(batch.label)))
+    in_flight_when_pulled: list[int] = []
 
     def arriving():
-        for number in range(8):
-            pulled.append(number)
-            yield [Document(source="s", url=f"http://example.org/{number}-{n}", html="<p>too short</p>")
-                   for n in range(2)]
+        for number in range(6):
+            in_flight_when_pulled.append(number - len(settled))  # submitted, not settled
+            yield batches.Arrival([Document(source="s", url=f"http://example.org/{number}-{n}",
+                                            html="<p>too short</p>") for n in range(2)])
 
     @flow
-    def clean_all() -> list[int]:
-        seen = []
-        for cleaned in clean_batches(arriving(), get_settings()):
-            seen.append(len(pulled))  # batches taken from the input when this outcome came out
-            assert len(cleaned.outcome.rejections) == 2  # too short to be an article, still accounted for
-            assert len(cleaned.runs) == 1 and cleaned.runs[0].state.is_completed()  # its chunk's task run
-        return seen
+    def run_batches() -> Ledger:
+        checks, ledger = RunChecks(settings, "k-run"), Ledger(stage_names(PIPELINE))
+        try:
+            batches.process_documents(arriving(), checks, ledger)
+        finally:
+            checks.close()
+        return ledger
 
-    seen = clean_all()
-    # The first outcome comes out before the input is exhausted: never more than the look-ahead in flight.
-    assert seen[0] == CLEAN_AHEAD + 1
-    assert all(taken <= n + CLEAN_AHEAD + 1 for n, taken in enumerate(seen, start=1))
-    assert len(seen) == 8
+    ledger = run_batches()
+    assert settled == [f"batch {n}" for n in range(1, 7)]  # one after another, each once
+    assert in_flight_when_pulled[:3] == [0, 1, 2]  # the third batch is fetched while two are in flight ...
+    assert max(in_flight_when_pulled) == 2  # ... and never more
+    assert ledger.counts["clean"]["in"] == 12 and ledger.counts["clean"]["quarantined"] == 12
 
 
 def test_sources_are_fetched_host_by_host_in_turn():
@@ -311,7 +327,9 @@ def test_a_batch_is_a_chain_of_task_runs_the_ui_can_show(sqlite_url, small_batch
         inputs = by_name[name].task_inputs
         return {by_id[i.id] for values in inputs.values() for i in values if getattr(i, "id", None) in by_id}
 
-    assert {"clean batch 1 chunk 1", "clean batch 1 chunk 2"} <= upstream("check clean batch 1")
+    assert {"clean batch 1 chunk 1", "clean batch 1 chunk 2", "check fetch 1 sources"} <= upstream(
+        "check clean batch 1")
+    assert "check clean batch 1" in upstream("check clean batch 2")  # each stage's checks in batch order
     assert "check clean batch 1" in upstream("dedupe batch 1")
     assert {"check clean batch 2", "load batch 1"} <= upstream("dedupe batch 2")
     assert "dedupe batch 2" in upstream("check dedupe batch 2")
