@@ -510,9 +510,12 @@ def test_a_failed_warm_up_leaves_the_error_to_the_first_check(tmp_path):
 
 def test_cleaning_starts_before_the_fetch_checks_and_drops_what_they_hold_back(tmp_path, prefect_server,
                                                                                monkeypatch):
-    """The first batches go to the cleaning processes before the fetch checks run (the first check waits
-    for Great Expectations to start); a document those checks quarantine is still neither cleaned into an
-    article nor quarantined twice, and the clean stage does not count it."""
+    """The first batches go to the cleaning processes without waiting for the fetch checks (the first
+    check waits for Great Expectations to start): here the first check waits until cleaning started. A
+    document those checks quarantine is still neither cleaned into an article nor quarantined twice, and
+    the clean stage does not count it."""
+    import threading
+
     import flows.fetching as fetching
     import flows.ingest as ingest
     import flows.scale as scale
@@ -521,10 +524,21 @@ def test_cleaning_starts_before_the_fetch_checks_and_drops_what_they_hold_back(t
     monkeypatch.setenv("NEWSFLOW_BATCH_SIZE", "2")
     get_settings.cache_clear()
     events: list[str] = []
-    submit, take = scale._CleanRunner.submit, fetching._take_fetched
-    monkeypatch.setattr(scale._CleanRunner, "submit",
-                        lambda self, *a, **k: events.append("clean") or submit(self, *a, **k))
-    monkeypatch.setattr(fetching, "_take_fetched", lambda *a, **k: events.append("check") or take(*a, **k))
+    cleaning = threading.Event()
+    submit, checked = scale.CleanRunner.submit, fetching.fetch_checked
+
+    def cleaner_submit(self, *args, **kwargs):
+        events.append("clean")
+        cleaning.set()
+        return submit(self, *args, **kwargs)
+
+    def fetch_checked(*args, **kwargs):
+        assert cleaning.wait(timeout=600), "cleaning waited for the fetch check"
+        events.append("check")
+        return checked(*args, **kwargs)
+
+    monkeypatch.setattr(scale.CleanRunner, "submit", cleaner_submit)
+    monkeypatch.setattr(fetching, "fetch_checked", fetch_checked)
 
     good = [{"url": f"https://desk.example/{i}", "title": f"Desk story {i}", "text": prose(70 + i)} for i in range(4)]
     odd = {"url": "urn:desk:5", "title": "A story under an odd address", "text": prose(80)}  # fails url's regex
