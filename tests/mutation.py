@@ -9,6 +9,7 @@ minutes, not hours. Prints the kill rate per module; survivors are listed in .mu
     .venv/bin/python tests/mutation.py --max-children 1    # on a busy machine
     .venv/bin/python tests/mutation.py --again http        # after adding tests: rerun the survivors only
     .venv/bin/python tests/mutation.py --report            # the table of the last runs
+    .venv/bin/python tests/mutation.py --sample 05 load    # a systematic fifth of the mutants (an estimate)
 
 The tree is copied afresh to .mutation/<module>/ (mutmut writes its mutants there, never in the working tree;
 its cache would not notice a changed test). PostgreSQL tests run when NEWSFLOW_TEST_POSTGRES_URL is set.
@@ -108,18 +109,20 @@ def _meta(module: str) -> dict:
     return json.loads((WORK / module / "mutants" / "tasks" / f"{module}.py.meta").read_text())
 
 
-def run(module: str, max_children: int, mode: str = "run") -> Counter:
+def run(module: str, max_children: int, mode: str = "run", sample: str = "") -> Counter:
     """Mutate one module, run its tests on each mutant; the count of mutants per outcome. Mode "report": count
     the outcomes of the last run (its survivors written again); "again": run the last run's survivors (and
     mutants no test reached) again with today's tests, keeping the other verdicts (tests only added can only
     kill more)."""
     work = prepare(module) if mode == "run" else WORK / module
-    names = [f"tasks.{module}.{function}__mutmut_*" for function in MODULES[module][1]]
+    # `sample`: the mutants whose number ends in one of these digits ("05": a systematic fifth of them).
+    names = [f"tasks.{module}.{function}__mutmut_*{digit}" for function in MODULES[module][1] or ["*"]
+             for digit in sample or [""]] if MODULES[module][1] or sample else []
     started = time.monotonic()
     if mode == "again":
         shutil.copytree(ROOT / "tests", work / "tests", ignore=SKIP, dirs_exist_ok=True)
         again = sorted(name for name, code in _meta(module)["exit_code_by_key"].items()
-                       if STATUS.get(code) in ("survived", "no tests")
+                       if STATUS.get(code) in ("survived", "no tests", "not checked")
                        and (not names or any(fnmatch.fnmatchcase(name, pattern) for pattern in names)))
     if mode != "report" and (mode == "run" or again):
         with (work / "mutmut.log").open("a" if mode == "again" else "w") as log:
@@ -145,22 +148,28 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--report", action="store_true", help="the table of the last run, without running again")
     parser.add_argument("--again", action="store_true",
-                        help="rerun the last run's survivors with the tests as they are now (after adding tests)")
+                        help="rerun the last run's survivors with the tests as they are now (after adding tests), "
+                             "and the mutants it did not reach (an interrupted run goes on)")
+    parser.add_argument("--sample", default="", metavar="DIGITS",
+                        help='only the mutants whose number ends in one of these digits ("05": a fifth of them)')
     args = parser.parse_args()
     unknown = set(args.modules) - set(MODULES)
     if unknown:
         parser.error(f"unknown modules {sorted(unknown)}; choose from {', '.join(MODULES)}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    print(f"{'module':<16}{'mutants':>8}{'killed':>8}{'survived':>9}{'timeout':>8}{'no tests':>9}{'killed %':>9}"
-          f"{'minutes':>8}", flush=True)
+    print(f"{'module':<16}{'mutants':>8}{'killed':>8}{'survived':>9}{'timeout':>8}{'no tests':>9}{'not run':>8}"
+          f"{'killed %':>9}{'minutes':>8}", flush=True)
     for module in args.modules or MODULES:
         if (args.report or args.again) and not (WORK / module / "mutants" / "tasks" / f"{module}.py.meta").exists():
             continue  # never run
-        counts = run(module, args.max_children, "report" if args.report else "again" if args.again else "run")
+        counts = run(module, args.max_children, "report" if args.report else "again" if args.again else "run",
+                     args.sample)
         caught = counts["killed"] + counts["timeout"]  # a mutant that hangs the tests is caught too
-        rate = 100 * caught / counts["total"] if counts["total"] else 0.0
+        checked = counts["total"] - counts["not checked"]  # (an interrupted run: of those it reached)
+        rate = 100 * caught / checked if checked else 0.0
         print(f"{'tasks/' + module + '.py':<16}{counts['total']:>8}{counts['killed']:>8}{counts['survived']:>9}"
-              f"{counts['timeout']:>8}{counts['no tests']:>9}{rate:>8.1f}%{counts['seconds'] / 60:>8.1f}", flush=True)
+              f"{counts['timeout']:>8}{counts['no tests']:>9}{counts['not checked']:>8}{rate:>8.1f}%"
+              f"{counts['seconds'] / 60:>8.1f}", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"survivors with their diffs: {WORK.relative_to(ROOT)}/<module>/survivors.txt; equivalent ones: "
           "docs/mutation.md")

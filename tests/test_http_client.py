@@ -166,6 +166,8 @@ def test_deflate_bodies_are_decoded_with_or_without_the_zlib_header():
     raw_deflate = raw.compress(payload) + raw.flush()
     assert read_capped(iter([zlib.compress(payload)]), "deflate", len(payload), FOREVER) == payload
     assert read_capped(iter([raw_deflate]), "deflate", len(payload), FOREVER) == payload
+    pieces = [raw_deflate[i:i + 5] for i in range(0, len(raw_deflate), 5)]  # the switch holds for later chunks
+    assert read_capped(iter(pieces), "deflate", len(payload), FOREVER) == payload
 
 
 def test_a_broken_gzip_body_is_an_error_not_raw_deflate():
