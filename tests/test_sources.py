@@ -157,6 +157,7 @@ def test_check_size_bounds_are_exact():
     with pytest.raises(SourcesError) as error:
         check_size([[[]]], "o", max_depth=2)
     assert str(error.value) == "o: nested deeper than 2 levels"
+    check_size({"a": {"b": 1}}, "o", max_depth=3)
     with pytest.raises(SourcesError, match="nested deeper than 2"):
         check_size({"a": ({"b": 1},)}, "o", max_depth=2)  # mappings and tuples nest too
     check_size(["x" * MAX_TEXT, b"y" * MAX_TEXT], "o")
@@ -233,3 +234,33 @@ def test_a_sources_file_and_a_list_are_taken_together(tmp_path):
     with pytest.raises(SourcesError) as error:
         resolve_sources("", [])
     assert str(error.value) == "no sources given: pass a sources file or a list of sources"
+
+
+def test_nesting_behind_siblings_is_counted_too(tmp_path):
+    from tasks.sources import safe_yaml
+
+    # Each level opens with a value before the next list: the depth must come back down by one per node.
+    text = "[x, " * 2000 + "]" * 2000
+    with pytest.raises(SourcesError) as error:
+        safe_yaml(text, "o")
+    assert str(error.value) == "o: nested deeper than 20 levels"
+
+
+def test_an_alias_bomb_in_a_file_is_named_after_the_file(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
+        f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 8)] + ["sources: *a7"]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SourcesError) as error:
+        load_sources_file(bomb)
+    assert str(error.value) == (f"{bomb}: too big once expanded (over 100,000 values; YAML aliases repeating one "
+                                "another?)")
+
+
+def test_a_list_given_directly_is_bounded_too():
+    level: list = [{"name": "a", "kind": "files", "path": "x"}]
+    for _ in range(6):
+        level = [level] * 9  # one list referenced nine times, as a YAML alias gives: 9**6 entries
+    with pytest.raises(SourcesError) as error:
+        parse_sources(level, origin="param")
+    assert str(error.value).startswith("param: too big once expanded")
