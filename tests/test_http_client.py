@@ -580,7 +580,7 @@ def test_robots_txt_is_read_whatever_its_content_type_and_from_a_private_host():
 
 
 def test_a_robots_txt_over_its_own_cap_counts_as_unreachable():
-    big = Reply(200, b"User-agent: *\nAllow: /\n" + b"#" * 500_000, {"Content-Type": "text/plain"})
+    big = Reply(200, b"User-agent: *\nAllow: /\n" + b"#" * (500_001 - 23), {"Content-Type": "text/plain"})
     with CrawlServer({"/robots.txt": big}) as server, client(max_response_bytes=10_000_000) as polite:
         assert polite.robots_check(server.url("/a.html"), "s", []) == (False, 0.0)
     fits = Reply(200, b"User-agent: *\nAllow: /\n" + b"#" * (500_000 - 23), {"Content-Type": "text/plain"})
