@@ -293,7 +293,7 @@ def test_the_request_deadline_bounds_each_socket_wait_and_ends_with_its_block():
         assert 45 < http._left(100.0, httpcore.ReadTimeout) <= 50
     assert http._left(7.0, httpcore.ReadTimeout) == 7.0
     with request_deadline(0), pytest.raises(httpcore.WriteTimeout,
-                                            match="^the whole request took longer than its deadline$"):
+                                            match=r"^the whole request took longer than its deadline$"):
         http._left(7.0, httpcore.WriteTimeout)
 
 
