@@ -69,10 +69,10 @@ class Rules:
 
 DEFAULT_RULES = Rules()
 # The net runs plain trafilatura (its default mode, fallbacks and all: the costliest step of a page) only when
-# ours is under this share of `net_ratio` times the text outside navigation, footers and links. Plain
-# trafilatura keeps well under all of that text on most pages, so a text of ours at 35-50 % of it was never
-# beaten by twice its length on the dev corpora (every page the net replaced had ours under 33 % of it); on
-# the AEB dev pages the stricter signal halves the pages where plain trafilatura runs.
+# ours is under `net_ratio` of (a) this share of the text outside navigation, footers and links left after
+# pruning, or (b) the paragraph text our pruning removed (a template whose article sits in blocks named like
+# boilerplate). On the dev corpora every page the net replaced had ours under 33 % of (a); the share halves
+# the pages where plain trafilatura runs on the AEB dev pages.
 NET_TRIGGER_SHARE = 0.7
 # Plain trafilatura's text is no body when most of it is the text of links (an index or list page).
 MAX_NET_LINK_SHARE = 0.5
@@ -222,29 +222,40 @@ def text_outside_links(tree: lxml.html.HtmlElement) -> int:
 def prune_boilerplate(tree: lxml.html.HtmlElement, rules: Rules = DEFAULT_RULES) -> lxml.html.HtmlElement:
     """Remove boilerplate blocks in place (see the module docstring) and return the tree."""
     drop_never_text(tree)
-    return _prune_blocks(tree, rules)
+    _prune_blocks(tree, rules)
+    return tree
 
 
-def _prune_blocks(tree: lxml.html.HtmlElement, rules: Rules) -> lxml.html.HtmlElement:
-    """`prune_boilerplate` on a tree whose scripts and styles are gone already."""
+def _prune_blocks(tree: lxml.html.HtmlElement, rules: Rules) -> int:
+    """`prune_boilerplate` on a tree whose scripts and styles are gone already. Returns the paragraph text
+    (characters) of the navigation and named blocks it removed."""
     for element in list(tree.iter(*_ALWAYS_PRUNED)):
         _drop(element)
+    removed = 0
     total = _paragraph_chars(tree) or 1
     # Navigation, asides and footers trafilatura deletes too, but only after running its XPath lists over
     # them (a mega-menu is most of a big page's elements): gone first, unless one holds much of the text.
     if rules.chrome:
         for element in list(tree.iter(*_CHROME)):
-            if element.getparent() is not None and _paragraph_chars(element) <= MAX_PRUNED_SHARE * total:
+            if _attached(element, tree) and (chars := _paragraph_chars(element)) <= MAX_PRUNED_SHARE * total:
+                removed += chars
                 _drop(element)
     if rules.named_blocks:
         total = _paragraph_chars(tree) or 1
         for element in _boilerplate_named(tree):
-            if element.getparent() is None:
+            if not _attached(element, tree):
+                continue  # inside a block removed already
+            chars = _paragraph_chars(element)
+            if chars > MAX_PRUNED_SHARE * total:
                 continue
-            if _paragraph_chars(element) > MAX_PRUNED_SHARE * total:
-                continue
+            removed += chars
             _drop(element)
-    return tree
+    return removed
+
+
+def _attached(element: lxml.html.HtmlElement, root: lxml.html.HtmlElement) -> bool:
+    """Whether `element` is still in `root`'s tree (not inside a block dropped already)."""
+    return any(ancestor is root for ancestor in element.iterancestors())
 
 
 def _drop(element: lxml.html.HtmlElement) -> None:
@@ -414,7 +425,7 @@ def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None, html:
     drop_never_text(tree)
     # The safety net reads the page as served: parsed again from `html`, or a copy taken before pruning.
     original = copy.deepcopy(tree) if html is None and rules.net_ratio > 0 else None
-    _prune_blocks(tree, rules)  # scripts and styles went above
+    pruned_chars = _prune_blocks(tree, rules)  # scripts and styles went above
     net_bound = text_outside_links(tree) if rules.net_ratio > 0 else 0
     main = _trafilatura_text(tree, url, precision=rules.precision, fast=True)
     recover = rules.recover
@@ -427,7 +438,7 @@ def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None, html:
         main = "\n".join(recover_dropped_blocks(tree, _plain_lines(main)))
     lines = tidy_lines(main) if rules.tidy else _plain_lines(main)
     text = "\n\n".join(drop_leading_furniture(lines, furniture))
-    if len(text) < NET_TRIGGER_SHARE * rules.net_ratio * net_bound:
+    if len(text) < rules.net_ratio * max(NET_TRIGGER_SHARE * net_bound, pruned_chars):
         page = original if original is not None else parse_html(html)
         if page is not None:
             plain = _plain_lines(_trafilatura_text(page, url, precision=False, fast=False))
