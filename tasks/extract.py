@@ -10,12 +10,16 @@ and never return much less than plain trafilatura would.
 4. Cross-check: when trafilatura kept much less than the page's paragraph text, readability-lxml extracts
    too, and its text replaces trafilatura's when it contains it and is much longer (article bodies split
    by ads or "read also" boxes, where trafilatura keeps only the first part).
-5. Boilerplate lines ("Comments are closed", "Sign up for ...", "Share this story") are dropped, and a
+5. Recovery: a block trafilatura dropped comes back in place when it sits beside a block it kept and is
+   prose, not links (a heading over kept text, a block between two kept ones, a long paragraph): precision
+   mode drops such single blocks inside an article (a question heading, a lead paragraph).
+6. Boilerplate lines ("Comments are closed", "Sign up for ...", "Share this story") are dropped, and a
    trailing comment section is cut at its heading ("12 thoughts on ...").
-6. Safety net against our own rules: when the text kept is under half the page's text outside navigation,
-   footers and links (what bounds any extraction), plain trafilatura (its default mode, on the page as
-   served) extracts too, and wins when ours is under half its length and its text is not mostly links.
-   An empty or near-empty result is therefore one both extractors agree on, never ours alone.
+7. Safety net against our own rules: when the text kept is short beside the page's text outside
+   navigation, footers and links, or beside the paragraph text our pruning removed, plain trafilatura (its
+   default mode, on the page as served) extracts too, and wins when ours is under half its length and its
+   text is not mostly links. An empty or near-empty result is therefore one both extractors agree on,
+   never ours alone.
 
 Every rule can be switched off through `Rules`: benchmarks/extraction.py scores each rule's contribution,
 and a leave-one-site-out choice among them, on both dev corpora.

@@ -23,7 +23,7 @@ from tasks.clean import (
     dedupe_paragraphs,
     split_title,
 )
-from tasks.extract import DEFAULT_RULES, extract_text
+from tasks.extract import DEFAULT_RULES, extract_text, parse_html, recover_dropped_blocks
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection
 from tasks.settings import PROJECT_ROOT, get_settings
@@ -591,3 +591,20 @@ def test_a_kept_worker_still_ends_a_runaway_document():
         assert [a.url for a in outcome.articles] == ["https://news.example/fine"]
     finally:
         close_spare_cleaners()
+
+
+def test_recovery_puts_back_prose_blocks_dropped_beside_kept_ones_and_never_link_lines():
+    question = "Can the quay stay open while it is rebuilt?"
+    link_line = "Read our full harbour coverage here"
+    lone = "A paragraph far from the story, in a box of its own, long enough to count as prose if it were kept."
+    tree = parse_html(page(f"<div><p>{STORY[0]}</p><h2>{question}</h2><p>{STORY[1]}</p>"
+                           f"<p><a href='/harbour'>{link_line}</a></p><p>{STORY[2]}</p></div>"
+                           f"<div><p>{lone}</p></div>"))
+    kept = [STORY[0], STORY[1], STORY[2]]
+    # The heading over a kept paragraph comes back in place; the link line between kept paragraphs and the
+    # paragraph with no kept neighbour do not.
+    assert recover_dropped_blocks(tree, kept) == [STORY[0], question, STORY[1], STORY[2]]
+    assert recover_dropped_blocks(tree, []) == []
+    # Without the rule the extraction keeps what trafilatura kept: switching it off changes nothing else.
+    html = page(f"<article><p>{STORY[0]}</p><p>{STORY[1]}</p></article>")
+    assert extract_text(html) == extract_text(html, rules=dataclasses.replace(DEFAULT_RULES, recover=False))
