@@ -336,13 +336,15 @@ def recover_dropped_blocks(tree: lxml.html.HtmlElement, lines: list[str]) -> lis
     Link lines never come back. Reads no labels: only the tree and the text kept."""
     if not lines:
         return lines
-    kept_text = " ".join(lines)
+    # Compared by their word tokens: trafilatura rewrites punctuation, spacing and format characters.
+    folded_lines = [_fold(line) for line in lines]
+    kept_text = " ".join(folded_lines)
     texts: dict[lxml.html.HtmlElement, str] = {}
 
     def text_of(element: lxml.html.HtmlElement) -> str:
         text = texts.get(element)
         if text is None:
-            text = texts[element] = _block_text(element)
+            text = texts[element] = _fold(element.text_content())
         return text
 
     def neighbour(element: lxml.html.HtmlElement, forward: bool) -> lxml.html.HtmlElement | None:
@@ -365,23 +367,26 @@ def recover_dropped_blocks(tree: lxml.html.HtmlElement, lines: list[str]) -> lis
         kept_before, kept_after = kept(before), kept(after)
         if not (kept_before or kept_after):
             continue
-        if sum(len(_block_text(link)) for link in element.iter("a")) > RECOVER_MAX_LINK_SHARE * len(text):
+        written = _block_text(element)
+        if sum(len(_block_text(link)) for link in element.iter("a")) > RECOVER_MAX_LINK_SHARE * len(written):
             continue
         heading = element.tag in _HEADINGS
         if ((kept_before and kept_after) or (heading and kept_after)
-                or (not heading and len(text) >= RECOVER_PROSE_CHARS)):
+                or (not heading and len(written) >= RECOVER_PROSE_CHARS)):
             recovered.append((text_of(before) if kept_before else None, text_of(after) if kept_after else None,
-                              text))
+                              written, text))
     if not recovered:
         return lines
-    result = list(lines)
-    for before_text, after_text, text in recovered:
+    result, keys = list(lines), folded_lines
+    for before_text, after_text, written, key in recovered:
         at = None
         if before_text is not None:
-            at = next((i + 1 for i, line in enumerate(result) if before_text in line), None)
+            at = next((i + 1 for i, line in enumerate(keys) if before_text in line), None)
         if at is None and after_text is not None:
-            at = next((i for i, line in enumerate(result) if after_text in line), None)
-        result.insert(len(result) if at is None else at, text)
+            at = next((i for i, line in enumerate(keys) if after_text in line), None)
+        at = len(result) if at is None else at
+        result.insert(at, written)
+        keys.insert(at, key)
     return result
 
 
