@@ -138,8 +138,9 @@ def test_per_host_delay_and_parallel_hosts():
             assert len(server.log) == 5  # robots.txt and four pages
             times = sent[int(server.base.rsplit(":", 1)[1])]
             # The hook fires a little after the client's own slot is taken, and thread scheduling on a busy
-            # machine blurs it by tens of ms; without the delay the gaps would be about a millisecond.
-            assert len(times) == 5 and min(b - a for a, b in pairwise(times)) >= 0.3 * 0.8
+            # machine blurs it (by over 60 ms at a load of 20); without the delay the gaps would be about a
+            # millisecond.
+            assert len(times) == 5 and min(b - a for a, b in pairwise(times)) >= 0.3 * 0.5
         # The two hosts were served side by side, not one after the other.
         assert min(two.times("/p0.html")) < max(one.times("/p3.html"))
 
