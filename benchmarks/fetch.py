@@ -27,7 +27,7 @@ import httpx
 import tasks.settings  # noqa: F401  (telemetry off)
 from tasks.crawlstate import NoState
 from tasks.fetch import FetchOutcome, fetch_pages
-from tasks.http import ROBOTS_CACHE, PoliteClient
+from tasks.http import PoliteClient
 from tasks.settings import Settings
 from tasks.sources import UrlsSource
 
@@ -114,7 +114,6 @@ SENT: dict[int, list[float]] = defaultdict(list)  # when the polite client's req
 
 
 def polite(urls: list[str], settings: Settings) -> int:
-    ROBOTS_CACHE.clear()
     SENT.clear()
     source = UrlsSource(name="bench", kind="urls", urls=urls, allow_private_network=True)
     outcome = FetchOutcome(source="bench")

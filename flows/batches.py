@@ -29,12 +29,12 @@ from prefect.utilities.annotations import opaque
 from flows import pipeline
 from flows.checks import gate_added, gate_cleaned, gate_deduplicated, gate_warehouse
 from flows.ledger import SPOOLED, Ledger
+from flows.resources import RunResources
 from flows.run_checks import RunChecks
 from flows.scale import CleanRunner, merge_clean_outcomes
 from flows.stages import after, check_task, dedupe_task, load_task, orphan_rejections, record_task
-from tasks.clean import CleanOutcome
 from tasks.dedupe import DedupOutcome
-from tasks.records import Article, Document, Duplicate
+from tasks.records import Article, CleanOutcome, Document, Duplicate
 
 Held = set[tuple[str, str | None]]  # (source, URL) of documents a fetch check quarantined
 
@@ -63,14 +63,15 @@ class Batch:
         return [*self.cleaning, *self.steps, *([self.load] if self.load else [])]
 
 
-def process_documents(arrivals: Iterable[Arrival], checks: RunChecks, ledger: Ledger) -> None:
+def process_documents(arrivals: Iterable[Arrival], checks: RunChecks, ledger: Ledger,
+                      resources: RunResources | None = None) -> None:
     """Every batch through the pipeline (spooled cleaned articles first, as their own batch), at most
     `batches_in_flight` at once; then the warehouse checks. A failure is raised once nothing is in flight:
-    the ledger then holds what is not loaded (for the spool)."""
+    the ledger then holds what is not loaded (for the spool). The run's `resources` clean the batches."""
     settings = checks.settings
     in_flight: list[Batch] = []
     previous: Batch | None = None
-    with CleanRunner(settings) as cleaner:
+    with CleanRunner(settings, resources.cleaners if resources else None) as cleaner:
         try:
             for batch in _batches(arrivals, ledger, settings.batch_size):
                 while len(in_flight) >= max(1, settings.batches_in_flight):

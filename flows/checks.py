@@ -21,13 +21,12 @@ from flows.ledger import Ledger
 from flows.pipeline import Stage, suites
 from flows.run_checks import RunChecks
 from flows.stages import check_warehouse_task, data_docs_task, quarantine_rows, record_task, validate
-from tasks.clean import LANGUAGE_FILTER, CleanOutcome
 from tasks.datadocs import docs_link
 from tasks.dedupe import DedupOutcome
 from tasks.fetch import FetchOutcome
 from tasks.frames import articles_frame, deduplicated_frame, documents_frame
 from tasks.kinds import source_kind
-from tasks.records import Article, Document, Duplicate, Rejection, StageResult
+from tasks.records import LANGUAGE_FILTER, Article, CleanOutcome, Document, Duplicate, Rejection, StageResult
 from tasks.report import render_markdown, run_summary
 from tasks.validate import Verdict, columns_read, load_suite_definition
 from tasks.warehouse import get_engine

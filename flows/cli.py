@@ -119,13 +119,13 @@ def run_ingest(sources_file: str | None, sources: list[dict[str, Any]] | None, w
         # Fail fast on a wrong sources file, before Prefect starts; then its temporary server boots (and the
         # cleaning processes and Great Expectations' import, for local files) while the warehouse is opened
         # and the flow imported.
-        early = start_early(resolve_sources(sources_file, sources), tasks.settings.get_settings())
-        get_engine(warehouse or tasks.settings.get_settings().warehouse_url)
-        from flows.ingest import ingest_news
+        with start_early(resolve_sources(sources_file, sources), tasks.settings.get_settings()) as early:
+            get_engine(warehouse or tasks.settings.get_settings().warehouse_url)
+            from flows.ingest import ingest_news
 
-        early.wait_for_server()
-        with warehouse_parameter(warehouse) as parameter:
-            return ingest_news(sources_file=sources_file, sources=sources, warehouse_url=parameter)
+            early.wait_for_server()
+            with warehouse_parameter(warehouse) as parameter:
+                return ingest_news(sources_file=sources_file, sources=sources, warehouse_url=parameter)
 
     return run_and_summarise(run, warehouse or tasks.settings.get_settings().warehouse_url)
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.cleaners import CleanerPool, offer_cleaners
 from tasks.settings import Settings
 from tasks.sources import FilesSource, Source, WarcSource
 
@@ -28,9 +30,7 @@ def local_documents(specs: Sequence[Source]) -> tuple[int, bool]:
 def cleaners_for(specs: Sequence[Source], settings: Settings) -> int:
     """The cleaning processes to start ahead of a run: one per core, unless the run only reads a few
     one-document files: a chunk has at least `cpu_chunk_size` documents, so two files need one process."""
-    from flows.scale import cpu_workers
-
-    workers = cpu_workers(settings)
+    workers = settings.cpu_workers or os.cpu_count() or 1  # (flows.scale.cpu_workers, without its imports)
     files, countable = local_documents(specs)
     if not countable or len(specs) != sum(isinstance(s, FilesSource | WarcSource) for s in specs):
         return workers  # feeds, sitemaps, pages, archives: as many documents as they bring
@@ -39,8 +39,21 @@ def cleaners_for(specs: Sequence[Source], settings: Settings) -> int:
 
 @dataclass
 class EarlyStart:
+    """What was started ahead of a run. As a context manager: the run started within the block cleans with
+    `cleaners` (offered to it), whose workers end with the block."""
+
+    cleaners: CleanerPool
     threads: list[threading.Thread] = field(default_factory=list)
     server: threading.Thread | None = None
+    _scope: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def __enter__(self) -> EarlyStart:
+        self._scope.enter_context(self.cleaners)  # closed last: the workers end when the block does
+        self._scope.enter_context(offer_cleaners(self.cleaners))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._scope.close()
 
     def wait_for_server(self) -> None:
         """Before the flow asks Prefect for a client (which would start a second server meanwhile)."""
@@ -65,16 +78,16 @@ def _start_server() -> None:
 
 def start_early(specs: Sequence[Source], settings: Settings) -> EarlyStart:
     """Start the temporary server (unless PREFECT_API_URL names one) and, for local files, what cleaning
-    and checking them needs."""
+    and checking them needs. Use it as a context manager around the run: its cleaners are the run's."""
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-    early = EarlyStart()
+    early = EarlyStart(CleanerPool(settings))
     if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         early.server = _thread(_start_server, "prefect-server-start")
     if local_documents(specs)[0]:
-        from flows.scale import warm_cleaners
         from tasks.validate import import_great_expectations
 
         early.threads.append(_thread(import_great_expectations, "gx-import"))
-        warm_cleaners(settings, cleaners_for(specs, settings))
+        if not settings.dask_address:  # (a Dask cluster cleans in its own workers)
+            early.cleaners.prepare(cleaners_for(specs, settings))
     return early

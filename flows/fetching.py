@@ -16,9 +16,11 @@ from flows.batches import Arrival
 from flows.checks import RunChecks, gate_fetched
 from flows.early import cleaners_for
 from flows.ledger import Ledger
+from flows.resources import RunResources
 from flows.scale import StageProgress, interleave_sources, warm_cleaners
 from flows.stages import after, check_task, fetch_more_task, fetch_task, record_task
 from tasks.fetch import FetchOutcome
+from tasks.http import HttpSession
 from tasks.settings import Settings
 from tasks.sources import Source
 
@@ -28,7 +30,8 @@ class _FetchPlan:
     nothing in flight (its host is free), else the next source's listing. Sources come interleaved by
     host; a source's parts keep their order."""
 
-    def __init__(self, specs: Sequence[Source]) -> None:
+    def __init__(self, specs: Sequence[Source], http: HttpSession) -> None:
+        self.http = http  # the run's politeness state, handed to each fetch task run
         self.waiting = deque(interleave_sources(specs))
         self.parts: dict[str, deque[tuple[Source, list[Any], bool, int]]] = {}  # source -> parts to fetch
         self.busy: Counter[str] = Counter()  # source -> its task runs in flight
@@ -48,13 +51,13 @@ class _FetchPlan:
         free = next((name for name, parts in self.parts.items() if parts and not self.busy[name]), None)
         if free is None and self.waiting:
             source = self.waiting.popleft()
-            future = fetch_task.submit(source, settings)
+            future = fetch_task.submit(source, settings, opaque(self.http))
         else:
             name = free or next((n for n, parts in self.parts.items() if parts), None)
             if name is None:
                 return None
             source, links, trusted, part = self.parts[name].popleft()
-            future = fetch_more_task.submit(source, opaque(links), trusted, part, settings)
+            future = fetch_more_task.submit(source, opaque(links), trusted, part, settings, opaque(self.http))
         self.busy[source.name] += 1
         return source, future
 
@@ -68,14 +71,15 @@ class _FetchPlan:
 
 
 def fetch_outcomes(specs: Sequence[Source], settings: Settings,
-                   room: Callable[[], bool] = lambda: True) -> Iterator[FetchOutcome]:
+                   room: Callable[[], bool] = lambda: True,
+                   http: HttpSession | None = None) -> Iterator[FetchOutcome]:
     """Fetch outcomes as they are taken in: each source's listing with its first pages, then its further
     parts of at most `fetch_task_pages` pages, with at most `fetch_tasks_in_flight` task runs being fetched
     or waiting to be taken in (the next starts as one is taken), and only one while there is no `room` (the
     pages held by the run are over their byte budget): what bounds the pages held in flight.
     Requests to different hosts run in parallel (bounded by `fetch_concurrency`), one at a time per host."""
     progress = StageProgress("fetch", len(specs), "fetch tasks (a source, or a part of its pages)")
-    plan = _FetchPlan(specs)
+    plan = _FetchPlan(specs, http or HttpSession(settings))
     in_flight: deque[tuple[Source, PrefectFuture[FetchOutcome]]] = deque()
 
     def fill() -> None:  # without `room` (the byte budget spent), one task at a time: the run still moves on
@@ -97,7 +101,7 @@ def fetch_outcomes(specs: Sequence[Source], settings: Settings,
         yield outcome
 
 
-def fetched(specs: Sequence[Source], checks: RunChecks, ledger: Ledger) -> Iterator[Arrival]:
+def fetched(specs: Sequence[Source], checks: RunChecks, ledger: Ledger, resources: RunResources) -> Iterator[Arrival]:
     """The documents as they are fetched: spooled ones of earlier runs first (checked then), then a group of
     sources at a time (about a batch of documents: one record task and one fetch check per group, not per
     source), each group with the task run of its check, which its batches' clean checks wait for (their
@@ -111,12 +115,13 @@ def fetched(specs: Sequence[Source], checks: RunChecks, ledger: Ledger) -> Itera
     warming = False
     budget = settings.max_bytes_in_flight
     previous: PrefectFuture[Any] | None = None
-    for outcome in fetch_outcomes(specs, settings, room=lambda: not budget or ledger.bytes_held < budget):
+    for outcome in fetch_outcomes(specs, settings, room=lambda: not budget or ledger.bytes_held < budget,
+                                  http=resources.http):
         if outcome.documents or outcome.rejections:
             checks.prepare()  # something to check: build the checks while fetching goes on
         if outcome.documents and not warming:
             warming = True  # and start the cleaning processes, once: before any batch borrows them
-            warm_cleaners(settings, cleaners_for(specs, settings))
+            warm_cleaners(settings, resources.cleaners, cleaners_for(specs, settings))
         ledger.hold(outcome.documents)  # spooled if the warehouse goes away from here on
         group.append(outcome)
         if sum(len(o.documents) for o in group) >= settings.batch_size:

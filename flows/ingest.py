@@ -24,6 +24,7 @@ from flows.config import sources_from_variable
 from flows.config import warehouse_url as resolve_warehouse_url
 from flows.fetching import fetched
 from flows.ledger import Ledger
+from flows.resources import RunResources
 from tasks.localfiles import with_sources_folder
 from tasks.settings import Settings, get_settings
 from tasks.sources import SourceUnavailable, resolve_sources
@@ -107,17 +108,18 @@ def ingest_news(sources_file: str | None = None, sources: list[dict[str, Any]] |
     if spooled:
         logger.info("taking %d spooled file(s) that earlier runs could not load", len(spooled))
     checks, ledger = start(settings, spooled)
-    try:
-        process_documents(fetched(specs, checks, ledger), checks, ledger)
-    except Exception as exc:
-        if not warehouse_unavailable(exc):
-            fail_run(checks, ledger, exc)
-            raise
-        failure = keep_for_next_run(checks, ledger, spooled, exc)
-        logger.error("%s", failure)
-        fail_run(checks, ledger, failure)
-        raise failure from None
-    discard(spooled)  # loaded by this run
-    end_run(checks, ledger)
+    with RunResources(settings) as resources:  # its cleaning processes, HTTP state, connections: closed at the end
+        try:
+            process_documents(fetched(specs, checks, ledger, resources), checks, ledger, resources)
+        except Exception as exc:
+            if not warehouse_unavailable(exc):
+                fail_run(checks, ledger, exc)
+                raise
+            failure = keep_for_next_run(checks, ledger, spooled, exc)
+            logger.error("%s", failure)
+            fail_run(checks, ledger, failure)
+            raise failure from None
+        discard(spooled)  # loaded by this run
+        end_run(checks, ledger)
     logger.info("run %s completed: %s", checks.run_id, ledger.stage_counts())
     return {"run_id": checks.run_id, **ledger.as_dict()}

@@ -23,6 +23,7 @@ from flows.checks import RunChecks, gate_stored
 from flows.config import warehouse_url as resolve_warehouse_url
 from flows.ingest import end_run, fail_run, start
 from flows.ledger import Ledger
+from flows.resources import RunResources
 from flows.stages import STAGE_TASK, check_task
 from tasks.rawstore import select_raw_page, to_document
 from tasks.records import Document
@@ -69,11 +70,12 @@ def reprocess_news(sources: list[str] | None = None, urls: list[str] | None = No
         urls = [u for u in held_back if urls is None or u in urls]
         logger.info("%d quarantined records not loaded since%s", len(held_back), f" (stage {stage})" if stage else "")
     checks, ledger = start(settings)
-    try:
-        process_documents(stored_documents(checks, ledger, sources, urls, since), checks, ledger)
-    except Exception as exc:
-        fail_run(checks, ledger, exc)
-        raise
-    end_run(checks, ledger)
+    with RunResources(settings) as resources:  # its cleaning processes and connections: closed at the end
+        try:
+            process_documents(stored_documents(checks, ledger, sources, urls, since), checks, ledger, resources)
+        except Exception as exc:
+            fail_run(checks, ledger, exc)
+            raise
+        end_run(checks, ledger)
     logger.info("reprocess run %s completed: %s", checks.run_id, ledger.stage_counts())
     return {"run_id": checks.run_id, **ledger.as_dict()}

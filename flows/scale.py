@@ -1,7 +1,7 @@
 """Where the work runs. Fetching is I/O-bound: threads (the flow's default task runner and the fetch
 stage's own pool). Cleaning is CPU-bound: chunks of documents go to time-limited cleaning processes, one
 per core, waited on by as many threads of the flow's process and kept warm between batches (parsers and
-language model loaded; see tasks.clean), or to a Dask cluster (prefect-dask) when
+language model loaded; see tasks.cleaners), or to a Dask cluster (prefect-dask) when
 `NEWSFLOW_DASK_ADDRESS` names one. Batches stream (flows/batches.py): a batch is cleaned while the ones
 before it are deduplicated and loaded, and the next ones are being fetched."""
 
@@ -17,8 +17,8 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from prefect.utilities.annotations import opaque
 
 from flows.stages import clean_task
-from tasks.clean import CleanOutcome, prepare_cleaners
-from tasks.records import Document
+from tasks.cleaners import CleanerPool
+from tasks.records import CleanOutcome, Document
 from tasks.settings import Settings
 from tasks.sources import Source
 from tasks.urls import host_of
@@ -41,12 +41,12 @@ def cpu_task_runner(settings: Settings) -> TaskRunner[Any]:
     return ProcessPoolTaskRunner(max_workers=cpu_workers(settings))
 
 
-def warm_cleaners(settings: Settings, count: int | None = None) -> None:
-    """Start `count` cleaning processes (default: one per core) ahead of the first batch (see
-    tasks.clean.prepare_cleaners), when the batches will be cleaned by them: not on a Dask cluster, nor in a
-    process pool without time limits."""
+def warm_cleaners(settings: Settings, cleaners: CleanerPool, count: int | None = None) -> None:
+    """Start `count` of the run's cleaning processes (default: one per core) ahead of the first batch (see
+    tasks.cleaners.CleanerPool.prepare), when the batches will be cleaned by them: not on a Dask cluster, nor
+    in a process pool without time limits."""
     if not settings.dask_address and settings.clean_timeout_seconds > 0:
-        prepare_cleaners(cpu_workers(settings) if count is None else count, settings)
+        cleaners.prepare(cpu_workers(settings) if count is None else count)
 
 
 def interleave_sources(sources: Sequence[Source]) -> list[Source]:
@@ -116,8 +116,9 @@ class CleanRunner:
     """Where a run's batches are cleaned, each mapped over its chunks: started with the first batch, closed
     with the run (`with CleanRunner(settings) as cleaner`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cleaners: CleanerPool | None = None) -> None:
         self.settings = settings
+        self.cleaners = cleaners  # the run's cleaning processes (None: cleaned where the task runs)
         self.runner: TaskRunner[Any] | None = None
         self.progress: StageProgress | None = None
 
@@ -135,6 +136,7 @@ class CleanRunner:
             unbounded = settings.clean_timeout_seconds <= 0  # no time limit: no need for a process per document
             if settings.dask_address or (unbounded and cpu_workers(settings) > 1):
                 self.runner = cpu_task_runner(settings)
+                self.cleaners = None  # cleaned where the task runs
             else:  # each thread waits on a time-limited cleaning process, kept warm between batches
                 self.runner = ThreadPoolTaskRunner(max_workers=cpu_workers(settings))
             self.runner.__enter__()
@@ -147,7 +149,8 @@ class CleanRunner:
         # Opaque: Prefect need not walk every document for futures. Not for Dask: its serialisation turns
         # the annotation (a named tuple) into a plain tuple that Prefect no longer unwraps.
         wrap = (lambda chunk: chunk) if settings.dask_address else opaque
-        return [self.runner.submit(clean_task, {"documents": wrap(list(chunk)), "label": label})
+        extra = {} if self.cleaners is None else {"cleaners": opaque(self.cleaners)}
+        return [self.runner.submit(clean_task, {"documents": wrap(list(chunk)), "label": label, **extra})
                 for label, chunk in zip(labels, chunks, strict=True)]
 
     def cleaned(self, chunks: int) -> None:

@@ -12,15 +12,15 @@ from prefect.futures import PrefectFuture
 from prefect.utilities.annotations import opaque
 
 from flows.run_checks import RunChecks
-from tasks.clean import CleanOutcome, clean_documents
+from tasks.cleaners import CleanerPool
 from tasks.crawlstate import state_for, store_file_progress, store_seen, store_validators
 from tasks.dedupe import DedupOutcome, deduplicate
 from tasks.feeds import Link
 from tasks.fetch import FetchOutcome, fetch_links, fetch_source
-from tasks.http import Validators
+from tasks.http import HttpSession, Validators
 from tasks.load import LoadOutcome, load_batch
 from tasks.rawstore import store_raw
-from tasks.records import Article, Duplicate, FetchAttempt, Rejection
+from tasks.records import Article, CleanOutcome, Duplicate, FetchAttempt, Rejection
 from tasks.settings import Settings
 from tasks.sources import Source
 from tasks.spool import warehouse_unavailable
@@ -42,20 +42,21 @@ def after(*upstream: Any) -> list[Any]:
 
 
 @task(name="fetch", task_run_name="fetch {source.name}", **STAGE_TASK)
-def fetch_task(source: Source, settings: Settings) -> FetchOutcome:
+def fetch_task(source: Source, settings: Settings, http: HttpSession | None = None) -> FetchOutcome:
     """Read one source's listing and fetch its first pages (the others are left on `remaining`), against
-    what the warehouse already knows; keep raw bodies and validators."""
+    what the warehouse already knows; keep raw bodies and validators. `http`: the run's politeness state."""
     engine = get_engine(settings.warehouse_url)
     return _keep(engine, fetch_source(source, settings, state_for(engine, settings.full_refresh),
-                                      max_pages=settings.fetch_task_pages), source, settings)
+                                      max_pages=settings.fetch_task_pages, http=http), source, settings)
 
 
 @task(name="fetch-more", task_run_name="fetch {source.name} part {part}", **STAGE_TASK)
-def fetch_more_task(source: Source, links: list[Link], trusted: bool, part: int, settings: Settings) -> FetchOutcome:
+def fetch_more_task(source: Source, links: list[Link], trusted: bool, part: int, settings: Settings,
+                    http: HttpSession | None = None) -> FetchOutcome:
     """Fetch a further part of a source's pages (links its `fetch_task` left)."""
     engine = get_engine(settings.warehouse_url)
-    return _keep(engine, fetch_links(source, links, settings, state_for(engine, settings.full_refresh), trusted),
-                 source, settings)
+    return _keep(engine, fetch_links(source, links, settings, state_for(engine, settings.full_refresh), trusted,
+                                     http=http), source, settings)
 
 
 def _keep(engine: Any, outcome: FetchOutcome, source: Source, settings: Settings) -> FetchOutcome:
@@ -78,7 +79,13 @@ def _keep(engine: Any, outcome: FetchOutcome, source: Source, settings: Settings
 
 
 @task(name="clean", task_run_name="clean {label}", **STAGE_TASK)
-def clean_task(documents: Sequence[Any], label: str) -> CleanOutcome:
+def clean_task(documents: Sequence[Any], label: str, cleaners: CleanerPool | None = None) -> CleanOutcome:
+    """Clean a chunk in the run's warm cleaning processes (`cleaners`), or where the task runs (a process
+    pool's or a Dask cluster's worker: no time limit there, or cleaning processes of its own)."""
+    if cleaners is not None:
+        return cleaners.clean(documents)
+    from tasks.clean import clean_documents  # the parsers are imported only where they run
+
     return clean_documents(documents)
 
 

@@ -12,14 +12,8 @@ take longer than the time limit become `Rejection`s with the reason, and the bat
 
 from __future__ import annotations
 
-import atexit
-import logging
-import multiprocessing
 import re
-import threading
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
-from multiprocessing.pool import Pool
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import py3langid
@@ -28,13 +22,13 @@ import regex
 from tasks.extract import BOILERPLATE_LINE, extract_from_tree, extract_text, parse_html
 from tasks.formatchars import may_hold_format_chars, restore_format_chars, spelled_words
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime, plain_title
-from tasks.records import Article, Document, Rejection, StageStats
+from tasks.records import LANGUAGE_FILTER, Article, CleanOutcome, Document, Rejection
 from tasks.settings import Settings, get_settings
 from tasks.textnorm import fold_for_comparison, normalize_text, split_paragraphs
 from tasks.urls import canonicalize_url
 from tasks.words import count_words
 
-__all__ = ["CleanOutcome", "clean_document", "clean_documents", "extract_text"]
+__all__ = ["LANGUAGE_FILTER", "CleanOutcome", "clean_document", "clean_documents", "extract_text"]
 
 MIN_REPEAT_CHARS = 30  # shorter lines repeat legitimately (table cells, labels): never deduplicated
 MAX_BOILERPLATE_LINE_CHARS = 200
@@ -66,13 +60,6 @@ _LINK = re.compile(r"<a\s[^>]*href", re.IGNORECASE)
 INDEX_PAGE_MIN_LINKS = 30
 # A line ending a sentence, in any script ("." "。" "؟" "।" ...), maybe inside closing quotes or brackets.
 _SENTENCE_END = regex.compile(r"[\p{Sentence_Terminal}:;][\p{Pf}\p{Pe}\"']*$")
-
-
-@dataclass(slots=True)
-class CleanOutcome:
-    articles: list[Article] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    stats: StageStats = field(default_factory=lambda: StageStats("clean"))
 
 
 # --- input checks ----------------------------------------------------------------------------
@@ -206,9 +193,6 @@ def detect_language(text: str) -> str | None:
     return language
 
 
-LANGUAGE_FILTER = "allowed_languages"  # `filtered_by` in a rejection's payload: held back by choice
-
-
 def language_reason(language: str | None, allowed: Collection[str]) -> str | None:
     """Why the opt-in language filter (NEWSFLOW_ALLOWED_LANGUAGES) holds an article back; None when it
     passes, or when no filter is set."""
@@ -299,11 +283,7 @@ def clean_safely(document: Document, settings: Settings | None = None) -> Articl
         return _reject(document, f"could not parse: {type(exc).__name__}: {exc}")
 
 
-# --- time limit ------------------------------------------------------------------------------
-
-
-WORKER_START_TIMEOUT = 120  # seconds for a fresh worker to import the parsers (slow on a loaded machine)
-logger = logging.getLogger(__name__)
+# --- in a worker process ----------------------------------------------------------------------
 
 
 def warm_up() -> None:
@@ -312,165 +292,14 @@ def warm_up() -> None:
     count_words("東京の天気 北京天气 กรุงเทพมหานคร")
 
 
-class TimeLimitedCleaner:
-    """Cleans documents one by one in a worker process, ending any that takes longer than `timeout` seconds.
-
-    A runaway parse cannot be interrupted inside a thread (lxml holds the interpreter in C code), so the
-    work happens in a spawned process that is killed and replaced when a document overruns. Works from
-    Prefect's worker threads; `spawn` keeps the child free of the parent's threads and locks.
-    `clean_documents` keeps the cleaner (and its warm worker) for the next batch of the same process.
-    """
-
-    def __init__(self, timeout: float, settings: Settings | None = None,
-                 work: Callable[[Document, Settings | None], Article | Rejection] = clean_safely) -> None:
-        self.timeout = timeout
-        self.settings = settings
-        self.work = work
-        self._pool: Pool | None = None
-        self._starting = threading.Lock()  # a warm-up thread (prepare_cleaners) may be starting the worker
-        self._no_workers = False
-        self._served = 0  # documents handed to the current worker
-        self.max_documents = (settings or get_settings()).clean_worker_max_documents
-
-    def __enter__(self) -> TimeLimitedCleaner:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _start(self) -> Pool:
-        with self._starting:
-            return self._start_locked()
-
-    def _start_locked(self) -> Pool:
-        if self._pool is None:
-            # Not `maxtasksperchild`: the pool would start the replacement itself, and its imports and model
-            # loading would count against the next document's time limit. `clean` recycles it instead.
-            self._pool = multiprocessing.get_context("spawn").Pool(1)
-            self._served = 0
-            # Imports and model loading happen here, outside any document's time limit.
-            self._pool.apply_async(warm_up).get(WORKER_START_TIMEOUT)
-        return self._pool
-
-    @property
-    def worker_pid(self) -> int | None:
-        """The worker process's id while one is running."""
-        workers = getattr(self._pool, "_pool", None) or []
-        return workers[0].pid if workers else None
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
-
-    def clean(self, document: Document) -> Article | Rejection:
-        if self._no_workers:
-            return self.work(document, self.settings)
-        if self._served >= self.max_documents:
-            self.close()  # recycled: the next worker is started and warmed up before this document's clock
-        try:
-            pool = self._start()
-        except Exception as exc:  # no processes here (sandbox, resource limits): clean in-process, unbounded
-            logger.warning("no worker process for cleaning (%s: %s): cleaning in-process without a time limit",
-                           type(exc).__name__, exc)
-            self.close()
-            self._no_workers = True
-            return self.work(document, self.settings)
-        self._served += 1
-        pending = pool.apply_async(self.work, (document, self.settings))
-        try:
-            return pending.get(self.timeout)
-        except multiprocessing.TimeoutError:
-            self.close()  # the worker is still busy with this page: end it, the next call starts a new one
-            return _reject(document, f"cleaning took longer than the {self.timeout:g} s limit")
-        except Exception as exc:  # the worker died (memory, crash) or the document could not be sent
-            self.close()
-            return _reject(document, f"cleaning failed in the worker process: {type(exc).__name__}: {exc}")
-
-
-# Cleaners kept between batches: a worker process costs a spawn and the parsers' import (a second or more)
-# per batch otherwise. One per concurrent caller at most; their workers end with this process.
-_SPARE_CLEANERS: list[TimeLimitedCleaner] = []
-_SPARE_LOCK = threading.Lock()
-MAX_SPARE_CLEANERS = 4
-
-
-def _borrow_cleaner(timeout: float, settings: Settings) -> TimeLimitedCleaner:
-    with _SPARE_LOCK:
-        cleaner = _SPARE_CLEANERS.pop() if _SPARE_CLEANERS else None
-    if cleaner is None:
-        return TimeLimitedCleaner(timeout, settings)
-    cleaner.timeout, cleaner.settings = timeout, settings
-    return cleaner
-
-
-def _give_back(cleaner: TimeLimitedCleaner) -> None:
-    with _SPARE_LOCK:
-        if len(_SPARE_CLEANERS) < MAX_SPARE_CLEANERS:
-            _SPARE_CLEANERS.append(cleaner)
-            return
-    cleaner.close()
-
-
-def prepare_cleaners(count: int, settings: Settings) -> None:
-    """Start up to `count` cleaners' workers on threads of their own (a spawn, the parsers' imports, the
-    language model: a second or more each) while the run is still fetching its first batch; the batches
-    then borrow them warm. Cleaners already kept count, not those borrowed: call it before the first batch."""
-    if settings.clean_timeout_seconds <= 0 or multiprocessing.current_process().daemon:
-        return  # cleaned in-process: no worker to start
-    with _SPARE_LOCK:
-        fresh = [TimeLimitedCleaner(settings.clean_timeout_seconds, settings)
-                 for _ in range(min(count, MAX_SPARE_CLEANERS) - len(_SPARE_CLEANERS))]
-        _SPARE_CLEANERS.extend(fresh)  # borrowable at once: a borrower waits for the warm-up under way
-    for cleaner in fresh:
-        threading.Thread(target=_warm_quietly, args=(cleaner,), name="cleaner-warm-up", daemon=True).start()
-
-
-def _warm_quietly(cleaner: TimeLimitedCleaner) -> None:
-    with cleaner._starting:
-        try:
-            cleaner._start_locked()
-        except Exception:  # the first document starts it again and reports what is wrong
-            logger.debug("cleaner warm-up failed", exc_info=True)
-            cleaner.close()
-
-
-@atexit.register
-def close_spare_cleaners() -> None:
-    """End the kept worker processes (at exit; tests and long-lived callers may call it too)."""
-    with _SPARE_LOCK:
-        spare, _SPARE_CLEANERS[:] = list(_SPARE_CLEANERS), []
-    for cleaner in spare:
-        cleaner.close()
-
-
 def clean_documents(documents: Iterable[Document], settings: Settings | None = None) -> CleanOutcome:
     """Clean a batch: every document becomes an article or a rejection with its reason; the batch goes on.
 
-    With `clean_timeout_seconds` > 0 each document is cleaned in a worker process under that time limit;
-    the worker is kept for the next batch.
+    With `clean_timeout_seconds` > 0 each document is cleaned in a worker process under that time limit,
+    ended with the batch (a run keeps its workers between batches: `tasks.cleaners.CleanerPool`).
     """
+    from tasks.cleaners import CleanerPool
+
     settings = settings or get_settings()
-    outcome = CleanOutcome()
-    documents = list(documents)
-    # A daemonic process (a Dask worker) may not start children: there the documents are cleaned in-process.
-    if settings.clean_timeout_seconds > 0 and documents and not multiprocessing.current_process().daemon:
-        cleaner = _borrow_cleaner(settings.clean_timeout_seconds, settings)
-        try:
-            results = [cleaner.clean(document) for document in documents]
-        except BaseException:
-            cleaner.close()
-            raise
-        _give_back(cleaner)
-    else:
-        results = [clean_safely(document, settings) for document in documents]
-    for result in results:
-        outcome.stats.add("in")
-        if isinstance(result, Rejection):
-            outcome.rejections.append(result)
-            outcome.stats.add("quarantined")
-        else:
-            outcome.articles.append(result)
-            outcome.stats.add("out")
-    return outcome
+    with CleanerPool(settings) as pool:
+        return pool.clean(documents, settings)

@@ -23,7 +23,7 @@ from typing import Any
 
 from tasks.crawlstate import FetchState, NoState
 from tasks.feeds import FeedError, Link, parse_feed
-from tasks.http import FetchResult, PoliteClient, Validators, decode_body
+from tasks.http import FetchResult, HttpSession, PoliteClient, Validators, decode_body
 from tasks.kinds import CliOption, fetcher, source_kind
 from tasks.localfiles import fetch_files, fetch_warc
 from tasks.outcome import FetchOutcome
@@ -269,12 +269,14 @@ def fetch_sitemaps(source: SitemapSource, client: PoliteClient, settings: Settin
 
 
 def fetch_source(source: Source, settings: Settings, state: FetchState | None = None,
-                 client: PoliteClient | None = None, max_pages: int | None = None) -> FetchOutcome:
+                 client: PoliteClient | None = None, max_pages: int | None = None,
+                 http: HttpSession | None = None) -> FetchOutcome:
     """Fetch what one source lists: everything, or with `max_pages` its first pages, the other links left
     on `outcome.remaining` for `fetch_links` (files and WARC archives are read whole). Never raises for bad
     input: it is recorded instead.
 
-    `state` tells what earlier runs saw (known URLs, validators); without it, everything is new.
+    `state` tells what earlier runs saw (known URLs, validators); without it, everything is new. `http` is
+    the run's politeness state, shared with its other sources' clients.
     """
     outcome = FetchOutcome(source=source.name)
     job = FetchJob(settings, state or NoState(), outcome, max_pages)
@@ -282,7 +284,7 @@ def fetch_source(source: Source, settings: Settings, state: FetchState | None = 
     if not kind.over_http:
         kind.fetch(source, job)
     else:
-        with _client_for(source, settings, client) as job.client:
+        with _client_for(source, settings, client, http) as job.client:
             kind.fetch(source, job)
     if not outcome.remaining:  # every page the listings name is fetched: their validators may be kept
         outcome.validators.update(outcome.listing_validators)
@@ -317,11 +319,12 @@ def set_aside_unchanged(outcome: FetchOutcome, state: FetchState) -> None:
 
 
 def fetch_links(source: HttpSource, links: list[Link], settings: Settings, state: FetchState | None = None,
-                trusted: bool = False, client: PoliteClient | None = None) -> FetchOutcome:
+                trusted: bool = False, client: PoliteClient | None = None,
+                http: HttpSession | None = None) -> FetchOutcome:
     """Fetch a part of a source's pages, selected by an earlier `fetch_source` (its `remaining` links)."""
     outcome = FetchOutcome(source=source.name)
     state = state or NoState()
-    with _client_for(source, settings, client) as polite:
+    with _client_for(source, settings, client, http) as polite:
         fetch_selected(polite, links, source, state, outcome, trusted)
     set_aside_unchanged(outcome, state)
     outcome.stats.add("out", len(outcome.documents))
@@ -329,12 +332,13 @@ def fetch_links(source: HttpSource, links: list[Link], settings: Settings, state
 
 
 @contextmanager
-def _client_for(source: HttpSource, settings: Settings, client: PoliteClient | None) -> Iterator[PoliteClient]:
-    """The caller's client, or one of the source's own, closed at the end."""
+def _client_for(source: HttpSource, settings: Settings, client: PoliteClient | None,
+                http: HttpSession | None) -> Iterator[PoliteClient]:
+    """The caller's client, or one of the source's own (in the run's `http` session), closed at the end."""
     if client is not None:
         yield client
         return
-    with PoliteClient(settings, allow_private_network=source.allow_private_network) as own:
+    with PoliteClient(settings, allow_private_network=source.allow_private_network, session=http) as own:
         yield own
 
 

@@ -183,8 +183,8 @@ class _Host:
 
 class HostGate:
     """One request at a time per host, starts at least `delay` seconds apart; `defer` pushes the next
-    start back (Retry-After, backoff). Shared by every client in the process, so two sources on one
-    host still share its budget."""
+    start back (Retry-After, backoff). Shared by every client of a run (its `HttpSession`), so two
+    sources on one host still share its budget."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -217,17 +217,6 @@ class HostGate:
         state.next_start = max(state.next_start, time.monotonic() + seconds)
 
 
-HOST_GATE = HostGate()
-_SEMAPHORES: dict[int, threading.BoundedSemaphore] = {}
-_SEMAPHORES_LOCK = threading.Lock()
-
-
-def concurrency_bound(size: int) -> threading.BoundedSemaphore:
-    """The process-wide bound on requests in flight (one semaphore per configured size)."""
-    with _SEMAPHORES_LOCK:
-        return _SEMAPHORES.setdefault(size, threading.BoundedSemaphore(max(1, size)))
-
-
 @dataclass
 class _Robots:
     rules: Protego | None  # None: everything allowed
@@ -257,7 +246,25 @@ class RobotsCache:
             self._entries.clear()
 
 
-ROBOTS_CACHE = RobotsCache()
+class HttpSession:
+    """The politeness state of a run's HTTP clients, kept as long as the run: each host's turn (`HostGate`),
+    the robots.txt read from each host (`RobotsCache`) and the bound on requests in flight across all of
+    the run's sources (`fetch_concurrency`). A run opens one and hands it to every client it makes; a client
+    made without one has one of its own, for its lifetime."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.gate = HostGate()
+        self.robots = RobotsCache()
+        self.bound = threading.BoundedSemaphore(max(1, settings.fetch_concurrency))
+
+    def close(self) -> None:
+        self.robots.clear()
+
+    def __enter__(self) -> HttpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --- a wall-clock deadline per request -------------------------------------------------------
@@ -343,13 +350,16 @@ def _deadline_transport(ssl_context: ssl.SSLContext) -> httpx.HTTPTransport:
 # --- the client ------------------------------------------------------------------------------
 
 
+# The one piece of HTTP state kept for the process's lifetime, not a run's: the TLS context, built on first
+# use and never changed after (the CA bundle it loads is the same for every run). Building one costs tens of
+# milliseconds of CPU; the first sources, starting together, each built one: 1.6 s of a 10 s re-run
+# (docs/benchmarks.md).
 _TLS_CONTEXTS: list[ssl.SSLContext] = []
 _TLS_LOCK = threading.Lock()
 
 
 def _tls_context() -> ssl.SSLContext:
-    """One TLS context for every client of the process: building one (loading the CA bundle) costs tens
-    of milliseconds of CPU, once per source and run before. Built under a lock: the first sources start
+    """One TLS context for every client of the process. Built under a lock: the first sources start
     together on their own threads, and an unlocked cache let each of them build one."""
     with _TLS_LOCK:
         if not _TLS_CONTEXTS:
@@ -430,12 +440,13 @@ class PoliteClient:
     """
 
     def __init__(self, settings: Settings, allow_private_network: bool = False,
-                 gate: HostGate = HOST_GATE, robots: RobotsCache = ROBOTS_CACHE) -> None:
+                 session: HttpSession | None = None) -> None:
         self.settings = settings
         self.allow_private_network = allow_private_network
-        self.gate = gate
-        self.robots = robots
-        self.bound = concurrency_bound(settings.fetch_concurrency)
+        self.session = session or HttpSession(settings)  # the run's, shared by its clients; else its own
+        self.gate = self.session.gate
+        self.robots = self.session.robots
+        self.bound = self.session.bound
         self.client = httpx.Client(
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),

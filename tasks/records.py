@@ -155,6 +155,32 @@ class StageStats:
 
 
 @dataclass(slots=True)
+class CleanOutcome:
+    """What the clean stage made of a batch: its articles, its rejections (with reasons) and its counts."""
+
+    articles: list[Article] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    stats: StageStats = field(default_factory=lambda: StageStats("clean"))
+
+    @classmethod
+    def of(cls, results: list[Article | Rejection]) -> CleanOutcome:
+        """Each document's result, in order: an article, or a rejection with its reason."""
+        outcome = cls()
+        for result in results:
+            outcome.stats.add("in")
+            if isinstance(result, Rejection):
+                outcome.rejections.append(result)
+                outcome.stats.add("quarantined")
+            else:
+                outcome.articles.append(result)
+                outcome.stats.add("out")
+        return outcome
+
+
+LANGUAGE_FILTER = "allowed_languages"  # `filtered_by` in a clean rejection's payload: held back by choice
+
+
+@dataclass(slots=True)
 class StageResult(Generic[T]):
     """What a stage's task returns: the records that go on, the rejections (quarantined with their reasons)
     and the stage's stats. The flow merges the stats into the run's ledger and records the rejections."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -227,10 +228,32 @@ def _newest_per_key_union(count: int) -> str:
          "WHERE band_key = ? AND article_id > ? ORDER BY article_id DESC LIMIT ?)"] * count)
 
 
-@lru_cache(maxsize=8)
+# One engine per warehouse URL per process: making one brings the schema up to date (migrations checked), not
+# to be paid per task. What an engine holds open, its pooled connections, lasts a run (`dispose_engines`).
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
 def get_engine(url: str) -> Engine:
-    """One engine (and connection pool) per warehouse URL per process."""
-    return open_warehouse(url)
+    """The process's engine for a warehouse URL, its schema brought to the newest migration on first use."""
+    with _ENGINES_LOCK:  # (held while migrating: two tasks starting together must not both migrate)
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = open_warehouse(url)
+        return engine
+
+
+def dispose_engines(forget: bool = False) -> None:
+    """Close the pooled connections of every engine `get_engine` made: a run does when it ends, so that a
+    process serving runs one after another keeps no connection open between them. The engines stay usable
+    (the next run connects again, without migrating again) unless `forget`. A connection checked out
+    meanwhile, by a run still going on another thread, is closed when it is given back."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        if forget:
+            _ENGINES.clear()
+    for engine in engines:
+        engine.dispose()
 
 
 def held_back_urls(engine: Engine, stage: str | None = None) -> list[str]:

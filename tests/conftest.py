@@ -54,9 +54,9 @@ def _postgres_database() -> Iterator[str]:
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
-        from tasks.warehouse import get_engine
+        from tasks.warehouse import dispose_engines
 
-        get_engine.cache_clear()  # close pooled connections before dropping
+        dispose_engines(forget=True)  # close pooled connections before dropping
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -14,7 +14,6 @@ from warehouse_sql import query
 
 from tasks.crawlstate import NoState
 from tasks.fetch import fetch_source
-from tasks.http import ROBOTS_CACHE
 from tasks.records import FileProgress
 from tasks.settings import Settings
 from tasks.sources import parse_sources
@@ -109,12 +108,8 @@ def test_warc_records_over_the_budget_are_read_by_the_next_runs_from_their_offse
     assert [o.deferred for o in runs] == [3, 1, 0, 0]
 
 
-@pytest.fixture
-def fresh_robots():
-    ROBOTS_CACHE.clear()
 
-
-def test_feed_links_over_the_budget_are_deferred_and_the_feed_is_read_again(fresh_robots):
+def test_feed_links_over_the_budget_are_deferred_and_the_feed_is_read_again():
     server = CrawlServer({f"/p{n}.html": html(article_html(n)) for n in range(5)})
     items = "".join(f"<item><title>t{n}</title><link>{server.url(f'/p{n}.html')}</link></item>" for n in range(5))
     feed = f'<rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode()

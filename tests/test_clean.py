@@ -14,15 +14,13 @@ import pytest
 
 import tasks.clean as clean_module
 from tasks.clean import (
-    _SPARE_CLEANERS,
-    TimeLimitedCleaner,
     clean_document,
     clean_documents,
     clean_safely,
-    close_spare_cleaners,
     dedupe_paragraphs,
     split_title,
 )
+from tasks.cleaners import CleanerPool, TimeLimitedCleaner
 from tasks.extract import DEFAULT_RULES, extract_text, parse_html, recover_dropped_blocks
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection
@@ -511,17 +509,17 @@ def slow_first_document_of_a_worker(document: Document, settings) -> Article | R
 
 
 def warm_up_the_slow_worker() -> None:
-    # In the worker process `tasks.clean.warm_up` is the real one (the test patches only its own process):
-    # it loads the language model, which a first document would pay for (2 s and more on a loaded machine).
+    # The real warm-up first: it loads the language model, which a first document would pay for (2 s and
+    # more on a loaded machine).
     clean_module.warm_up()
     time.sleep(5)  # longer than the documents' 3 s limit: must not be charged to one of them
     slow_first_document_of_a_worker.warm = True
 
 
-def test_a_recycled_worker_is_warmed_up_outside_the_next_documents_time_limit(monkeypatch):
-    monkeypatch.setattr(clean_module, "warm_up", warm_up_the_slow_worker)
+def test_a_recycled_worker_is_warmed_up_outside_the_next_documents_time_limit():
     settings = IN_PROCESS.model_copy(update={"clean_worker_max_documents": 2})
-    with TimeLimitedCleaner(3, settings, work=slow_first_document_of_a_worker) as cleaner:
+    with TimeLimitedCleaner(3, settings, work=slow_first_document_of_a_worker,
+                            warm=warm_up_the_slow_worker) as cleaner:
         results, workers = [], []
         for _ in range(3):
             results.append(cleaner.clean(doc(article_html())))
@@ -536,26 +534,44 @@ def test_clean_documents_uses_the_worker_process_by_default():
     assert len(outcome.articles) == 1 and "PDF" in outcome.rejections[0].reasons[0]
 
 
-def test_the_worker_process_is_kept_for_the_next_batch():
+def test_the_worker_process_is_kept_for_the_next_batch_and_ends_with_the_pool():
     settings = get_settings().model_copy(update={"clean_timeout_seconds": 60})
-    close_spare_cleaners()
-    try:
-        clean_documents([doc(article_html())], settings)
-        [cleaner] = _SPARE_CLEANERS
+    with CleanerPool(settings) as pool:
+        pool.clean([doc(article_html())])
+        [cleaner] = pool.spare
         first_worker = cleaner.worker_pid
-        outcome = clean_documents([doc(article_html())], settings)
+        outcome = pool.clean([doc(article_html())])
         assert len(outcome.articles) == 1
-        assert first_worker is not None and [c.worker_pid for c in _SPARE_CLEANERS] == [first_worker]
-    finally:
-        close_spare_cleaners()
-    assert _SPARE_CLEANERS == []
+        assert first_worker is not None and [c.worker_pid for c in pool.spare] == [first_worker]
+    assert pool.spare == [] and cleaner.worker_pid is None  # closed with the pool: its worker ended
+    given_back_late = TimeLimitedCleaner(60, settings)
+    given_back_late._start()
+    pool.give_back(given_back_late)  # (a batch still running when the run ended)
+    assert pool.spare == [] and given_back_late.worker_pid is None
+
+
+def test_cleaning_through_a_pool_imports_no_cleaning_library_in_the_callers_process():
+    """The flow's process hands documents to the workers: trafilatura and py3langid load only there."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tasks.cleaners import CleanerPool; from tasks.records import Document; "
+            "from tasks.settings import get_settings; "
+            "s = get_settings().model_copy(update={'clean_timeout_seconds': 60}); "
+            "pool = CleanerPool(s); "
+            "out = pool.clean([Document('s', 'https://news.example/a', html=sys.argv[1])]); pool.close(); "
+            "print(len(out.articles), sorted(m for m in ('trafilatura', 'py3langid', 'tasks.clean') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code, article_html()], capture_output=True, text=True,
+                            cwd=PROJECT_ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "[]"]
 
 
 def test_workers_started_ahead_are_the_ones_the_batches_borrow(monkeypatch):
     """prepare_cleaners starts the workers on threads; a batch arriving mid-warm-up waits for them instead
     of starting more, and a second call starts none."""
     settings = get_settings().model_copy(update={"clean_timeout_seconds": 60})
-    close_spare_cleaners()
     started: list[int] = []
     start = TimeLimitedCleaner._start_locked
 
@@ -565,32 +581,28 @@ def test_workers_started_ahead_are_the_ones_the_batches_borrow(monkeypatch):
         return start(self)
 
     monkeypatch.setattr(TimeLimitedCleaner, "_start_locked", counting_start)
-    try:
-        clean_module.prepare_cleaners(2, settings)
-        outcome = clean_documents([doc(article_html())], settings)  # at once: the warm-up is under way
-        clean_module.prepare_cleaners(2, settings)
+    with CleanerPool(settings) as pool:
+        pool.prepare(2)
+        outcome = pool.clean([doc(article_html())])  # at once: the warm-up is under way
+        pool.prepare(2)
         assert len(outcome.articles) == 1
         deadline = time.monotonic() + 120
-        while not all(c.worker_pid for c in _SPARE_CLEANERS) and time.monotonic() < deadline:
+        while not all(c.worker_pid for c in pool.spare) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(_SPARE_CLEANERS) == 2 and all(c.worker_pid for c in _SPARE_CLEANERS)
+        assert len(pool.spare) == 2 and all(c.worker_pid for c in pool.spare)
         assert len(started) == 2
-    finally:
-        close_spare_cleaners()
 
 
 def test_a_kept_worker_still_ends_a_runaway_document():
     settings = IN_PROCESS.model_copy(update={"clean_timeout_seconds": 3})
-    cleaner = clean_module._borrow_cleaner(3, settings)
-    cleaner.work = slow_on_request
-    clean_module._give_back(cleaner)
-    try:
-        outcome = clean_documents([doc(article_html(), url="https://news.example/slow"),
-                                   doc(article_html(), url="https://news.example/fine")], settings)
+    with CleanerPool(settings) as pool:
+        cleaner = pool.borrow(3, settings)
+        cleaner.work = slow_on_request
+        pool.give_back(cleaner)
+        outcome = pool.clean([doc(article_html(), url="https://news.example/slow"),
+                              doc(article_html(), url="https://news.example/fine")])
         assert "longer than the 3 s limit" in outcome.rejections[0].reasons[0]
         assert [a.url for a in outcome.articles] == ["https://news.example/fine"]
-    finally:
-        close_spare_cleaners()
 
 
 def test_recovery_puts_back_prose_blocks_dropped_beside_kept_ones_and_never_link_lines():

@@ -3,20 +3,15 @@ alone lets a server that sends a byte now and then hold a fetch for as long as i
 
 from __future__ import annotations
 
-import pytest
 from crawl_server import CrawlServer, Reply, article_html
 
-from tasks.http import ROBOTS_CACHE, PoliteClient
+from tasks.http import PoliteClient
 from tasks.settings import Settings
 
 # Each byte comes well within the read timeout; the whole reply would take about 15 s.
 SLOW = {"host_delay_seconds": 0.0, "retry_backoff_seconds": 0.01, "max_retries": 0,
         "read_timeout": 5.0, "connect_timeout": 2.0, "request_timeout": 1.0}
 
-
-@pytest.fixture(autouse=True)
-def fresh_robots():
-    ROBOTS_CACHE.clear()
 
 
 def _fetch(reply: Reply) -> tuple[object, CrawlServer]:

@@ -62,17 +62,22 @@ def test_a_command_line_run_boots_one_temporary_server_early_and_uses_it(tmp_pat
     assert "stories: 1 new" in result.stdout  # the two ferry-strike texts: one story
 
 
-def test_the_early_start_warms_exactly_the_cleaners_the_run_keeps_busy(tmp_path, monkeypatch):
+def test_the_early_start_warms_exactly_the_cleaners_the_run_keeps_busy_and_hands_them_to_it(tmp_path,
+                                                                                             monkeypatch):
     import flows.early
-    import tasks.clean
+    from flows.resources import RunResources
 
     monkeypatch.setattr(flows.early, "_thread", lambda target, name: None)  # no server, no import
     (tmp_path / "a.txt").write_text("x")
     (tmp_path / "b.txt").write_text("y")
-    tasks.clean.close_spare_cleaners()
-    try:
-        start_early(sources({"kind": "files", "path": str(tmp_path / "*.txt")}),
-                    Settings(cpu_workers=2, clean_timeout_seconds=30))
-        assert len(tasks.clean._SPARE_CLEANERS) == 1
-    finally:
-        tasks.clean.close_spare_cleaners()
+    settings = Settings(cpu_workers=2, clean_timeout_seconds=30)
+    with start_early(sources({"kind": "files", "path": str(tmp_path / "*.txt")}), settings) as early:
+        [cleaner] = early.cleaners.spare
+        with RunResources(settings) as run:  # the run started within the block cleans with them ...
+            assert run.cleaners is early.cleaners
+        assert early.cleaners.spare == [cleaner]  # ... and leaves them to the early start to end
+        cleaner.warm_quietly()
+        assert cleaner.worker_pid is not None
+    assert early.cleaners.spare == [] and cleaner.worker_pid is None  # ended with the block
+    with RunResources(settings) as run:  # outside it, a run opens (and closes) a pool of its own
+        assert run.cleaners is not early.cleaners

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from crawl_server import CrawlServer, Reply, article_html, html
 
-from tasks.http import MAX_CRAWL_DELAY_SECONDS, ROBOTS_CACHE, PoliteClient, TooLarge, read_capped
+from tasks.http import MAX_CRAWL_DELAY_SECONDS, PoliteClient, TooLarge, read_capped
 from tasks.records import FetchAttempt
 from tasks.settings import Settings
 
@@ -28,10 +28,6 @@ Disallow: /
 """
 NO_ROBOTS = {"/robots.txt": Reply(404, b"")}  # no robots.txt: everything allowed
 
-
-@pytest.fixture(autouse=True)
-def fresh_robots():
-    ROBOTS_CACHE.clear()
 
 
 def robots(body: bytes) -> Reply:

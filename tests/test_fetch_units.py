@@ -15,7 +15,7 @@ from crawl_server import CrawlServer, Reply, article_html, html
 from tasks.crawlstate import NoState, WarehouseState, store_validators
 from tasks.feeds import FeedError, parse_feed
 from tasks.fetch import fetch_source
-from tasks.http import ROBOTS_CACHE, PoliteClient, TooLarge, Validators, decode_body, read_capped
+from tasks.http import PoliteClient, TooLarge, Validators, decode_body, read_capped
 from tasks.rawstore import RawDocument, select_raw, store_raw, to_document
 from tasks.settings import Settings
 from tasks.sitemaps import parse_sitemap
@@ -29,10 +29,6 @@ FAST = {"host_delay_seconds": 0.0, "retry_backoff_seconds": 0.01, "read_timeout"
 def source(**entry):
     return parse_sources([{"name": "s", **entry}])[0]
 
-
-@pytest.fixture(autouse=True)
-def fresh_robots():
-    ROBOTS_CACHE.clear()
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -19,15 +19,14 @@ from crawl_server import CrawlServer, Reply, html
 
 from tasks import http
 from tasks.http import (
-    ROBOTS_CACHE,
     FetchResult,
     HostGate,
+    HttpSession,
     PoliteClient,
     RobotsCache,
     TooLarge,
     Validators,
     _retry_after,
-    concurrency_bound,
     declared_charset,
     decode_body,
     gunzip_capped,
@@ -41,11 +40,6 @@ from tasks.settings import Settings
 FAST = {"host_delay_seconds": 0.0, "retry_backoff_seconds": 0.01, "read_timeout": 2.0, "connect_timeout": 1.0}
 NO_ROBOTS = {"/robots.txt": Reply(404, b"")}
 FOREVER = float("inf")
-
-
-@pytest.fixture(autouse=True)
-def fresh_robots():
-    ROBOTS_CACHE.clear()
 
 
 def client(allow_private_network: bool = True, **settings) -> PoliteClient:
@@ -236,12 +230,17 @@ def test_the_gate_holds_a_place_under_the_bound_while_the_request_runs():
     assert bound.acquire(blocking=False)  # given back
 
 
-def test_the_global_bound_is_one_semaphore_per_size_and_never_zero():
-    assert concurrency_bound(3) is concurrency_bound(3) is not concurrency_bound(4)
-    zero = concurrency_bound(0)
+def test_a_runs_clients_share_its_session_and_its_bound_is_never_zero():
+    settings = Settings(**FAST)
+    session = HttpSession(settings)
+    with PoliteClient(settings, session=session) as a, PoliteClient(settings, session=session) as b:
+        assert a.bound is b.bound is session.bound and a.gate is b.gate and a.robots is b.robots
+    with PoliteClient(settings) as own, PoliteClient(settings) as other:  # without one: a session of its own
+        assert own.gate is not other.gate and own.robots is not other.robots and own.bound is not other.bound
+    zero = HttpSession(Settings.model_construct(fetch_concurrency=0)).bound
     assert zero.acquire(blocking=False) and not zero.acquire(blocking=False)
     zero.release()
-    two = concurrency_bound(2)
+    two = HttpSession(Settings.model_construct(fetch_concurrency=2)).bound
     assert two.acquire(blocking=False) and two.acquire(blocking=False) and not two.acquire(blocking=False)
     two.release()
     two.release()
@@ -585,7 +584,6 @@ def test_a_robots_txt_over_its_own_cap_counts_as_unreachable():
     with CrawlServer({"/robots.txt": big}) as server, client(max_response_bytes=10_000_000) as polite:
         assert polite.robots_check(server.url("/a.html"), "s", []) == (False, 0.0)
     fits = Reply(200, b"User-agent: *\nAllow: /\n" + b"#" * (500_000 - 23), {"Content-Type": "text/plain"})
-    ROBOTS_CACHE.clear()
     with CrawlServer({"/robots.txt": fits}) as server, client(max_response_bytes=100) as polite:
         assert polite.robots_check(server.url("/a.html"), "s", []) == (True, 0.0)  # its cap, not the pages'
 
@@ -597,8 +595,7 @@ def test_robots_txt_is_fetched_again_after_the_cache_time():
             time.sleep(0.01)
             polite.robots_check(server.url("/b"), "s", [])
         assert server.hits["/robots.txt"] == 2
-        ROBOTS_CACHE.clear()
-        with client(robots_cache_seconds=3600) as polite:
+        with client(robots_cache_seconds=3600) as polite:  # a new client: a session, and a cache, of its own
             polite.robots_check(server.url("/a"), "s", [])
             polite.robots_check(server.url("/b"), "s", [])
         assert server.hits["/robots.txt"] == 3

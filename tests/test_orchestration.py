@@ -5,6 +5,8 @@ validates nothing."""
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
 from warehouse_sql import query
 
@@ -35,9 +37,8 @@ def small_batches(monkeypatch):
 def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(sqlite_url, small_batches,
                                                                                monkeypatch):
     from flows.ingest import ingest_news
-    from tasks.clean import TimeLimitedCleaner, close_spare_cleaners
+    from tasks.cleaners import TimeLimitedCleaner
 
-    close_spare_cleaners()  # none left warm by earlier tests
     started: list[int] = []
     start = TimeLimitedCleaner._start_locked  # where a worker process is started, warm-up or not
 
@@ -62,6 +63,7 @@ def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(s
     with server:
         first = ingest_news(sources=sources, warehouse_url=sqlite_url)
         assert first["fetch_out"] == 12 and first["load_out"] == 12
+        assert multiprocessing.active_children() == []  # the run's cleaning processes ended with it
         clean_runs = [n for n in task_run_names(first["run_id"]) if n.startswith("clean batch")]
         # 12 pages in batches of 4: 3 batches, each split between the 2 workers ...
         assert len(clean_runs) == 6
@@ -76,6 +78,7 @@ def test_batches_share_warm_cleaners_and_an_unchanged_rerun_does_no_work_twice(s
     assert again["fetch_in"] == 0 and again["clean_in"] == 0 and again["load_out"] == 0
     # The feed is asked for conditionally (304); the pages it listed, all loaded, are not asked for again.
     assert server.hits["/feed.xml"] == 2 and all(server.hits[p] == 1 for p in pages)
+    assert server.hits["/robots.txt"] == 2  # read once per run: the politeness state lasts a run
     fetched = query(sqlite_url, "SELECT url, status_code, not_modified FROM fetches "
                                 f"WHERE run_id = '{again['run_id']}'")
     assert [(url, status, bool(nm)) for url, status, nm in fetched if not url.endswith("robots.txt")] == [
@@ -181,6 +184,7 @@ def test_a_long_feed_is_fetched_in_parts_and_its_etag_kept_once_all_are_in(sqlit
         again = ingest_news(sources=sources, warehouse_url=sqlite_url)
     assert again["fetch_in"] == 0 and again["load_out"] == 0
     assert server.hits["/feed.xml"] == 2 and all(server.hits[p] == 1 for p in pages)
+    assert server.hits["/robots.txt"] == 2  # read once per run: the politeness state lasts a run
 
 
 def test_pages_in_flight_are_bounded_by_task_runs_not_by_sources(small_batches, monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 
 from flows.cli import EXIT_OK, build_parser, main
 from tasks.settings import PROJECT_ROOT, get_settings
-from tasks.warehouse import get_engine
+from tasks.warehouse import dispose_engines
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -50,7 +50,7 @@ def test_the_quick_start_runs_as_written_on_the_sample_data(prefect_server, tmp_
                  "NEWSFLOW_DATA_DOCS_DIR"):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
-    get_engine.cache_clear()  # an engine cached for the same relative URL would write where an earlier test ran
+    dispose_engines(forget=True)  # an engine cached for the same relative URL would write where an earlier test ran
     commands = fenced_newsflow_commands(section("Quick start"))
     assert [argv[0] for argv in commands] == ["ingest", "search", "quality"]
     try:

@@ -58,3 +58,47 @@ def test_quarantined_records_are_released_after_the_suite_is_fixed(sample_site, 
     # Releasing again finds nothing new to load.
     assert main(["reprocess", "--quarantined", "--warehouse", sqlite_url]) == EXIT_OK
     assert query(sqlite_url, "SELECT count(*) FROM articles")[0][0] == loaded_before + len(site_pages)
+
+
+def task_runs(flow_run_id: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_reprocess_streams_the_raw_store_a_batch_at_a_time(sample_site, sqlite_url, monkeypatch):
+    """Reprocess reads the stored pages a batch at a time and cleans the first batches before it has read the
+    last ones: it never holds the raw store in one list."""
+    from flows import reprocess
+    from flows.ingest import ingest_news
+
+    ingest_news(sources=[{"name": "gazette", "kind": "rss", "url": f"{sample_site}/feed.xml",
+                          "allow_private_network": True}], warehouse_url=sqlite_url)
+    stored = query(sqlite_url, "SELECT count(DISTINCT url) FROM raw_documents WHERE kind = 'page'")[0][0]
+    assert stored >= 6, "the sample site should leave several pages in the raw store"
+    pages: list[tuple[int, int]] = []  # (limit asked for, pages read) per read
+    read = reprocess.select_raw_page
+
+    def counting_read(*args, **kwargs):
+        page = read(*args, **kwargs)
+        pages.append((kwargs["limit"], len(page)))
+        return page
+
+    monkeypatch.setattr(reprocess, "select_raw_page", counting_read)
+    monkeypatch.setenv("NEWSFLOW_BATCH_SIZE", "2")
+    get_settings.cache_clear()
+    try:
+        summary = reprocess.reprocess_news(warehouse_url=sqlite_url)
+    finally:
+        get_settings.cache_clear()
+    assert all(limit == 2 and 0 <= n <= 2 for limit, n in pages)
+    assert sum(n for _, n in pages) == stored and len(pages) == -(-stored // 2) + 1  # then an empty read: the end
+    assert summary["fetch_in"] == stored
+    runs = task_runs(summary["run_id"])
+    reads = sorted(r.start_time for r in runs if r.name.startswith("read raw store"))
+    cleans = sorted(r.start_time for r in runs if r.name.startswith("clean batch"))
+    assert len(reads) == len(pages) and len(cleans) == -(-summary["fetch_out"] // 2)
+    assert cleans[0] < reads[-1]  # the first batch was being cleaned before the last pages were read
