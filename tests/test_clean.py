@@ -569,7 +569,7 @@ def test_cleaning_through_a_pool_imports_no_cleaning_library_in_the_callers_proc
 
 
 def test_workers_started_ahead_are_the_ones_the_batches_borrow(monkeypatch):
-    """prepare_cleaners starts the workers on threads; a batch arriving mid-warm-up waits for them instead
+    """CleanerPool.prepare starts the workers on threads; a batch arriving mid-warm-up waits for them instead
     of starting more, and a second call starts none."""
     settings = get_settings().model_copy(update={"clean_timeout_seconds": 60})
     started: list[int] = []
