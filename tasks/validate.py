@@ -19,8 +19,13 @@ its validation results become the run's Data Docs site.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import logging
+import sys
+import threading
+import types
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,8 +46,57 @@ RECORDS, SOURCES, DUPLICATES, ARTICLES = "records", "sources", "duplicates", "ar
 INDEX_COLUMNS = {RECORDS: [ROW_ID], SOURCES: ["source"], ARTICLES: ["id"], DUPLICATES: ["id"]}
 
 
+# Imported by Great Expectations for expectations and metrics no suite here uses (KL divergence, KS tests and
+# their charts), at import time: about 40% of its import (scipy.stats alone pulls scipy.optimize and
+# scipy.spatial). They are imported on first use instead, whole, as a plain import would.
+DEFERRED_MODULES = ("scipy.stats", "altair")
+
+
+class _Deferred(types.ModuleType):
+    """Stands in `sys.modules` for a module not imported yet; the first attribute it lacks imports the real
+    one, whose attributes it then takes on. (importlib's LazyLoader does not do: an `import` statement reads
+    the module's `__spec__`, which loads it.)"""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.__spec__ = None  # read by every import of the name: must not load it
+        self._newsflow_lock = threading.RLock()
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)  # introspection (copy, pickle, inspect) does not load the module
+        with self._newsflow_lock:  # (re-entrant: the real module's own imports may ask the stand-in)
+            name = self.__name__
+            if sys.modules.get(name) is self:
+                del sys.modules[name]
+                parent, _, child = name.rpartition(".")
+                if parent and getattr(sys.modules.get(parent), child, None) is self:
+                    delattr(sys.modules[parent], child)  # the import sets the real one there
+            real = importlib.import_module(name)
+            self.__dict__.update({k: v for k, v in vars(real).items() if k != "__getattr__"})
+        return getattr(real, attr)
+
+
+def defer_unused_imports(names: Sequence[str] = DEFERRED_MODULES) -> None:
+    """Put a stand-in in `sys.modules` for each of `names` not imported yet (its parent package is)."""
+    for name in names:
+        if name in sys.modules:
+            continue
+        parent, _, child = name.rpartition(".")
+        try:
+            if importlib.util.find_spec(name) is None:
+                continue
+        except (ImportError, ValueError):
+            continue
+        stand_in = _Deferred(name)
+        sys.modules[name] = stand_in
+        if parent:  # `from scipy import stats` takes the package's attribute
+            setattr(importlib.import_module(parent), child, stand_in)
+
+
 def import_great_expectations() -> None:
     """Import what a Validator needs (a few CPU seconds), e.g. on a thread while the run starts up."""
+    defer_unused_imports()
     import great_expectations  # noqa: F401
     from great_expectations.core.run_identifier import RunIdentifier  # noqa: F401
     from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: F401
@@ -131,6 +185,7 @@ class Validator:
 
     def __init__(self, expectations_dir: Path | None = None, docs_dir: Path | None = None,
                  run_name: str | None = None) -> None:
+        defer_unused_imports()
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 

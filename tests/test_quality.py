@@ -356,6 +356,21 @@ def test_great_expectations_is_imported_only_by_the_validation_task():
     assert out.stdout.strip() == "False", out.stderr[-2000:]
 
 
+def test_what_great_expectations_imports_for_unused_expectations_is_loaded_only_when_used():
+    """scipy.stats and altair (KL divergence, KS tests, their charts): about 40% of its import, imported on
+    first use, whole."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tasks.validate import import_great_expectations; import_great_expectations(); "
+            "early = [m for m in ('scipy.stats._stats_py', 'altair.vegalite') if m in sys.modules]; "
+            "import altair, scipy.stats; from scipy import stats; "
+            "print(early, round(stats.entropy([1, 2], [2, 1]), 4), scipy.stats.kstest is stats.kstest, "
+            "altair.Chart.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "0.231", "True", "Chart"], out.stderr[-2000:]
+
+
 def test_context_has_progress_bars_and_analytics_off(validator):
     import os
 
