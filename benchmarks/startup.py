@@ -5,6 +5,7 @@ interleaved rounds. The ratio is the project's own fixed cost on a run with almo
 
     .venv/bin/python benchmarks/startup.py                 # 2 files, best of 3
     .venv/bin/python benchmarks/startup.py --files 1 --rounds 1   # a smoke run
+    .venv/bin/python benchmarks/startup.py --checkout ../other    # another checkout's code (before/after)
 
 Prints both times, the ratio, and the load average (figures measured under load are not the idle ones).
 """
@@ -57,12 +58,12 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+def timed(command: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT) -> tuple[float, float]:
     """Wall seconds, and CPU seconds of the whole process tree (the temporary server and the cleaning
     processes are waited for, so theirs count): on a shared machine the other tenants stretch the first,
     hardly the second."""
     cpu, started = children_cpu(), time.perf_counter()
-    result = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True,
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
                             stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
@@ -74,6 +75,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=2, help="text files the ingest reads (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each, best kept (default 3)")
+    parser.add_argument("--checkout", type=Path, default=PROJECT_ROOT,
+                        help="the checkout whose `newsflow ingest` is timed (default: this one)")
+    parser.add_argument("--startup-timeout", type=int, default=120,
+                        help="seconds Prefect's temporary server may take to start (more on a loaded machine)")
     parser.add_argument("--bare-flow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_flow:
@@ -85,21 +90,24 @@ def main() -> None:
         files = write_inbox(work / "inbox", args.files)
         env = {**os.environ, "PREFECT_HOME": str(work / "prefect"), "DO_NOT_TRACK": "1",
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false",
-               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "NEWSFLOW_DATA_DIR": str(work / "data")}
+               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(args.startup_timeout),
+               "NEWSFLOW_DATA_DIR": str(work / "data")}
         env.pop("PREFECT_API_URL", None)  # both start Prefect's temporary server, as a first command does
-        newsflow = [sys.executable, "-m", "flows.cli"]  # this checkout's code, as the `newsflow` command runs it
+        newsflow = [sys.executable, "-m", "flows.cli"]  # the checkout's code (run from it), as `newsflow` runs it
+        checkout = args.checkout.resolve()
         bare = [sys.executable, str(Path(__file__).resolve()), "--bare-flow"]
 
         def ingest(number: int) -> list[str]:  # a fresh warehouse each time: a first run of the files
             return [*newsflow, "ingest", "--files", files, "--warehouse", f"sqlite:///{work / f'w{number}.db'}"]
 
+        print(f"checkout: {checkout}", flush=True)
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         timed(bare, env)  # not counted: creates the Prefect database, fills the OS's caches
-        timed(ingest(0), env)
+        timed(ingest(0), env, checkout)
         times: dict[str, list[tuple[float, float]]] = {"bare flow": [], "ingest": []}
         for number in range(1, args.rounds + 1):
             times["bare flow"].append(timed(bare, env))
-            times["ingest"].append(timed(ingest(number), env))
+            times["ingest"].append(timed(ingest(number), env, checkout))
             (bare_wall, bare_cpu), (ingest_wall, ingest_cpu) = times["bare flow"][-1], times["ingest"][-1]
             print(f"round {number}: bare flow {bare_wall:.2f} s ({bare_cpu:.2f} CPU s), "
                   f"ingest of {args.files} files {ingest_wall:.2f} s ({ingest_cpu:.2f} CPU s)", flush=True)
