@@ -84,7 +84,7 @@ def clean_task(documents: Sequence[Any], label: str, cleaners: CleanerPool | Non
     pool's or a Dask cluster's worker: no time limit there, or cleaning processes of its own)."""
     if cleaners is not None:
         return cleaners.clean(documents)
-    from tasks.clean import clean_documents  # the parsers are imported only where they run
+    from tasks.cleaners import clean_documents  # the parsers are imported only where they run
 
     return clean_documents(documents)
 

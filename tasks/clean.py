@@ -28,7 +28,7 @@ from tasks.textnorm import fold_for_comparison, normalize_text, split_paragraphs
 from tasks.urls import canonicalize_url
 from tasks.words import count_words
 
-__all__ = ["LANGUAGE_FILTER", "CleanOutcome", "clean_document", "clean_documents", "extract_text"]
+__all__ = ["LANGUAGE_FILTER", "CleanOutcome", "clean_document", "extract_text"]
 
 MIN_REPEAT_CHARS = 30  # shorter lines repeat legitimately (table cells, labels): never deduplicated
 MAX_BOILERPLATE_LINE_CHARS = 200
@@ -290,16 +290,3 @@ def warm_up() -> None:
     """Load what cleaning needs (parsers, the language model, ICU's word dictionaries) in a fresh worker process."""
     detect_language("A short English sentence to load the language model.")
     count_words("東京の天気 北京天气 กรุงเทพมหานคร")
-
-
-def clean_documents(documents: Iterable[Document], settings: Settings | None = None) -> CleanOutcome:
-    """Clean a batch: every document becomes an article or a rejection with its reason; the batch goes on.
-
-    With `clean_timeout_seconds` > 0 each document is cleaned in a worker process under that time limit,
-    ended with the batch (a run keeps its workers between batches: `tasks.cleaners.CleanerPool`).
-    """
-    from tasks.cleaners import CleanerPool
-
-    settings = settings or get_settings()
-    with CleanerPool(settings) as pool:
-        return pool.clean(documents, settings)

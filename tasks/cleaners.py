@@ -239,3 +239,14 @@ def offer_cleaners(pool: CleanerPool) -> Iterator[CleanerPool]:
 
 def offered_cleaners() -> CleanerPool | None:
     return _OFFERED.get()
+
+
+def clean_documents(documents: Iterable[Document], settings: Settings | None = None) -> CleanOutcome:
+    """Clean a batch: every document becomes an article or a rejection with its reason; the batch goes on.
+
+    With `clean_timeout_seconds` > 0 each document is cleaned in a worker process under that time limit,
+    ended with the batch (a run keeps its workers between batches: `CleanerPool`).
+    """
+    settings = settings or get_settings()
+    with CleanerPool(settings) as pool:
+        return pool.clean(documents, settings)

@@ -15,12 +15,11 @@ import pytest
 import tasks.clean as clean_module
 from tasks.clean import (
     clean_document,
-    clean_documents,
     clean_safely,
     dedupe_paragraphs,
     split_title,
 )
-from tasks.cleaners import CleanerPool, TimeLimitedCleaner
+from tasks.cleaners import CleanerPool, TimeLimitedCleaner, clean_documents
 from tasks.extract import DEFAULT_RULES, extract_text, parse_html, recover_dropped_blocks
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection

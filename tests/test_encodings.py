@@ -7,7 +7,7 @@ import pytest
 from crawl_server import CrawlServer, html
 from language_samples import sample, sample_page, sample_text
 
-from tasks.clean import clean_documents
+from tasks.cleaners import clean_documents
 from tasks.fetch import fetch_source
 from tasks.records import Article, Document
 from tasks.settings import PROJECT_ROOT, Settings
