@@ -22,6 +22,21 @@ COLUMNS = ("url, canonical_url, source, title, authors, published_at, language, 
            "description, site_name, modified_at, image, tags, last_run_id, version, story_id, undecodable_share")
 
 
+
+class CountsOf:
+    """A load's counts, compared on the keys the test names (the load also counts new, changed and
+    unchanged articles and the stories it opened or joined: tests/test_report.py pins those)."""
+
+    def __init__(self, outcome) -> None:
+        self.counts = dict(outcome.stats.counts)
+
+    def __eq__(self, expected: object) -> bool:
+        return isinstance(expected, dict) and {key: self.counts.get(key) for key in expected} == expected
+
+    def __repr__(self) -> str:
+        return repr(self.counts)
+
+
 def full(text: str, **fields) -> Article:
     values = {"source": "wire", "url": "https://news.example/a?utm=x", "canonical_url": "https://news.example/a",
               "text": text, "title": "A title", "authors": ["Ann", "Bo"],
@@ -79,7 +94,7 @@ def test_every_column_is_written_then_refreshed_and_first_seen_stays(warehouse_u
     ((first_seen_after, last_seen_after),) = query(warehouse_url, "SELECT first_seen_at, last_seen_at FROM articles")
     assert first_seen_after == first_seen and last_seen_after != last_seen
     assert again.article_ids == outcome.article_ids
-    assert dict(again.stats.counts) == {"in": 1, "out": 1, "versions": 1, "late_duplicates": 0, "duplicates": 0}
+    assert CountsOf(again) == {"in": 1, "out": 1, "versions": 1, "late_duplicates": 0, "duplicates": 0}
     assert again.stats.stage == "load"
 
     load(warehouse_url, [full(second.text, title="C title")], run_id="run-3")  # same text: no new version
@@ -120,7 +135,7 @@ def test_duplicates_point_at_this_batch_an_earlier_one_or_their_given_id_and_orp
     outcome = load(warehouse_url, [article(2)], [to_batch, to_earlier, by_id, orphan], run_id="run-2")
     batch_id = outcome.article_ids["https://news.example/2"]
     assert outcome.orphans == [orphan]
-    assert dict(outcome.stats.counts) == {"in": 1, "out": 1, "versions": 0, "late_duplicates": 0, "duplicates": 3}
+    assert CountsOf(outcome) == {"in": 1, "out": 1, "versions": 0, "late_duplicates": 0, "duplicates": 3}
     assert query(warehouse_url, "SELECT url, article_id, kind, similarity, run_id, source FROM duplicates "
                                 "ORDER BY url") == [
         ("https://copy.example/1", earlier, "near", 0.9, "run-2", "copies"),
@@ -145,7 +160,7 @@ def test_batches_past_the_500_key_chunks(warehouse_url):
     second = load_batch(engine, "run-2", changed, {}, copies)
     engine.dispose()
     assert second.article_ids == first.article_ids and second.orphans == []
-    assert dict(second.stats.counts) == {"in": 1002, "out": 1002, "versions": 1002, "late_duplicates": 0,
+    assert CountsOf(second) == {"in": 1002, "out": 1002, "versions": 1002, "late_duplicates": 0,
                                          "duplicates": 1002}
     assert query(warehouse_url, "SELECT count(*), min(version), max(version) FROM articles") == [(1002, 2, 2)]
     assert query(warehouse_url, "SELECT count(DISTINCT article_id) FROM article_versions") == [(1002,)]
@@ -176,7 +191,7 @@ def test_the_late_near_copy_check_looks_only_past_what_the_dedupe_stage_saw(ware
     third = article(4, STORY.replace("Monday", "Sunday"), "https://d.example/storm")
     unchecked = load_batch(engine, "run-d", [third], {}, [])
     engine.dispose()
-    assert dict(caught.stats.counts) == {"in": 1, "out": 0, "versions": 0, "late_duplicates": 1, "duplicates": 1,
+    assert CountsOf(caught) == {"in": 1, "out": 0, "versions": 0, "late_duplicates": 1, "duplicates": 1,
                                          "stories_linked": 0}
     assert caught.article_ids == {}
     assert query(warehouse_url, "SELECT url, kind FROM duplicates") == [("https://c.example/storm", "near")]
@@ -191,7 +206,7 @@ def test_an_exact_copy_loaded_meanwhile_points_at_the_first_loaded(warehouse_url
                                  "https://two.example/y")], run_id="r2")
     outcome = load(warehouse_url, [article(3, text, "https://three.example/z")], run_id="r3")
     original = first.article_ids["https://one.example/x"]
-    assert outcome.article_ids == {} and dict(outcome.stats.counts) == {
+    assert outcome.article_ids == {} and CountsOf(outcome) == {
         "in": 1, "out": 0, "versions": 0, "late_duplicates": 1, "duplicates": 1}
     assert query(warehouse_url, "SELECT url, canonical_url, article_id, kind, source FROM duplicates") == [
         ("https://three.example/z", "https://three.example/z", original, "exact", "wire")]
