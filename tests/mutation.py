@@ -46,7 +46,11 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "http": (["tests/test_http_client.py", "tests/test_fetch_safeguards.py", "tests/test_deadlines.py",
               "tests/test_fetch_units.py", "--deselect",
               "tests/test_fetch_units.py::test_per_host_delay_and_parallel_hosts"], []),
-    "load": (["tests/test_load.py"], []),
+    # test_load.py less its two subprocess tests (a crash, two processes loading at once: a minute per mutant).
+    "load": (["tests/test_load_units.py", "tests/test_load.py", *(
+        arg for name in ("test_a_crash_in_the_middle_of_a_batch_leaves_nothing_and_the_rerun_completes",
+                         "test_two_processes_loading_overlapping_articles_store_each_once")
+        for arg in ("--deselect", f"tests/test_load.py::{name}"))], []),
     # test_quality.py less its runs through Prefect and its subprocesses (a minute each per mutant).
     "validate": (["tests/test_validate_units.py", *(f"tests/test_quality.py::{name}" for name in (
         "test_each_critical_cleaned_expectation_quarantines_exactly_its_row",
