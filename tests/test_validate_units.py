@@ -4,6 +4,7 @@ a result is named and shown, which columns a suite reads. One Great Expectations
 from __future__ import annotations
 
 import json
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -262,3 +263,121 @@ def test_suites_are_read_from_the_configured_folder(tmp_path, monkeypatch):
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+# --- what issue 19's mutation run of validate.py left alive ------------------------------------------------
+
+
+def test_only_the_columns_a_suite_reads_go_to_great_expectations(validator, monkeypatch):
+    given = []
+    run = validator._run
+
+    def spy(definition, result_format, batch_parameters=None, expectation_parameters=None):
+        given.append(sorted(batch_parameters["dataframe"].columns))
+        return run(definition, result_format, batch_parameters, expectation_parameters)
+
+    monkeypatch.setattr(validator, "_run", spy)
+    validator.validate("clean", records([5, 50]), suite="rows")
+    assert given == [["row_id", "words"], ["row_id", "words"]]  # the counts, then the failing rows in full
+
+
+def test_a_batch_that_passes_is_validated_once_per_table(validator, monkeypatch):
+    runs = []
+    run = validator._run
+    monkeypatch.setattr(validator, "_run", lambda definition, *args: runs.append(definition.name)
+                        or run(definition, *args))
+    sources = pd.DataFrame({"source": ["a"], "share": [0.1]})
+    verdict = validator.validate("clean", {RECORDS: records([50, 60]), SOURCES: sources}, suite="probe")
+    # The second pass (every failing row) only for what failed: here the missing column's error, reported
+    # as such, and the info on titles, which quarantines nothing.
+    assert runs == ["probe.records", "probe.sources"]
+    assert verdict.failed_rows == {} and verdict.failed_sources == {} and len(verdict.batch_failures) == 1
+
+
+def test_a_batch_level_failure_with_nothing_observed(validator):
+    config = SimpleNamespace(type="expect_table_row_count_to_equal", kwargs={"value": 2}, severity="critical",
+                             id="e1")
+    outcome = SimpleNamespace(results=[SimpleNamespace(expectation_config=config, success=False, result={},
+                                                       exception_info=None)])
+    verdict = Verdict("load", "loaded")
+    validator._read(outcome, "articles", verdict, batch_level=True)
+    assert verdict.batch_failures == ["expect_table_row_count_to_equal(articles, value=2) (observed )"]
+    assert verdict.results[0]["observed_value"] is None
+
+
+def test_a_fresh_validator_is_ephemeral_and_quiet(tmp_path, monkeypatch, capfd):
+    import great_expectations as gx
+
+    project = tmp_path / "project"
+    gx.get_context(mode="file", project_root_dir=project)  # a Great Expectations project where the run starts
+    monkeypatch.chdir(project)
+    (tmp_path / "rows.json").write_text(json.dumps({"name": "rows", "meta": {"notes": "why"},
+                                                    "expectations": [WORDS]}))
+    capfd.readouterr()
+    validator = Validator(tmp_path)
+    verdict = validator.validate("clean", records([5, 50]), suite="rows")
+    assert list(verdict.failed_rows) == [0]
+    assert type(validator.context).__name__ == "EphemeralDataContext"
+    assert not list((project / "gx" / "expectations").rglob("*.json"))  # nothing written into that project
+    assert capfd.readouterr().err == ""  # no progress bars
+    assert validator.context.suites.get("rows").meta["notes"] == "why"  # the suite's meta goes along
+
+
+def test_data_docs_pages_name_the_run_the_suite_and_the_table(tmp_path, monkeypatch, caplog):
+    (tmp_path / "probe.json").write_text(json.dumps({"name": "probe", "expectations": [WORDS, SHARE]}))
+    validator = Validator(tmp_path, docs_dir=tmp_path / "docs", run_name="run-x")
+    sources = pd.DataFrame({"source": ["a"], "share": [0.9]})
+    validator.validate("clean", {RECORDS: records([5, 50]), SOURCES: sources}, suite="probe")
+    monkeypatch.setenv("NEWSFLOW_DATA_DOCS_ASSETS_DIR", str(tmp_path / "no-assets"))
+    from tasks.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="tasks.validate"):
+            index = validator.build_docs()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert any(r.getMessage().startswith("Data Docs: the Data Docs assets are not installed in ")
+               for r in caplog.records)
+    validations = index.parent / "validations"
+    # suite/run/time/datasource-asset.html, the time left out (GX makes a folder of each dot in a suite's
+    # name): each validation under its suite (the failing rows' pass beside it) and the run, named by the
+    # data source and the table.
+    pages = sorted("/".join((*p.relative_to(validations).parts[:-2], p.name)) for p in validations.rglob("*.html"))
+    assert pages == ["probe/failed-1/run-x/newsflow-probe.records.html", "probe/run-x/newsflow-probe.records.html",
+                     "probe/sources/failed-2/run-x/newsflow-probe.sources.html",
+                     "probe/sources/run-x/newsflow-probe.sources.html"]
+    page = next((index.parent / "validations" / "probe" / "run-x").rglob("*.html")).read_text(encoding="utf-8")
+    assert "&lt;dataframe&gt;" in page  # the batch shown by name, not its rows
+    assert "run-x" in index.read_text(encoding="utf-8")
+
+
+def test_deferred_imports_load_on_first_use(tmp_path, monkeypatch):
+    from tasks.validate import _Deferred, defer_unused_imports
+
+    leaf = tmp_path / "deferpkg" / "inner"
+    leaf.mkdir(parents=True)
+    (tmp_path / "deferpkg" / "__init__.py").write_text("")
+    (leaf / "__init__.py").write_text("")
+    (leaf / "leaf.py").write_text("VALUE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = ("deferpkg", "deferpkg.inner", "deferpkg.inner.leaf")
+    try:
+        # A package that does not exist and a module its package lacks are passed over, not stopped at.
+        defer_unused_imports(["nowhere_pkg.mod", "json", "deferpkg.inner.leaf", "deferpkg.absent"])
+        import json as real_json
+
+        assert sys.modules["json"] is real_json and "deferpkg.absent" not in sys.modules
+        stand_in = sys.modules["deferpkg.inner.leaf"]
+        assert isinstance(stand_in, _Deferred)
+        assert sys.modules["deferpkg.inner"].leaf is stand_in  # `from deferpkg.inner import leaf` gets it too
+        assert not hasattr(stand_in, "__wrapped__")  # introspection does not load it
+        assert isinstance(sys.modules["deferpkg.inner.leaf"], _Deferred)
+        assert stand_in.VALUE == 42  # first use: the real module is imported, in its place
+        real = sys.modules["deferpkg.inner.leaf"]
+        assert not isinstance(real, _Deferred) and real.VALUE == 42
+        assert sys.modules["deferpkg.inner"].leaf is real
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
