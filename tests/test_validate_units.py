@@ -130,6 +130,8 @@ def test_check_batch_fails_a_source_on_its_share_of_unusable_pages(validator):
     verdict = validator.check_batch("clean", {RECORDS: records([5, 50, 60])}, "L", ["a", "a", "b"],
                                     already_rejected=["b", "b"], share_column="failed_share", suite="shares")
     assert list(verdict.failed_rows) == [0]
+    assert (verdict.stage, verdict.label) == ("clean", "L")
+    assert {r["stage"] for r in verdict.results} == {"clean"}  # the sources' results too
     assert verdict.failed_sources == {
         "b": ["expect_column_values_to_be_between(sources.failed_share, max_value=0.6): failed_share=0.6667"]}
     share = next(r for r in verdict.results if "failed_share" in r["expectation"])
@@ -147,6 +149,8 @@ def test_prepare_builds_every_suite_once(tmp_path):
     assert sorted(validator._definitions) == sorted(
         (suite, table, "") for suite in ("fetched", "cleaned", "deduplicated") for table in (RECORDS, SOURCES))
     assert "loaded.articles" in validator._gx_suites
+    validator.prepare(f"sqlite:///{tmp_path / 'w.db'}")  # no run named: no warehouse query yet
+    assert all(key[0] != "loaded" for key in validator._definitions)
     validator.prepare(f"sqlite:///{tmp_path / 'w.db'}", "run-7")
     assert ("loaded", "articles", "-warehouse-1-run-7") in validator._definitions
     assert validator._sql_source(f"sqlite:///{tmp_path / 'w.db'}").name == "warehouse-1"
@@ -169,12 +173,13 @@ def test_data_docs_are_built_only_for_a_run_that_validated(tmp_path):
 
 
 def test_verdict_merge_and_success():
-    one = Verdict("clean", "cleaned", results=[{"r": 1}], failed_rows={1: ["x"]}, failed_sources={"a": ["y"]})
+    one = Verdict("clean", "cleaned", results=[{"r": 1}], failed_rows={1: ["x"]}, failed_sources={"a": ["y"]},
+                  batch_failures=["a"])
     two = Verdict("clean", "cleaned", results=[{"r": 2}], failed_rows={1: ["z"], 2: ["w"]}, failed_sources={"a": ["v"]},
                   batch_failures=["b"])
     assert one.merge(two) is one
     assert one.results == [{"r": 1}, {"r": 2}] and one.failed_rows == {1: ["x", "z"], 2: ["w"]}
-    assert one.failed_sources == {"a": ["y", "v"]} and one.batch_failures == ["b"]
+    assert one.failed_sources == {"a": ["y", "v"]} and one.batch_failures == ["a", "b"]
     assert Verdict("s", "t").success
     assert not Verdict("s", "t", failed_rows={0: ["x"]}).success
     assert not Verdict("s", "t", failed_sources={"a": ["x"]}).success
@@ -338,8 +343,8 @@ def test_data_docs_pages_name_the_run_the_suite_and_the_table(tmp_path, monkeypa
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
-    assert any(r.getMessage().startswith("Data Docs: the Data Docs assets are not installed in ")
-               for r in caplog.records)
+    assert any(r.name == "tasks.validate" and r.getMessage().startswith(
+        "Data Docs: the Data Docs assets are not installed in ") for r in caplog.records)
     validations = index.parent / "validations"
     # suite/run/time/datasource-asset.html, the time left out (GX makes a folder of each dot in a suite's
     # name): each validation under its suite (the failing rows' pass beside it) and the run, named by the
@@ -378,6 +383,21 @@ def test_deferred_imports_load_on_first_use(tmp_path, monkeypatch):
         real = sys.modules["deferpkg.inner.leaf"]
         assert not isinstance(real, _Deferred) and real.VALUE == 42
         assert sys.modules["deferpkg.inner"].leaf is real
+        assert "VALUE" in dir(stand_in)  # whoever took the stand-in before holds the whole module now
     finally:
         for name in names:
             sys.modules.pop(name, None)
+
+
+def test_validate_warehouse_fails_the_batch_on_the_run_s_rows(tmp_path):
+    from tasks import migrate
+
+    loaded = {**COUNT, "kwargs": {"value": {"$PARAMETER": "articles_loaded"}}, "meta": {"on": "articles"}}
+    (tmp_path / "loaded.json").write_text(json.dumps({"name": "loaded", "expectations": [loaded]}))
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    migrate.upgrade(url)
+    verdict = Validator(tmp_path).validate_warehouse(url, "run-1", {"articles_loaded": 1})
+    assert (verdict.stage, verdict.suite, verdict.label) == ("load", "loaded", "warehouse")
+    # The run's own figure in place of the parameter; the run wrote no rows.
+    assert verdict.batch_failures == ["expect_table_row_count_to_equal(articles, value=1) (observed 0)"]
+    assert [r["stage"] for r in verdict.results] == ["load"]
