@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import re
 from collections import Counter
@@ -39,7 +40,8 @@ import trafilatura
 from readability import Document as ReadabilityDocument
 from readability.cleaners import html_cleaner as readability_cleaner
 from readability.readability import REGEXES as READABILITY_REGEXES
-from trafilatura.utils import decode_file, is_dubious_html, repair_faulty_html
+from trafilatura.settings import Extractor
+from trafilatura.utils import DOCTYPE_TAG, FAULTY_HTML, INVALID_XML_CHARS, decode_file, is_dubious_html
 
 logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 logging.getLogger("readability").setLevel(logging.CRITICAL)
@@ -128,7 +130,7 @@ def _boilerplate_named(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElemen
 
 # Never text, and dropped by every extractor: gone before the tree is copied and walked (JSON-LD stays, it
 # tells trafilatura about forum pages).
-_NEVER_TEXT = ("script", "style", "svg", "link")
+_NEVER_TEXT = ("script", "style", "svg", "link", "meta", "title", "base")
 _ALWAYS_PRUNED = ("figcaption", "form", "button", "noscript", "iframe", "template", "dialog")
 _CHROME = ("nav", "aside", "footer", "menu")
 
@@ -170,23 +172,26 @@ def parse_html(html: str | bytes) -> lxml.html.HtmlElement | None:
     """The page as an lxml tree, or None when there is nothing parseable.
 
     What trafilatura's loader does (decoding bytes, removing characters libxml2 chokes on, the doctype
-    and self-closing <html/> repairs, bytes as a fallback), with the parser above.
+    and self-closing <html/> repairs, bytes as a fallback), with the parser above. The page is handed to
+    libxml2 as UTF-8 bytes (its own input encoding: a str is converted anyway), and the characters XML
+    forbids are looked for in those bytes (C-speed) before a regex removes them from the text.
     """
     if isinstance(html, bytes):
         html = decode_file(html)
     if not isinstance(html, str) or not html.strip():
         return None
     beginning = html[:50].lower()
-    html = repair_faulty_html(html, beginning)
-    tree = None
-    try:
-        tree = lxml.html.fromstring(html, parser=_PARSER)
-    except ValueError:  # "Unicode strings with encoding declaration are not supported"
-        tree = _parse_bytes(html)
-    except (lxml.etree.ParserError, TypeError):
-        tree = None
+    html = _repair_tags(html, beginning)
+    data = html.encode("utf-8", "surrogatepass")
+    if _has_invalid_xml_chars(data):
+        html = INVALID_XML_CHARS.sub("", html)
+        data = html.encode("utf-8", "surrogatepass")
+    tree = _parse_bytes(data)
     if tree is None or not len(tree):
-        tree = _parse_bytes(html)
+        try:
+            tree = lxml.html.fromstring(html, parser=_PARSER)
+        except (lxml.etree.ParserError, ValueError, TypeError):
+            tree = None
     if tree is None or not len(tree):
         return None
     if is_dubious_html(beginning) and len(tree) < 2:
@@ -194,9 +199,32 @@ def parse_html(html: str | bytes) -> lxml.html.HtmlElement | None:
     return tree
 
 
-def _parse_bytes(html: str) -> lxml.html.HtmlElement | None:
+# C0 control characters XML forbids (tab, newline and carriage return allowed): in UTF-8 they are single bytes,
+# never part of a multi-byte sequence; U+FFFE and U+FFFF are the two 3-byte sequences below.
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
+_NONCHARACTERS = ("\ufffe".encode(), "\uffff".encode())
+
+
+def _has_invalid_xml_chars(data: bytes) -> bool:
+    return (len(data.translate(None, _CONTROL_BYTES)) != len(data)
+            or any(sequence in data for sequence in _NONCHARACTERS))
+
+
+def _repair_tags(html: str, beginning: str) -> str:
+    """trafilatura's repairs for libxml2: a doctype closed like an XML tag, a self-closing <html/>."""
+    if "doctype" in beginning:
+        firstline, _, rest = html.partition("\n")
+        html = DOCTYPE_TAG.sub("", firstline, count=1) + "\n" + rest
+    for line in html[:4096].splitlines()[:4]:
+        if "<html" in line and line.endswith("/>"):
+            html = FAULTY_HTML.sub(r"\1>", html, count=1)
+            break
+    return html
+
+
+def _parse_bytes(data: bytes) -> lxml.html.HtmlElement | None:
     try:
-        return lxml.html.fromstring(html.encode("utf-8", "surrogatepass"), parser=_PARSER)
+        return lxml.html.fromstring(data, parser=_PARSER)
     except (lxml.etree.ParserError, ValueError, TypeError):
         return None
 
@@ -282,13 +310,20 @@ def containment(part: str, whole: str) -> float:
     return sum((shingles & _shingles(whole)).values()) / sum(shingles.values())
 
 
-def _trafilatura_text(tree: lxml.html.HtmlElement, url: str | None, *, precision: bool, fast: bool) -> str:
+@functools.cache
+def _extractor(precision: bool, fast: bool) -> Extractor:
+    """trafilatura's options for one mode, built once: building them per call (reading its config, formatting
+    today's date for the metadata it is not asked for) was 3 % of its extraction time."""
     # deduplicate=False: trafilatura's dedup cache is process-wide, so it would cut paragraphs of one
     # page because another page had them (copies must reach the dedupe stage intact).
-    return trafilatura.extract(
-        tree, url=url, favor_precision=precision, fast=fast, include_comments=False, include_tables=True,
-        include_images=False, deduplicate=False, with_metadata=False,
-    ) or ""
+    return Extractor(output_format="txt", precision=precision, fast=fast, comments=False, tables=True,
+                     images=False, dedup=False, with_metadata=False)
+
+
+def _trafilatura_text(tree: lxml.html.HtmlElement, url: str | None, *, precision: bool, fast: bool) -> str:
+    options = copy.copy(_extractor(precision, fast))  # a copy: the page's URL is set on it
+    options.url = options.source = url
+    return trafilatura.extract(tree, options=options) or ""
 
 
 _READABILITY_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td")
