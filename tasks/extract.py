@@ -36,6 +36,7 @@ from collections import Counter
 
 import lxml.etree
 import lxml.html
+import readability.readability
 import trafilatura
 from readability import Document as ReadabilityDocument
 from readability.cleaners import html_cleaner as readability_cleaner
@@ -327,6 +328,25 @@ def _trafilatura_text(tree: lxml.html.HtmlElement, url: str | None, *, precision
 
 
 _READABILITY_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td")
+
+
+_LONG_SPACE = re.compile(r"\s{255,}")
+_NEWLINE_SPACE = re.compile(r"\s*\n\s*")
+_TAB_SPACES = re.compile(r"\t|[ \t]{2,}")
+
+
+def _readability_clean(text: str) -> str:
+    """readability's `clean` (its text measure, called for every candidate block: a third of its time), the
+    same result: its patterns compiled once, and not run on a text none of them can match (no newline, no
+    tab, no two spaces in a row: the text is only stripped)."""
+    if "\n" not in text and "\t" not in text and "  " not in text:
+        return text.strip()
+    text = _LONG_SPACE.sub(" " * 255, text)
+    text = _NEWLINE_SPACE.sub("\n", text)
+    return _TAB_SPACES.sub(" ", text).strip()
+
+
+readability.readability.clean = _readability_clean
 
 
 class _Readability(ReadabilityDocument):
