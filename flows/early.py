@@ -1,7 +1,9 @@
 """What a command-line run will need, started before its flow: Prefect's temporary server (several seconds
 to boot, in a process of its own) and, when the run has local files to clean and check, the cleaning
 processes and the import of Great Expectations, on threads that overlap the server's start-up instead of
-following it. A run of feeds may have nothing new: those start only when documents arrive."""
+following it. The server's process is launched first, before anything else competes for this process's
+interpreter: the rest overlaps its boot. A run of feeds may have nothing new: those start only when
+documents arrive."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import contextlib
 import glob
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,13 +70,26 @@ def _thread(target, name: str) -> threading.Thread:
     return thread
 
 
-def _start_server() -> None:
-    from prefect.server.api.server import SubprocessASGIServer
+def _launch_server() -> threading.Thread:
+    """Start the temporary server on a thread (which then waits for it to answer), once its process is
+    launched: what comes next in this process (the flow's imports, opening the warehouse, Great
+    Expectations' import, the cleaning processes) competes with the server's start for this interpreter
+    until then, and overlaps its boot, in a process of its own, from then on."""
+    import prefect.main  # noqa: F401  (sets up Prefect's logging, as the flow's import would: the start is logged)
+    from prefect.server.api.server import SubprocessASGIServer  # (seconds of imports: first, alone)
 
     # The same instance the flow's client then finds running; if it fails, that client starts it again and
     # reports the error where it belongs.
-    with contextlib.suppress(Exception):
-        SubprocessASGIServer().start()
+    server = SubprocessASGIServer()
+
+    def start() -> None:
+        with contextlib.suppress(Exception):
+            server.start()
+
+    thread = _thread(start, "prefect-server-start")
+    while thread.is_alive() and server.server_process is None:  # (a port is found, the process spawned)
+        time.sleep(0.005)
+    return thread
 
 
 def start_early(specs: Sequence[Source], settings: Settings) -> EarlyStart:
@@ -83,7 +99,7 @@ def start_early(specs: Sequence[Source], settings: Settings) -> EarlyStart:
 
     early = EarlyStart(CleanerPool(settings))
     if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        early.server = _thread(_start_server, "prefect-server-start")
+        early.server = _launch_server()
     if local_documents(specs)[0]:
         from tasks.validate import import_great_expectations
 
