@@ -5,7 +5,8 @@ interleaved rounds. The ratio is the project's own fixed cost on a run with almo
 
     .venv/bin/python benchmarks/startup.py                 # 2 files, best of 3
     .venv/bin/python benchmarks/startup.py --files 1 --rounds 1   # a smoke run
-    .venv/bin/python benchmarks/startup.py --checkout ../other    # another checkout's code (before/after)
+    .venv/bin/python benchmarks/startup.py --checkout ../other    # another checkout's code
+    .venv/bin/python benchmarks/startup.py --baseline ../before   # before/after, in the same rounds
 
 Prints both times, the ratio, and the load average (figures measured under load are not the idle ones).
 """
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each, best kept (default 3)")
     parser.add_argument("--checkout", type=Path, default=PROJECT_ROOT,
                         help="the checkout whose `newsflow ingest` is timed (default: this one)")
+    parser.add_argument("--baseline", type=Path,
+                        help="also time this checkout's `newsflow ingest` in each round (before/after, interleaved)")
     parser.add_argument("--startup-timeout", type=int, default=120,
                         help="seconds Prefect's temporary server may take to start (more on a loaded machine)")
     parser.add_argument("--bare-flow", action="store_true", help=argparse.SUPPRESS)
@@ -100,25 +103,33 @@ def main() -> None:
         def ingest(number: int) -> list[str]:  # a fresh warehouse each time: a first run of the files
             return [*newsflow, "ingest", "--files", files, "--warehouse", f"sqlite:///{work / f'w{number}.db'}"]
 
-        print(f"checkout: {checkout}", flush=True)
+        checkouts = {"ingest": checkout}
+        if args.baseline:
+            checkouts = {"baseline ingest": args.baseline.resolve(), **checkouts}
+        for name, path in checkouts.items():
+            print(f"{name}: checkout {path}", flush=True)
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         timed(bare, env)  # not counted: creates the Prefect database, fills the OS's caches
-        timed(ingest(0), env, checkout)
-        times: dict[str, list[tuple[float, float]]] = {"bare flow": [], "ingest": []}
+        for path in checkouts.values():
+            timed(ingest(0), env, path)
+        times: dict[str, list[tuple[float, float]]] = {"bare flow": [], **{name: [] for name in checkouts}}
+        made = 0
         for number in range(1, args.rounds + 1):
             times["bare flow"].append(timed(bare, env))
-            times["ingest"].append(timed(ingest(number), env, checkout))
-            (bare_wall, bare_cpu), (ingest_wall, ingest_cpu) = times["bare flow"][-1], times["ingest"][-1]
-            print(f"round {number}: bare flow {bare_wall:.2f} s ({bare_cpu:.2f} CPU s), "
-                  f"ingest of {args.files} files {ingest_wall:.2f} s ({ingest_cpu:.2f} CPU s)", flush=True)
+            for name, path in checkouts.items():
+                made += 1
+                times[name].append(timed(ingest(made), env, path))
+            print(f"round {number}: " + ", ".join(f"{name} {wall:.2f} s ({cpu:.2f} CPU s)" for name, (wall, cpu)
+                                                in ((name, runs[-1]) for name, runs in times.items())), flush=True)
         best = {name: (min(w for w, _ in runs), min(c for _, c in runs)) for name, runs in times.items()}
         print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         print(f"bare one-task flow: {best['bare flow'][0]:.2f} s, {best['bare flow'][1]:.2f} CPU s "
               f"(best of {args.rounds})")
-        print(f"ingest of {args.files} files: {best['ingest'][0]:.2f} s, {best['ingest'][1]:.2f} CPU s "
-              f"(best of {args.rounds})")
-        print(f"ratio: {best['ingest'][0] / best['bare flow'][0]:.2f} of the wall time (target: at most 1.20), "
-              f"{best['ingest'][1] / best['bare flow'][1]:.2f} of the CPU time")
+        for name in checkouts:
+            print(f"{name} of {args.files} files: {best[name][0]:.2f} s, {best[name][1]:.2f} CPU s "
+                  f"(best of {args.rounds})")
+            print(f"{name} ratio: {best[name][0] / best['bare flow'][0]:.2f} of the wall time (target: at most "
+                  f"1.20), {best[name][1] / best['bare flow'][1]:.2f} of the CPU time")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
