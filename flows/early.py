@@ -70,25 +70,45 @@ def _thread(target, name: str) -> threading.Thread:
     return thread
 
 
-def _launch_server() -> threading.Thread:
-    """Start the temporary server on a thread (which then waits for it to answer), once its process is
-    launched: what comes next in this process (the flow's imports, opening the warehouse, Great
-    Expectations' import, the cleaning processes) competes with the server's start for this interpreter
-    until then, and overlaps its boot, in a process of its own, from then on."""
-    import prefect.main  # noqa: F401  (sets up Prefect's logging, as the flow's import would: the start is logged)
-    from prefect.server.api.server import SubprocessASGIServer  # (seconds of imports: first, alone)
+def _start_server(launched: threading.Event) -> None:
+    """Import the temporary server's code and start it; `launched` is set once its process is spawned (or
+    that failed), while this thread goes on waiting for the server to answer."""
+    try:
+        import prefect.main  # noqa: F401  (sets up Prefect's logging, as the flow's import would: the start is logged)
+        from prefect.server.api.server import SubprocessASGIServer
 
-    # The same instance the flow's client then finds running; if it fails, that client starts it again and
-    # reports the error where it belongs.
-    server = SubprocessASGIServer()
+        # The same instance the flow's client then finds running; if it fails, that client starts it again
+        # and reports the error where it belongs.
+        server = SubprocessASGIServer()
+    except Exception:
+        launched.set()
+        raise
 
-    def start() -> None:
+    def watch() -> None:
+        while server.server_process is None and not stopped.is_set():
+            time.sleep(0.005)
+        launched.set()
+
+    stopped = threading.Event()
+    _thread(watch, "prefect-server-launch")
+    try:
         with contextlib.suppress(Exception):
             server.start()
+    finally:
+        stopped.set()
 
-    thread = _thread(start, "prefect-server-start")
-    while thread.is_alive() and server.server_process is None:  # (a port is found, the process spawned)
-        time.sleep(0.005)
+
+def _launch_server() -> threading.Thread | None:
+    """Start the temporary server on a thread (which then waits for it to answer) and return once its
+    process is launched: until then, what comes next in this process (the flow's imports, opening the
+    warehouse, Great Expectations' import, the cleaning processes) would compete with the server's imports
+    for this interpreter and delay its launch by seconds; from then on, it overlaps the server's boot, in
+    a process of its own."""
+    launched = threading.Event()
+    thread = _thread(lambda: _start_server(launched), "prefect-server-start")
+    if thread is not None:
+        while thread.is_alive() and not launched.wait(0.1):
+            pass
     return thread
 
 
