@@ -209,3 +209,29 @@ def test_the_command_exits_quickly_with_its_code_and_all_its_output(tmp_path):
     assert upgraded.returncode == EXIT_OK and "(empty) ->" in upgraded.stdout
     assert current.returncode == EXIT_OK and current.stdout.strip().endswith("(up to date)")
     assert usage.returncode == EXIT_USAGE and "nothing to ingest" in usage.stderr
+
+
+def test_the_quick_exit_drains_prefects_workers_before_the_atexit_functions_stop_the_server(monkeypatch):
+    """As the interpreter's own exit: the hooks Prefect's log and event workers register for the threads'
+    shutdown send what they hold while the temporary server still answers, then the atexit functions stop
+    it (the other way round, the log handler waited its timeout on a stopped server). Other thread-shutdown
+    hooks (thread pools joining their threads) are not run, as before."""
+    import atexit
+    import functools
+    import threading
+
+    import flows.cli
+
+    ran: list[str] = []
+
+    class Worker:  # a Prefect service, as the interpreter sees its hook
+        __module__ = "prefect.logging.handlers"
+
+        def _at_exit(self) -> None:
+            ran.append("prefect worker drained")
+
+    monkeypatch.setattr(threading, "_threading_atexits", [
+        functools.partial(Worker()._at_exit), functools.partial(lambda: ran.append("thread pool joined"))])
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: ran.append("atexit: server stopped, logs flushed"))
+    flows.cli._run_exit_handlers()
+    assert ran == ["prefect worker drained", "atexit: server stopped, logs flushed"]
