@@ -94,10 +94,12 @@ def test_every_column_is_written_then_refreshed_and_first_seen_stays(warehouse_u
     ((first_seen_after, last_seen_after),) = query(warehouse_url, "SELECT first_seen_at, last_seen_at FROM articles")
     assert first_seen_after == first_seen and last_seen_after != last_seen
     assert again.article_ids == outcome.article_ids
-    assert CountsOf(again) == {"in": 1, "out": 1, "versions": 1, "late_duplicates": 0, "duplicates": 0}
+    assert CountsOf(again) == {"in": 1, "out": 1, "versions": 1, "late_duplicates": 0, "duplicates": 0, "new": 0,
+                               "changed": 1, "unchanged": 0, "copies": 0}
     assert again.stats.stage == "load"
 
-    load(warehouse_url, [full(second.text, title="C title")], run_id="run-3")  # same text: no new version
+    same = load(warehouse_url, [full(second.text, title="C title")], run_id="run-3")  # same text: no new version
+    assert CountsOf(same) == {"in": 1, "out": 1, "versions": 0, "new": 0, "changed": 0, "unchanged": 1, "copies": 0}
     assert row(warehouse_url, first.canonical_url)["version"] == 2
     assert query(warehouse_url, "SELECT version, replaced_by_run_id FROM article_versions") == [(1, "run-2")]
 
@@ -207,6 +209,57 @@ def test_an_exact_copy_loaded_meanwhile_points_at_the_first_loaded(warehouse_url
     outcome = load(warehouse_url, [article(3, text, "https://three.example/z")], run_id="r3")
     original = first.article_ids["https://one.example/x"]
     assert outcome.article_ids == {} and CountsOf(outcome) == {
-        "in": 1, "out": 0, "versions": 0, "late_duplicates": 1, "duplicates": 1}
+        "in": 1, "out": 0, "versions": 0, "late_duplicates": 1, "duplicates": 1, "new": 0, "copies": 1}
     assert query(warehouse_url, "SELECT url, canonical_url, article_id, kind, source FROM duplicates") == [
         ("https://three.example/z", "https://three.example/z", original, "exact", "wire")]
+
+
+def test_with_settings_a_known_article_and_an_exact_late_copy_are_not_checked_again_as_near_copies(warehouse_url):
+    migrate.upgrade(warehouse_url)
+    settings = Settings()
+    engine = make_engine(warehouse_url)
+    stored = load_batch(engine, "run-a", [article(1, STORY, "https://a.example/storm")], {}, [], settings)
+    # The same URL with a corrected text: a new version of it, not a near copy of itself.
+    corrected = article(1, STORY.replace("Monday", "Tuesday"), "https://a.example/storm")
+    again = load_batch(engine, "run-b", [corrected], {}, [], settings)
+    # The same text under another URL, loaded meanwhile: one exact copy, not also a near one.
+    copy = load_batch(engine, "run-c", [article(2, corrected.text, "https://b.example/storm")], {}, [], settings)
+    engine.dispose()
+    assert again.article_ids == stored.article_ids
+    assert CountsOf(again) == {"in": 1, "out": 1, "versions": 1, "late_duplicates": 0, "duplicates": 0}
+    assert CountsOf(copy) == {"in": 1, "out": 0, "late_duplicates": 1, "duplicates": 1, "copies": 1}
+    assert query(warehouse_url, "SELECT url, kind, article_id FROM duplicates") == [
+        ("https://b.example/storm", "exact", stored.article_ids["https://a.example/storm"])]
+
+
+def same_story(n: int, lead: str) -> Article:
+    """One event told by another paper: the same headline, another lead and body (not a copy)."""
+    text = f"{lead} " + " ".join(f"detail{n}x{i}" for i in range(80))
+    url = f"https://paper{n}.example/storm"
+    return Article(source=f"paper{n}", url=url, canonical_url=url, text=text, content_hash=content_hash(text),
+                   title="Storm floods the harbour and damages the old pier")
+
+
+def test_joining_a_story_counts_only_stories_opened_before_the_run(warehouse_url):
+    migrate.upgrade(warehouse_url)
+    settings = Settings()
+    engine = make_engine(warehouse_url)
+    opened = load_batch(engine, "run-1", [same_story(1, "The storm flooded the harbour on Monday night and broke "
+                                                        "the old pier.")], {}, [], settings)
+    # A later batch of the same run: the story is the run's own, nothing joined.
+    later = load_batch(engine, "run-1", [same_story(2, "Flooding in the harbour on Monday night broke the old "
+                                                       "wooden pier.")], {}, [], settings)
+    # Another run: it joins a story opened before it.
+    other = load_batch(engine, "run-2", [same_story(3, "The harbour flooded on Monday night; the old pier was "
+                                                       "broken.")], {}, [], settings)
+    engine.dispose()
+    (story,) = opened.stories_opened
+    assert CountsOf(opened) == {"out": 1, "stories_linked": 1, "stories_opened": 1, "stories_joined": 0}
+    assert later.stories_opened == [] and later.joined == {}
+    assert CountsOf(later) == {"out": 1, "stories_linked": 1, "stories_opened": 0, "stories_joined": 0}
+    assert other.joined == {"https://paper3.example/storm": story}
+    assert CountsOf(other) == {"out": 1, "stories_linked": 1, "stories_opened": 0, "stories_joined": 1}
+    assert query(warehouse_url, "SELECT DISTINCT story_id FROM articles") == [(story,)]
+    assert query(warehouse_url, "SELECT run_id, kind, row_id FROM run_writes WHERE kind LIKE 'story%' "
+                                "ORDER BY run_id") == [
+        ("run-1", "story", story), ("run-2", "story_join", other.article_ids["https://paper3.example/storm"])]
