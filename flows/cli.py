@@ -514,19 +514,30 @@ def _end_within_grace_of_sigterm() -> None:
     threading.Thread(target=watch, name="sigterm-grace", daemon=True).start()
 
 
-def _run_exit_handlers() -> None:
+DRAIN_SECONDS = 10.0  # the most the exit waits for Prefect's workers to send what they hold
+
+
+def _run_exit_handlers(drain_seconds: float = DRAIN_SECONDS) -> None:
     """The exit handlers, in the order the interpreter's own exit runs them: first Prefect's log and event
     workers, which it registers for the threads' shutdown (they send what they still hold while the
-    temporary server answers), then the `atexit` functions (which stop that server, then flush the logging
-    handlers). The other way round, Prefect's log handler waited its 5 s timeout on a server that was gone.
-    (The other thread-shutdown hooks join thread pools, which may wait on a request: not run, as before.)"""
-    for hook in reversed(getattr(threading, "_threading_atexits", [])):  # (what threading._shutdown calls)
-        owner = getattr(getattr(hook, "func", hook), "__self__", None)  # (registered as functools.partial)
-        if type(owner).__module__.startswith("prefect."):
+    temporary server answers; at most `drain_seconds`, should the server not answer), then the `atexit`
+    functions (which stop that server, then flush the logging handlers). The other way round, Prefect's
+    log handler waited its 5 s timeout on a server that was gone. (The other thread-shutdown hooks join
+    thread pools, which may wait on a request: not run, as before.)"""
+    hooks = [hook for hook in reversed(getattr(threading, "_threading_atexits", []))  # (threading._shutdown's)
+             if type(getattr(getattr(hook, "func", hook), "__self__", None)).__module__.startswith("prefect.")]
+
+    def drain() -> None:
+        for hook in hooks:
             try:
                 hook()
-            except Exception:  # one worker failing to drain must not keep the server running
+            except Exception:  # one worker failing to drain must not keep the others from draining
                 logging.getLogger(__name__).debug("exit handler failed", exc_info=True)
+
+    if hooks:
+        drainer = threading.Thread(target=drain, name="drain-prefect-workers", daemon=True)
+        drainer.start()
+        drainer.join(drain_seconds)
     atexit._run_exitfuncs()
 
 

@@ -235,3 +235,31 @@ def test_the_quick_exit_drains_prefects_workers_before_the_atexit_functions_stop
     monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: ran.append("atexit: server stopped, logs flushed"))
     flows.cli._run_exit_handlers()
     assert ran == ["prefect worker drained", "atexit: server stopped, logs flushed"]
+
+
+def test_the_quick_exit_waits_a_bounded_time_for_prefects_workers(monkeypatch):
+    """A worker that cannot send (the server hangs) does not keep the process from stopping the server."""
+    import atexit
+    import functools
+    import threading
+
+    import flows.cli
+
+    ran: list[tuple[str, bool]] = []
+    release, finished = threading.Event(), threading.Event()
+
+    class Worker:
+        __module__ = "prefect.events.worker"
+
+        def _at_exit(self) -> None:  # stuck until the server is stopped
+            release.wait(60)
+            finished.set()
+
+    def stop_server() -> None:
+        ran.append(("atexit", finished.is_set()))
+        release.set()
+
+    monkeypatch.setattr(threading, "_threading_atexits", [functools.partial(Worker()._at_exit)])
+    monkeypatch.setattr(atexit, "_run_exitfuncs", stop_server)
+    flows.cli._run_exit_handlers(drain_seconds=0.1)
+    assert ran == [("atexit", False)]  # the server is stopped while the stuck worker still waits
