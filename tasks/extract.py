@@ -259,36 +259,53 @@ def prune_boilerplate(tree: lxml.html.HtmlElement, rules: Rules = DEFAULT_RULES)
     return tree
 
 
-def _prune_blocks(tree: lxml.html.HtmlElement, rules: Rules) -> int:
+def _prune_blocks(tree: lxml.html.HtmlElement, rules: Rules) -> tuple[int, int]:
     """`prune_boilerplate` on a tree whose scripts and styles are gone already. Returns the paragraph text
-    (characters) of the navigation and named blocks it removed."""
+    (characters) of the navigation and named blocks it removed, and the paragraph text left (kept up to date
+    as blocks go rather than measured again over the whole page)."""
     for element in list(tree.iter(*_ALWAYS_PRUNED)):
         _drop(element)
     removed = 0
-    total = _paragraph_chars(tree) or 1
+    left = _paragraph_chars(tree)
+
+    def drop(element: lxml.html.HtmlElement, chars: int, paragraphs_around: int) -> None:
+        nonlocal removed, left
+        removed += chars
+        # Its paragraphs go, and its text leaves every paragraph it sits in (its tail stays).
+        left -= chars + (len(element.text_content()) * paragraphs_around if paragraphs_around else 0)
+        _drop(element)
+
     # Navigation, asides and footers trafilatura deletes too, but only after running its XPath lists over
     # them (a mega-menu is most of a big page's elements): gone first, unless one holds much of the text.
     if rules.chrome:
+        total = left or 1
         for element in list(tree.iter(*_CHROME)):
-            if _attached(element, tree) and (chars := _paragraph_chars(element)) <= MAX_PRUNED_SHARE * total:
-                removed += chars
-                _drop(element)
+            around = _paragraphs_around(element, tree)
+            if around is not None and (chars := _paragraph_chars(element)) <= MAX_PRUNED_SHARE * total:
+                drop(element, chars, around)
     if rules.named_blocks:
-        total = _paragraph_chars(tree) or 1
+        total = left or 1
         for element in _boilerplate_named(tree):
-            if not _attached(element, tree):
+            around = _paragraphs_around(element, tree)
+            if around is None:
                 continue  # inside a block removed already
             chars = _paragraph_chars(element)
             if chars > MAX_PRUNED_SHARE * total:
                 continue
-            removed += chars
-            _drop(element)
-    return removed
+            drop(element, chars, around)
+    return removed, left
 
 
-def _attached(element: lxml.html.HtmlElement, root: lxml.html.HtmlElement) -> bool:
-    """Whether `element` is still in `root`'s tree (not inside a block dropped already)."""
-    return any(ancestor is root for ancestor in element.iterancestors())
+def _paragraphs_around(element: lxml.html.HtmlElement, root: lxml.html.HtmlElement) -> int | None:
+    """How many paragraphs `element` sits in, or None when it is no longer in `root`'s tree (inside a block
+    dropped already)."""
+    paragraphs = 0
+    for ancestor in element.iterancestors():
+        if ancestor is root:
+            return paragraphs
+        if ancestor.tag == "p":
+            paragraphs += 1
+    return None
 
 
 def _drop(element: lxml.html.HtmlElement) -> None:
@@ -489,11 +506,12 @@ def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None, html:
     drop_never_text(tree)
     # The safety net reads the page as served: parsed again from `html`, or a copy taken before pruning.
     original = copy.deepcopy(tree) if html is None and rules.net_ratio > 0 else None
-    pruned_chars = _prune_blocks(tree, rules)  # scripts and styles went above
+    pruned_chars, paragraph_chars = _prune_blocks(tree, rules)  # scripts and styles went above
     net_bound = text_outside_links(tree) if rules.net_ratio > 0 else 0
     main = _trafilatura_text(tree, url, precision=rules.precision, fast=True)
     recover = rules.recover
-    if rules.readability and len(main) * RECHECK_RATIO < _paragraph_chars(tree):
+    # (trafilatura extracts from a copy: the tree is as pruning left it)
+    if rules.readability and len(main) * RECHECK_RATIO < paragraph_chars:
         alternative = _readability_text(tree)
         if not main or (len(alternative) > REPLACE_RATIO * len(main)
                         and containment(main, alternative) >= REPLACE_CONTAINMENT):
