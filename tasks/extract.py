@@ -12,7 +12,8 @@ and never return much less than plain trafilatura would.
    by ads or "read also" boxes, where trafilatura keeps only the first part).
 5. Recovery: a block trafilatura dropped comes back in place when it sits beside a block it kept and is
    prose, not links (a heading over kept text, a block between two kept ones, a long paragraph): precision
-   mode drops such single blocks inside an article (a question heading, a lead paragraph).
+   mode drops such single blocks inside an article (a question heading, a lead paragraph). Prose lying loose
+   in a container beside its blocks (a lead written straight into a <div>) counts as a block here.
 6. Boilerplate lines ("Comments are closed", "Sign up for ...", "Share this story") are dropped, and a
    trailing comment section is cut at its heading ("12 thoughts on ...").
 7. Safety net against our own rules: when the text kept is short beside the page's text outside
@@ -68,6 +69,7 @@ class Rules:
     tidy: bool = True  # boilerplate lines and a trailing comment section are dropped
     furniture: bool = True  # leading lines repeating the headline are dropped
     recover: bool = True  # prose blocks trafilatura dropped beside blocks it kept come back
+    loose_text: bool = True  # for the recovery, prose lying loose in a container (beside its blocks) is a block
     # Safety net: plain trafilatura wins when our text is under `net_ratio` of its length (0: no net). It is
     # consulted only when it could: when ours is under `net_ratio` of the page's text outside navigation,
     # footers and links, which bounds what trafilatura keeps.
@@ -401,6 +403,47 @@ def _block_text(element: lxml.html.HtmlElement) -> str:
     return " ".join(element.text_content().split())
 
 
+_INLINE = frozenset(("a", "abbr", "b", "bdi", "bdo", "br", "cite", "code", "data", "dfn", "em", "font", "i", "kbd",
+                     "mark", "q", "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var", "wbr"))
+
+
+# Elements that hold blocks and may hold loose text beside them.
+_CONTAINERS = ("body", "div", "section", "article", "main", "header", "center", "td", "th", "details", "figure")
+
+
+def wrap_loose_text(tree: lxml.html.HtmlElement) -> None:
+    """Runs of prose (at least RECOVER_PROSE_CHARS characters) lying loose in a container beside its blocks
+    (text and inline elements between two <div>s) become paragraphs, so that the recovery sees them as blocks."""
+    body = tree.find("body")
+    for container in list((tree if body is None else body).iter(*_CONTAINERS)):
+        children = list(container)
+        if not any(child.tag not in _INLINE for child in children if isinstance(child.tag, str)):
+            continue  # a text block itself, not a container of blocks
+        run: list[lxml.html.HtmlElement] = []
+        lead, holder = container.text, None  # holder: the block whose tail starts the run (None: the container)
+        for child in [*children, None]:
+            if child is not None and (not isinstance(child.tag, str) or child.tag in _INLINE):
+                run.append(child)
+                continue
+            text = (lead or "") + "".join(
+                (element.text_content() if isinstance(element.tag, str) else "") + (element.tail or "")
+                for element in run)
+            if len(" ".join(text.split())) >= RECOVER_PROSE_CHARS:
+                paragraph = container.makeelement("p", {})
+                paragraph.text = lead
+                for element in run:
+                    paragraph.append(element)
+                if holder is None:
+                    container.text = None
+                    container.insert(0, paragraph)
+                else:
+                    holder.tail = None
+                    holder.addnext(paragraph)
+            if child is None:
+                break
+            run, lead, holder = [], child.tail, child
+
+
 def recover_dropped_blocks(tree: lxml.html.HtmlElement, lines: list[str]) -> list[str]:
     """`lines` (an extraction of `tree`) with the prose blocks it dropped from beside blocks it kept put back
     in place: a heading over a kept block, a block between two kept ones, a long paragraph next to a kept one
@@ -517,6 +560,8 @@ def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None, html:
                         and containment(main, alternative) >= REPLACE_CONTAINMENT):
             main, recover = alternative, False  # readability's blocks are whole: nothing to recover
     if recover:
+        if rules.loose_text:
+            wrap_loose_text(tree)
         main = "\n".join(recover_dropped_blocks(tree, _plain_lines(main)))
     lines = tidy_lines(main) if rules.tidy else _plain_lines(main)
     text = "\n\n".join(drop_leading_furniture(lines, furniture))

@@ -20,7 +20,7 @@ from tasks.clean import (
     split_title,
 )
 from tasks.cleaners import CleanerPool, TimeLimitedCleaner, clean_documents
-from tasks.extract import DEFAULT_RULES, extract_text, parse_html, recover_dropped_blocks
+from tasks.extract import DEFAULT_RULES, extract_text, parse_html, recover_dropped_blocks, wrap_loose_text
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection
 from tasks.settings import PROJECT_ROOT, get_settings
@@ -619,3 +619,21 @@ def test_recovery_puts_back_prose_blocks_dropped_beside_kept_ones_and_never_link
     # Without the rule the extraction keeps what trafilatura kept: switching it off changes nothing else.
     html = page(f"<article><p>{STORY[0]}</p><p>{STORY[1]}</p></article>")
     assert extract_text(html) == extract_text(html, rules=dataclasses.replace(DEFAULT_RULES, recover=False))
+
+
+def test_prose_lying_loose_in_a_container_comes_back_beside_kept_paragraphs_and_short_labels_do_not():
+    lead = ("The harbour board met on Tuesday night and, after a long debate about the cost of the works, "
+            "voted to keep the <a href='/quay'>old quay</a> open while it is rebuilt.")
+    label = "Listen:"
+    # The lead is written straight into the <div>, beside the blocks (a player, the story's paragraphs).
+    tree = parse_html(page(f"<div class='entry'><div class='player'>{label}</div>{lead}"
+                           f"<p>{STORY[0]}</p><p>{STORY[1]}</p></div>"))
+    wrap_loose_text(tree)
+    kept = [STORY[0], STORY[1]]
+    recovered = recover_dropped_blocks(tree, kept)
+    assert recovered[1:] == kept and recovered[0].startswith("The harbour board met") and "old quay" in recovered[0]
+    assert label not in " ".join(recovered)
+    # A short loose line is no paragraph: the container keeps it as it was.
+    tree = parse_html(page(f"<div>{label}<p>{STORY[0]}</p></div>"))
+    wrap_loose_text(tree)
+    assert [p.text_content() for p in tree.iter("p")] == [STORY[0]]
