@@ -49,13 +49,14 @@ class Arrival:
 @dataclass(slots=True)
 class Batch:
     label: str
-    documents: list[Document]
+    documents: list[Document]  # until submitted: then only its clean task runs and clean check hold them
     fetch_checks: list[PrefectFuture[Held]] = field(default_factory=list)
     articles: list[Article] = field(default_factory=list)  # spooled ones: cleaned by an earlier run
     copies: list[Duplicate] = field(default_factory=list)
     cleaning: list[PrefectFuture[CleanOutcome]] = field(default_factory=list)
     steps: list[PrefectFuture[Any]] = field(default_factory=list)  # clean check, dedupe, its check, added
     load: PrefectFuture[Any] | None = None  # (set by `submit`)
+    size: int = 0  # its documents (set by `submit`)
 
     @property
     def runs(self) -> list[PrefectFuture[Any]]:
@@ -111,14 +112,18 @@ def submit(batch: Batch, previous: Batch | None, cleaner: CleanRunner, checks: R
     """The batch's chain of task runs, each taking the futures of those before it."""
     settings, label = checks.settings, batch.label
     run, steps = (opaque(checks), opaque(ledger)), batch.steps
-    batch.cleaning = cleaner.submit(batch.documents, label) if batch.documents else []
+    # The pages go to the clean task runs and the clean check, and no further: once that check has run they
+    # are gone from memory (the batch keeps their number), while the batch waits for dedupe and load.
+    documents, batch.documents, batch.size = batch.documents, [], len(batch.documents)
+    batch.cleaning = cleaner.submit(documents, label) if documents else []
     cleaned = [opaque(f) for f in batch.cleaning] or [opaque(CleanOutcome(articles=batch.articles))]
     steps.append(check_task.submit("clean", label, clean_checked, [
-        cleaned, [opaque(f) for f in batch.fetch_checks], opaque(batch.documents), *run, label],
+        cleaned, [opaque(f) for f in batch.fetch_checks], opaque(documents), opaque(batch.copies), *run, label],
         wait_for=after(previous and previous.steps[0])))
+    del documents
     steps.append(dedupe_task.submit(opaque(steps[0]), settings, label, wait_for=after(previous and previous.load)))
     steps.append(check_task.submit("dedupe", label, dedupe_checked, [
-        opaque(steps[1]), opaque(steps[0]), opaque(batch.documents), opaque(batch.copies), *run, label]))
+        opaque(steps[1]), opaque(steps[0]), opaque(batch.copies), *run, label]))
     for stage in pipeline.added_stages(pipeline.PIPELINE):  # (after the previous batch's: after its load)
         steps.append(check_task.submit(stage.name, label, added_stage, [stage, opaque(steps[-1]), *run, label]))
     batch.load = load_task.with_options(retries=settings.load_retries, retry_delay_seconds=[
@@ -127,10 +132,11 @@ def submit(batch: Batch, previous: Batch | None, cleaner: CleanRunner, checks: R
     return batch
 
 
-def clean_checked(cleaned: list[CleanOutcome], held: list[Held], documents: list[Document], checks: RunChecks,
-                  ledger: Ledger, label: str) -> list[Article]:
+def clean_checked(cleaned: list[CleanOutcome], held: list[Held], documents: list[Document], copies: list[Duplicate],
+                  checks: RunChecks, ledger: Ledger, label: str) -> list[Article]:
     """The batch's clean outcome without what its fetch checks quarantined, its rejections recorded, then
-    its check: the articles that go on."""
+    its check: the articles that go on. From here the ledger holds the batch's articles (and the copies
+    spooled with them), no longer its documents: a page weighs about 30 times its article."""
     outcome = merge_clean_outcomes(cleaned)
     quarantined = set().union(*held)
     if quarantined:  # recorded by the fetch check
@@ -143,20 +149,20 @@ def clean_checked(cleaned: list[CleanOutcome], held: list[Held], documents: list
     ledger.quarantined("clean", len(outcome.rejections))
     # (spooled articles come without their documents: they were cleaned by an earlier run)
     ledger.took("clean", len(documents) or len(outcome.articles) + len(outcome.rejections), len(articles))
+    ledger.unloaded(label, articles, list(copies))
+    ledger.release(documents)
     return articles
 
 
-def dedupe_checked(deduped: DedupOutcome, articles: list[Article], documents: list[Document],
-                   copies: list[Duplicate], checks: RunChecks, ledger: Ledger, label: str) -> DedupOutcome:
+def dedupe_checked(deduped: DedupOutcome, articles: list[Article], copies: list[Duplicate], checks: RunChecks,
+                   ledger: Ledger, label: str) -> DedupOutcome:
     """The dedupe check (with the copies dropped before spooled articles were spooled): the outcome that
-    goes on, its `kept` narrowed to the articles that passed. From here the ledger holds the batch's
-    articles and copies, no longer its documents."""
+    goes on, its `kept` narrowed to the articles that passed; the ledger then holds those and the copies."""
     deduped = dataclasses.replace(deduped, duplicates=[*deduped.duplicates, *copies])
     valid, _ = gate_deduplicated(deduped, checks, label, ledger, spooled_copies=len(copies))
     ledger.dropped("dedupe", len(articles) - len(deduped.kept))
     ledger.took("dedupe", len(articles), len(valid))
     ledger.unloaded(label, valid, list(deduped.duplicates))
-    ledger.release(documents)
     return dataclasses.replace(deduped, kept=valid)
 
 
@@ -191,7 +197,7 @@ def settle(batch: Batch, cleaner: CleanRunner, checks: RunChecks, ledger: Ledger
         record_task(checks.settings, checks.run_id, f"load {batch.label}",
                     rejections=opaque(orphan_rejections(loaded.orphans)))
     get_run_logger().info("%s: %d documents -> %d articles, %d duplicates dropped, %d loaded", batch.label,
-                          len(batch.documents), len(batch.steps[0].result()), len(outcome.duplicates),
+                          batch.size, len(batch.steps[0].result()), len(outcome.duplicates),
                           loaded.stats.passed_on)
 
 

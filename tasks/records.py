@@ -38,6 +38,28 @@ class Document:
     # its article or copy and stored with it: a later fetch of the same input is unchanged at the fetch stage.
     input_hash: str = ""
 
+    # Pickled (to a cleaning process, a Dask worker) with its body as UTF-8 bytes. Pickling a `str` asks
+    # CPython for its UTF-8 form, which the string then keeps, as large as the body, for as long as it
+    # lives: a page with one character outside ASCII (a `©` in a footer) was held twice in the flow's
+    # process from the moment it was sent to be cleaned until its batch let go of it. Encoding it here
+    # makes a copy that goes once the pickle is written.
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(_utf8(getattr(self, name)) if name in _BODIES else getattr(self, name)
+                     for name in _DOCUMENT_FIELDS)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(_DOCUMENT_FIELDS, state, strict=True):
+            object.__setattr__(self, name, value.decode("utf-8", "surrogatepass")
+                               if name in _BODIES and value is not None else value)
+
+
+_BODIES = frozenset({"html", "text"})
+_DOCUMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Document))
+
+
+def _utf8(body: str | None) -> bytes | None:
+    return None if body is None else body.encode("utf-8", "surrogatepass")
+
 
 @dataclass(slots=True)
 class Article:
