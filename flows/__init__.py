@@ -1,6 +1,6 @@
-"""newsflow's Prefect flows and command line. Importing them caps glibc's malloc arenas first (see
-tasks.memory): before any of the run's threads allocate."""
+"""newsflow's Prefect flows and command line. Importing them tunes glibc's malloc first (arenas, mmap
+threshold; see tasks.memory): before any of the run's threads allocate."""
 
-from tasks.memory import limit_malloc_arenas
+from tasks.memory import tune_malloc
 
-limit_malloc_arenas()
+tune_malloc()

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     # glibc malloc arenas of the flow's process (see tasks.memory; 0: glibc's default of 8 per core)
     malloc_arena_max: int = Field(default=2, ge=0)
+    # blocks of this many bytes or more (a page's body) mapped on their own, given back when freed (0: glibc's
+    # dynamic threshold, 128 KB rising to the largest block freed)
+    malloc_mmap_threshold: int = Field(default=65_536, ge=0, le=32 * 2**20)
 
     # Fetch
     user_agent: str = "newsflow/0.1 (+https://github.com/newsflow/newsflow; news ingestion bot)"

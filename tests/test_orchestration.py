@@ -307,6 +307,24 @@ def test_the_ledger_counts_the_bytes_it_holds():
     assert ledger.bytes_held == 1000 and ledger.documents == pages[2:]
 
 
+def test_a_page_sent_to_be_cleaned_is_not_kept_twice():
+    """Pickling a str leaves its UTF-8 form cached on it (as large as the page) for as long as it lives; a
+    document sent to a cleaning process is pickled with its bodies as bytes, and comes back the same."""
+    import pickle
+    import sys
+
+    from tasks.records import Document
+
+    html, text = "<p>Caf\u00e9 \u00a9 2026</p>" + "x" * 50_000, "lone \ud800 surrogate"
+    page = Document("s", "https://s.example/1", html=html, text=text, status_code=200, hints={"title": "T"})
+    size = sys.getsizeof(page.html)
+    copy = pickle.loads(pickle.dumps(page))
+    assert sys.getsizeof(page.html) == size  # no second copy of the page hangs off it
+    assert copy == page and copy.html == html and copy.text == text
+    bare = Document("s", "https://s.example/2")
+    assert pickle.loads(pickle.dumps(bare)) == bare
+
+
 def test_a_batch_is_a_chain_of_task_runs_the_ui_can_show(sqlite_url, small_batches):
     """Each batch's task runs name their upstream runs (Prefect's task inputs, drawn as the run's graph):
     the clean check waits for the batch's clean chunks, dedupe for the clean check and for the previous
