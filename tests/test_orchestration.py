@@ -232,6 +232,37 @@ ctypes.CDLL("libc.so.6").malloc_stats()
 """
 
 
+MMAP_SCRIPT = """
+import ctypes
+import flows  # tunes malloc, as any flow or the command line does on import
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+pages = [bytes(110_000) for _ in range(200)]
+print(libc.mallinfo2().hblkhd >> 20)
+"""
+
+
+@pytest.mark.parametrize(("setting", "mapped"), [(None, True), ("0", False)])
+def test_the_flows_process_maps_page_sized_blocks_on_their_own(setting, mapped):
+    """200 blocks of a page's size (22 MB): mapped on their own once the flows are imported (given back to
+    the system when freed), from the arenas' heaps with glibc's default threshold (128 KB)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NEWSFLOW_MALLOC_MMAP_THRESHOLD"}
+    if setting is not None:
+        env["NEWSFLOW_MALLOC_MMAP_THRESHOLD"] = setting
+    done = subprocess.run([sys.executable, "-c", MMAP_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    mapped_mb = int(done.stdout.split()[-1])
+    assert (mapped_mb >= 15) if mapped else (mapped_mb < 5)
+
+
 @pytest.mark.parametrize(("setting", "capped"), [(None, True), ("0", False), ("two", True)])
 def test_the_flows_process_keeps_to_two_malloc_arenas(setting, capped):
     """Eight threads allocating at once: two glibc arenas once the flows are imported (each arena keeps what
