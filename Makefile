@@ -31,9 +31,13 @@ demo: install
 	$(BIN)/newsflow demo
 
 ## Run the whole test suite (PostgreSQL tests run when NEWSFLOW_TEST_POSTGRES_URL is set).
+# Three workers on two cores: the suite spends most of its time waiting (Prefect servers starting, runs through
+# subprocesses, real HTTP servers), about 40 % of one core when run serially. Tests sharing a costly module
+# fixture are kept on one worker by their xdist_group mark.
+TEST_WORKERS ?= 3
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 ## Mutation check of the safeguard modules, one at a time against their own tests: kill rate per module.
 mutation: $(STAMP)

@@ -25,7 +25,8 @@ from warehouse_sql import query
 from tasks.settings import get_settings
 from tasks.warehouse import make_engine
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+# The crawl runs once per warehouse for the module: one worker runs its tests (make test uses xdist).
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.xdist_group("fetch-crawl")]
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">

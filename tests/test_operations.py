@@ -35,7 +35,8 @@ FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 # Longest a held sample site keeps a request waiting; the runs' request timeout is set above it.
 HOLD_SECONDS = 150
 
-pytestmark = [pytest.mark.prefect, pytest.mark.timeout(900)]
+# One `newsflow up` stack for the module, its tests in order: one worker runs them all (make test uses xdist).
+pytestmark = [pytest.mark.prefect, pytest.mark.timeout(900), pytest.mark.xdist_group("operations")]
 
 
 def free_port() -> int:
