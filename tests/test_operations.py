@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect_runs import recorded_task_runs
 from sqlalchemy import create_engine, text
 
 from flows.ops import alive, read_stack
@@ -225,8 +226,6 @@ def test_prefect_deployment_run_ingests_and_reports_in_the_ui(ops, tmp_path):
     from prefect.client.schemas.filters import (
         ArtifactFilter,
         ArtifactFilterFlowRunId,
-        FlowRunFilter,
-        FlowRunFilterId,
     )
 
     warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
@@ -278,8 +277,7 @@ def test_prefect_deployment_run_ingests_and_reports_in_the_ui(ops, tmp_path):
         docs_link = f"{docs_url}/{good_run.id}/index.html"
         assert by_key["data-docs"].data.endswith(f"]({docs_link})")  # stored as markdown: [text](link)
         assert httpx.get(docs_link, timeout=30).status_code == 200
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[good_run.id])))
-        task_names = {t.name for t in task_runs}
+        task_names = {t.name for t in recorded_task_runs(good_run.id)}
         assert {"fetch harbour-gazette", "clean batch 1", "load batch 1"} <= task_names
 
     # The failed run reaches the alert webhook through the automation.

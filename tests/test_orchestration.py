@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing
 
 import pytest
+from prefect_runs import recorded_task_runs
 from warehouse_sql import query
 
 from tasks.settings import get_settings
@@ -17,12 +18,7 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
 def task_run_names(flow_run_id: str) -> list[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return sorted(r.name for r in runs)
+    return sorted(r.name for r in recorded_task_runs(flow_run_id))
 
 
 @pytest.fixture
@@ -361,8 +357,6 @@ def test_a_batch_is_a_chain_of_task_runs_the_ui_can_show(sqlite_url, small_batch
     the clean check waits for the batch's clean chunks, dedupe for the clean check and for the previous
     batch's load (one batch after another), the dedupe check for dedupe, load for the dedupe check and
     the dedupe outcome it loads."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from flows.ingest import ingest_news
 
@@ -371,8 +365,7 @@ def test_a_batch_is_a_chain_of_task_runs_the_ui_can_show(sqlite_url, small_batch
     with server:
         result = ingest_news(sources=sources, warehouse_url=sqlite_url)
     assert result["load_out"] == 8
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[result["run_id"]])))
+    runs = recorded_task_runs(result["run_id"])
     by_id = {r.id: r.name for r in runs}
     by_name = {r.name: r for r in runs}
 

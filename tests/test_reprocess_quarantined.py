@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from prefect_runs import recorded_task_runs
 from warehouse_sql import query
 
 from flows.cli import EXIT_OK, main
@@ -60,14 +61,6 @@ def test_quarantined_records_are_released_after_the_suite_is_fixed(sample_site, 
     assert query(sqlite_url, "SELECT count(*) FROM articles")[0][0] == loaded_before + len(site_pages)
 
 
-def task_runs(flow_run_id: str) -> list:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-
-
 @pytest.mark.usefixtures("prefect_server")
 def test_reprocess_streams_the_raw_store_a_batch_at_a_time(sample_site, sqlite_url, monkeypatch):
     """Reprocess reads the stored pages a batch at a time and cleans the first batches before it has read the
@@ -97,7 +90,7 @@ def test_reprocess_streams_the_raw_store_a_batch_at_a_time(sample_site, sqlite_u
     assert all(limit == 2 and 0 <= n <= 2 for limit, n in pages)
     assert sum(n for _, n in pages) == stored and len(pages) == -(-stored // 2) + 1  # then an empty read: the end
     assert summary["fetch_in"] == stored
-    runs = task_runs(summary["run_id"])
+    runs = recorded_task_runs(summary["run_id"])
     reads = sorted(r.start_time for r in runs if r.name.startswith("read raw store"))
     cleans = sorted(r.start_time for r in runs if r.name.startswith("clean batch"))
     assert len(reads) == len(pages) and len(cleans) == -(-summary["fetch_out"] // 2)

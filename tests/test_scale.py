@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from prefect_runs import recorded_task_runs
 from sqlalchemy import create_engine, text
 
 from tasks.settings import PROJECT_ROOT, get_settings
@@ -37,14 +38,12 @@ def clean_task_runs(flow_run_id: str) -> tuple[list[str], float]:
         ArtifactFilter,
         ArtifactFilterFlowRunId,
         ArtifactFilterKey,
-        FlowRunFilter,
-        FlowRunFilterId,
     )
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
         progress = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), key=ArtifactFilterKey(any_=["clean-progress"])))
+    runs = recorded_task_runs(flow_run_id)
     return sorted(r.name for r in runs if r.name.startswith("clean ")), float(progress[0].data)
 
 
