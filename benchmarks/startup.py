@@ -4,7 +4,7 @@ interleaved rounds. The ratio is the project's own fixed cost on a run with almo
 (target: at most 1.2).
 
     .venv/bin/python benchmarks/startup.py                 # 2 files, best of 3
-    .venv/bin/python benchmarks/startup.py --files 1 --rounds 1   # a smoke run
+    .venv/bin/python benchmarks/startup.py --files 1 --rounds 1 --no-warm-up   # a smoke run
     .venv/bin/python benchmarks/startup.py --checkout ../other    # another checkout's code
     .venv/bin/python benchmarks/startup.py --baseline ../before   # before/after, in the same rounds
 
@@ -82,6 +82,8 @@ def main() -> None:
                         help="also time this checkout's `newsflow ingest` in each round (before/after, interleaved)")
     parser.add_argument("--startup-timeout", type=int, default=120,
                         help="seconds Prefect's temporary server may take to start (more on a loaded machine)")
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="skip the uncounted first runs (a smoke run: the figures then include first-run costs)")
     parser.add_argument("--bare-flow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_flow:
@@ -109,9 +111,10 @@ def main() -> None:
         for name, path in checkouts.items():
             print(f"{name}: checkout {path}", flush=True)
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
-        timed(bare, env)  # not counted: creates the Prefect database, fills the OS's caches
-        for path in checkouts.values():
-            timed(ingest(0), env, path)
+        if args.warm_up:  # not counted: creates the Prefect database, fills the OS's caches
+            timed(bare, env)
+            for path in checkouts.values():
+                timed(ingest(0), env, path)
         times: dict[str, list[tuple[float, float]]] = {"bare flow": [], **{name: [] for name in checkouts}}
         made = 0
         for number in range(1, args.rounds + 1):
