@@ -44,6 +44,7 @@ class Arrival:
     """Documents as they come in, and the task run of their fetch check (None: checked already)."""
     documents: list[Document]
     check: PrefectFuture[Held] | None = None
+    cut: bool = False  # the batch being filled goes on now, short (the pages held are over their byte budget)
 
 
 @dataclass(slots=True)
@@ -88,8 +89,8 @@ def process_documents(arrivals: Iterable[Arrival], checks: RunChecks, ledger: Le
 
 
 def _batches(arrivals: Iterable[Arrival], ledger: Ledger, size: int) -> Iterator[Batch]:
-    """Batches of `size` documents as they arrive (the last one shorter), each with the fetch checks of its
-    documents; spooled cleaned articles first."""
+    """Batches of `size` documents as they arrive (the last one shorter, and one cut short by its arrival),
+    each with the fetch checks of its documents; spooled cleaned articles first."""
     if ledger.spooled_articles or ledger.spooled_copies:
         yield Batch(SPOOLED, [], articles=ledger.spooled_articles, copies=ledger.spooled_copies)
     number, documents, waits = 1, [], []
@@ -104,6 +105,9 @@ def _batches(arrivals: Iterable[Arrival], ledger: Ledger, size: int) -> Iterator
             if len(documents) >= max(1, size):
                 yield Batch(f"batch {number}", documents, waits)
                 number, documents, waits = number + 1, [], []
+        if arrival.cut and documents:
+            yield Batch(f"batch {number}", documents, waits)
+            number, documents, waits = number + 1, [], []
     if documents:
         yield Batch(f"batch {number}", documents, waits)
 
@@ -121,6 +125,7 @@ def submit(batch: Batch, previous: Batch | None, cleaner: CleanRunner, checks: R
         cleaned, [opaque(f) for f in batch.fetch_checks], opaque(documents), opaque(batch.copies), *run, label],
         wait_for=after(previous and previous.steps[0])))
     del documents
+    ledger.releasing(label, steps[0])
     steps.append(dedupe_task.submit(opaque(steps[0]), settings, label, wait_for=after(previous and previous.load)))
     steps.append(check_task.submit("dedupe", label, dedupe_checked, [
         opaque(steps[1]), opaque(steps[0]), opaque(batch.copies), *run, label]))

@@ -1,6 +1,7 @@
-"""The fetch side of a run: which fetch task runs next, at most `fetch_tasks_in_flight` at once (what bounds
-the pages held in flight), and the documents streamed on to the batches (flows/batches.py) a group of
-sources (about a batch) at a time, each group with the task run of its fetch check."""
+"""The fetch side of a run: which fetch task runs next, at most `fetch_tasks_in_flight` at once and none while
+the pages held are over `max_bytes_in_flight` until a clean check lets some go (what bounds the pages held
+in flight), and the documents streamed on to the batches (flows/batches.py) a group of sources (about a
+batch) at a time, each group with the task run of its fetch check."""
 
 from __future__ import annotations
 
@@ -71,34 +72,43 @@ class _FetchPlan:
 
 
 def fetch_outcomes(specs: Sequence[Source], settings: Settings,
-                   room: Callable[[], bool] = lambda: True,
+                   room: Callable[[bool], bool] = lambda wait: True,
+                   taken: Callable[[FetchOutcome], None] = lambda outcome: None,
                    http: HttpSession | None = None) -> Iterator[FetchOutcome]:
     """Fetch outcomes as they are taken in: each source's listing with its first pages, then its further
     parts of at most `fetch_task_pages` pages, with at most `fetch_tasks_in_flight` task runs being fetched
-    or waiting to be taken in (the next starts as one is taken), and only one while there is no `room` (the
-    pages held by the run are over their byte budget): what bounds the pages held in flight.
+    or waiting to be taken in (the next starts as one is taken), and none while there is no `room` (the
+    pages held by the run, counted by `taken` as each outcome comes in, are over their byte budget):
+    once nothing is in flight and the consumer is back, `room(True)` waits for pages to be let go, and with
+    none to wait for one task runs at a time (the pages held must reach a batch). What bounds the pages held.
     Requests to different hosts run in parallel (bounded by `fetch_concurrency`), one at a time per host."""
     progress = StageProgress("fetch", len(specs), "fetch tasks (a source, or a part of its pages)")
     plan = _FetchPlan(specs, http or HttpSession(settings))
     in_flight: deque[tuple[Source, PrefectFuture[FetchOutcome]]] = deque()
 
-    def fill() -> None:  # without `room` (the byte budget spent), one task at a time: the run still moves on
-        while len(in_flight) < max(1, settings.fetch_tasks_in_flight) and (not in_flight or room()):
+    def fill(wait: bool) -> None:
+        while len(in_flight) < max(1, settings.fetch_tasks_in_flight):
+            if not room(False):  # over the budget
+                if in_flight or not wait:
+                    return
+                room(True)  # wait for clean checks to let pages go; with none left to wait for, one task runs
             submitted = plan.next(settings)
             if submitted is None:
                 return
             in_flight.append(submitted)
 
-    fill()
+    fill(wait=True)
     while in_flight:
         source, future = in_flight.popleft()
         outcome = future.result()
+        taken(outcome)
         if outcome.remaining:
             progress.grow(plan.add_parts(source, outcome, settings.fetch_task_pages))
         plan.finished(source.name, outcome)
-        fill()
+        fill(wait=False)  # within the budget: the next tasks run while this outcome goes on
         progress.advance(deferred=outcome.deferred)
         yield outcome
+        fill(wait=True)  # over it: once the consumer is back (its batch submitted), wait for a clean check
 
 
 def fetched(specs: Sequence[Source], checks: RunChecks, ledger: Ledger, resources: RunResources) -> Iterator[Arrival]:
@@ -108,24 +118,26 @@ def fetched(specs: Sequence[Source], checks: RunChecks, ledger: Ledger, resource
     cleaning starts meanwhile)."""
     settings = checks.settings
     kinds = {s.name: s.kind for s in specs}
+    budget = settings.max_bytes_in_flight
     ledger.took("fetch", len(ledger.spooled_documents), len(ledger.spooled_documents))
     if ledger.spooled_documents:
-        yield Arrival(ledger.spooled_documents)
+        yield Arrival(ledger.spooled_documents, cut=not ledger.room(budget, wait=False))
     group: list[FetchOutcome] = []
     warming = False
-    budget = settings.max_bytes_in_flight
     previous: PrefectFuture[Any] | None = None
-    for outcome in fetch_outcomes(specs, settings, room=lambda: not budget or ledger.bytes_held < budget,
-                                  http=resources.http):
+    for outcome in fetch_outcomes(specs, settings, room=lambda wait: ledger.room(budget, wait),
+                                  taken=lambda outcome: ledger.hold(outcome.documents),  # (spooled if the
+                                  http=resources.http):  # warehouse goes away from here on)
         if outcome.documents or outcome.rejections:
             checks.prepare()  # something to check: build the checks while fetching goes on
         if outcome.documents and not warming:
             warming = True  # and start the cleaning processes, once: before any batch borrows them
             warm_cleaners(settings, resources.cleaners, cleaners_for(specs, settings))
-        ledger.hold(outcome.documents)  # spooled if the warehouse goes away from here on
         group.append(outcome)
-        if sum(len(o.documents) for o in group) >= settings.batch_size:
+        over = not ledger.room(budget, wait=False)  # over the budget: what is held goes on now, a short batch
+        if over or sum(len(o.documents) for o in group) >= settings.batch_size:
             arrival = _take(group, kinds, checks, ledger, previous)
+            arrival.cut = over
             previous = arrival.check or previous
             yield arrival
             group = []

@@ -4,7 +4,8 @@ It merges what every stage of the pipeline took in, passed on, quarantined and d
 sources failed a stage (their later records are held back; the run ends failed, naming them), and knows
 what the warehouse does not have yet: documents from the moment they are fetched until their batch is
 cleaned and checked, then that batch's articles and copies until they are loaded. If the warehouse goes
-away, that is what the spool keeps for the next run.
+away, that is what the spool keeps for the next run. The bytes of the documents it holds are what
+`NEWSFLOW_MAX_BYTES_IN_FLIGHT` bounds: over it, fetching waits for a batch's clean check (`room`).
 
 A run's batches are in flight at once (their task runs on the flow's threads), so every change takes the
 ledger's lock.
@@ -17,6 +18,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from typing import Any
+
+from prefect.futures import PrefectFuture, as_completed
 
 from tasks.records import Article, Document, Duplicate
 from tasks.spool import SpoolFile
@@ -59,6 +62,8 @@ class Ledger:
         # What the warehouse does not have yet (see the module's docstring).
         self._documents: dict[int, Document] = {}
         self.bytes_held = 0  # characters of the held documents' bodies
+        self.bytes_peak = 0  # the most `bytes_held` has been
+        self._releases: dict[str, PrefectFuture[Any]] = {}  # batch -> its clean check (lets its documents go)
         self.spooled_documents: list[Document] = [d for f in spooled for d in f.documents]
         self.hold(self.spooled_documents)
         self.spooled_articles: list[Article] = [a for f in spooled for a in f.articles]
@@ -159,12 +164,35 @@ class Ledger:
             if id(document) not in self._documents:
                 self._documents[id(document)] = document
                 self.bytes_held += _size(document)
+        self.bytes_peak = max(self.bytes_peak, self.bytes_held)
 
     @_locked
     def release(self, documents: Iterable[Document]) -> None:
         for document in documents:
             if self._documents.pop(id(document), None) is not None:
                 self.bytes_held -= _size(document)
+
+    @_locked
+    def releasing(self, batch: str, check: PrefectFuture[Any]) -> None:
+        """A batch's clean check was submitted: once it has run, the batch's documents are let go."""
+        self._releases[batch] = check
+
+    def room(self, budget: int, wait: bool = True) -> bool:
+        """Whether the documents held are within `budget` bytes (0: no budget), so that more may be fetched.
+        Over it, and with `wait`, first waits for the clean checks submitted to finish, one at a time, until
+        enough was let go; False if none is left to wait for (the documents held are in no batch yet: the
+        caller must let them reach one)."""
+        while budget and self.bytes_held > budget:
+            with self._lock:
+                pending = list(self._releases.items())
+            if not wait or not pending:
+                return False
+            done = next(as_completed([check for _, check in pending]))  # (its documents are let go by now)
+            with self._lock:
+                for batch, check in pending:
+                    if check is done and self._releases.get(batch) is check:
+                        del self._releases[batch]
+        return True
 
     @_locked
     def unloaded(self, batch: str, articles: list[Article], copies: list[Duplicate]) -> None:
@@ -175,6 +203,7 @@ class Ledger:
     def cleared(self, batch: str) -> None:
         """A batch loaded: the warehouse has its articles and copies."""
         self._unloaded.pop(batch, None)
+        self._releases.pop(batch, None)
 
     @property
     def articles(self) -> list[Article]:

@@ -303,7 +303,7 @@ def test_over_the_byte_budget_one_fetch_task_at_a_time(small_batches, monkeypatc
 
     @flow
     def take_over_budget() -> tuple[int, int, int]:
-        outcomes = fetch_outcomes(parse_sources(sources), get_settings(), room=lambda: room[0])
+        outcomes = fetch_outcomes(parse_sources(sources), get_settings(), room=lambda wait: room[0])
         next(outcomes)
         room[0] = False  # the budget is spent from here on
         next(outcomes)
@@ -318,6 +318,42 @@ def test_over_the_byte_budget_one_fetch_task_at_a_time(small_batches, monkeypatc
     # a fifth would have started): 15 pages, not 18.
     assert ahead == 3 + 4 * 3
     assert rest + 6 == 20 and largest <= 3
+
+
+def test_over_the_byte_budget_fetching_waits_for_a_clean_check(sqlite_url, small_batches, monkeypatch):
+    """With a budget smaller than any page, a fetch task starts only once the clean checks have let go of
+    the pages held: the ledger never holds more than the budget and the fetch tasks in flight when it was
+    last within it (2 tasks of 3 pages here, where batches of 4 with 3 batches in flight would hold 12 or
+    more), each page larger than the budget still goes through, and every page is loaded."""
+    import flows.ingest
+    from flows.ledger import Ledger, _size
+
+    for name, value in {"FETCH_TASK_PAGES": "3", "FETCH_TASKS_IN_FLIGHT": "2", "HOST_DELAY_SECONDS": "0",
+                        "MAX_BYTES_IN_FLIGHT": "1"}.items():
+        monkeypatch.setenv(f"NEWSFLOW_{name}", value)
+    get_settings.cache_clear()
+    ledgers, taken = [], []  # the run's ledger; the bytes of each fetch task's pages, as it holds them
+
+    class Counted(Ledger):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            ledgers.append(self)
+
+        def hold(self, documents):
+            documents = list(documents)
+            taken.append(sum(_size(d) for d in documents))
+            super().hold(documents)
+
+    monkeypatch.setattr(flows.ingest, "Ledger", Counted)
+    pages = [f"/budget-{n}.html" for n in range(20)]
+    server, sources = _gazette(pages)
+    with server:
+        result = flows.ingest.ingest_news(sources=sources, warehouse_url=sqlite_url)
+    assert result["fetch_in"] == 20 and result["load_out"] == 20
+    assert query(sqlite_url, "SELECT count(*) FROM articles") == [(20,)]
+    (ledger,) = ledgers
+    assert ledger.bytes_held == 0 and min(t for t in taken if t) > 1  # every page over the budget
+    assert 0 < ledger.bytes_peak <= 1 + 2 * max(taken)
 
 
 def test_the_ledger_counts_the_bytes_it_holds():
