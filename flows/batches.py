@@ -155,7 +155,7 @@ def clean_checked(cleaned: list[CleanOutcome], held: list[Held], documents: list
     # (spooled articles come without their documents: they were cleaned by an earlier run)
     ledger.took("clean", len(documents) or len(outcome.articles) + len(outcome.rejections), len(articles))
     ledger.unloaded(label, articles, list(copies))
-    ledger.release(documents)
+    ledger.release(documents, batch=label)
     return articles
 
 

@@ -114,8 +114,9 @@ def fetch_outcomes(specs: Sequence[Source], settings: Settings,
 def fetched(specs: Sequence[Source], checks: RunChecks, ledger: Ledger, resources: RunResources) -> Iterator[Arrival]:
     """The documents as they are fetched: spooled ones of earlier runs first (checked then), then a group of
     sources at a time (about a batch of documents: one record task and one fetch check per group, not per
-    source), each group with the task run of its check, which its batches' clean checks wait for (their
-    cleaning starts meanwhile)."""
+    source; cut short when the pages held are over their byte budget and in no batch to wait for), each
+    group with the task run of its check, which its batches' clean checks wait for (their cleaning starts
+    meanwhile)."""
     settings = checks.settings
     kinds = {s.name: s.kind for s in specs}
     budget = settings.max_bytes_in_flight
@@ -134,10 +135,11 @@ def fetched(specs: Sequence[Source], checks: RunChecks, ledger: Ledger, resource
             warming = True  # and start the cleaning processes, once: before any batch borrows them
             warm_cleaners(settings, resources.cleaners, cleaners_for(specs, settings))
         group.append(outcome)
-        over = not ledger.room(budget, wait=False)  # over the budget: what is held goes on now, a short batch
-        if over or sum(len(o.documents) for o in group) >= settings.batch_size:
+        # Over the budget with no batch to wait for (the pages held are in none): they go on now, a short batch.
+        cut = not ledger.room(budget, wait=False) and not ledger.releasing_any
+        if cut or sum(len(o.documents) for o in group) >= settings.batch_size:
             arrival = _take(group, kinds, checks, ledger, previous)
-            arrival.cut = over
+            arrival.cut = cut
             previous = arrival.check or previous
             yield arrival
             group = []

@@ -167,15 +167,23 @@ class Ledger:
         self.bytes_peak = max(self.bytes_peak, self.bytes_held)
 
     @_locked
-    def release(self, documents: Iterable[Document]) -> None:
+    def release(self, documents: Iterable[Document], batch: str | None = None) -> None:
+        """Documents let go (a `batch`'s, at its clean check: nothing more to wait for from it)."""
         for document in documents:
             if self._documents.pop(id(document), None) is not None:
                 self.bytes_held -= _size(document)
+        self._releases.pop(batch, None)
 
     @_locked
     def releasing(self, batch: str, check: PrefectFuture[Any]) -> None:
         """A batch's clean check was submitted: once it has run, the batch's documents are let go."""
         self._releases[batch] = check
+
+    @property
+    def releasing_any(self) -> bool:
+        """Whether a batch submitted has not let its documents go yet."""
+        with self._lock:
+            return bool(self._releases)
 
     def room(self, budget: int, wait: bool = True) -> bool:
         """Whether the documents held are within `budget` bytes (0: no budget), so that more may be fetched.
