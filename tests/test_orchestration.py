@@ -320,15 +320,16 @@ def test_over_the_byte_budget_one_fetch_task_at_a_time(small_batches, monkeypatc
     assert rest + 6 == 20 and largest <= 3
 
 
-def test_over_the_byte_budget_fetching_waits_for_a_clean_check(sqlite_url, small_batches, monkeypatch):
+@pytest.mark.parametrize("tasks", [1, 2])
+def test_over_the_byte_budget_fetching_waits_for_a_clean_check(sqlite_url, small_batches, monkeypatch, tasks):
     """With a budget smaller than any page, a fetch task starts only once the clean checks have let go of
     the pages held: the ledger never holds more than the budget and the fetch tasks in flight when it was
-    last within it (2 tasks of 3 pages here, where batches of 4 with 3 batches in flight would hold 12 or
-    more), each page larger than the budget still goes through, and every page is loaded."""
+    last within it (1 or 2 tasks of 3 pages here, where batches of 4 with 3 batches in flight would hold 12
+    or more), each page larger than the budget still goes through, and every page is loaded."""
     import flows.ingest
     from flows.ledger import Ledger, _size
 
-    for name, value in {"FETCH_TASK_PAGES": "3", "FETCH_TASKS_IN_FLIGHT": "2", "HOST_DELAY_SECONDS": "0",
+    for name, value in {"FETCH_TASK_PAGES": "3", "FETCH_TASKS_IN_FLIGHT": str(tasks), "HOST_DELAY_SECONDS": "0",
                         "MAX_BYTES_IN_FLIGHT": "1"}.items():
         monkeypatch.setenv(f"NEWSFLOW_{name}", value)
     get_settings.cache_clear()
@@ -353,7 +354,7 @@ def test_over_the_byte_budget_fetching_waits_for_a_clean_check(sqlite_url, small
     assert query(sqlite_url, "SELECT count(*) FROM articles") == [(20,)]
     (ledger,) = ledgers
     assert ledger.bytes_held == 0 and min(t for t in taken if t) > 1  # every page over the budget
-    assert 0 < ledger.bytes_peak <= 1 + 2 * max(taken)
+    assert 0 < ledger.bytes_peak <= 1 + tasks * max(taken)
 
 
 def test_the_ledger_counts_the_bytes_it_holds():
