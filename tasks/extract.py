@@ -13,7 +13,9 @@ and never return much less than plain trafilatura would.
 5. Recovery: a block trafilatura dropped comes back in place when it sits beside a block it kept and is
    prose, not links (a heading over kept text, a block between two kept ones, a long paragraph): precision
    mode drops such single blocks inside an article (a question heading, a lead paragraph). Prose lying loose
-   in a container beside its blocks (a lead written straight into a <div>) counts as a block here.
+   in a container beside its blocks (a lead written straight into a <div>) counts as a block here; a link to
+   the page itself (a permalinked title) or one whose text is its own address (a cited URL) counts as text,
+   and a block right after a kept one that ends in a colon comes back whatever its length (it was announced).
 6. Boilerplate lines ("Comments are closed", "Sign up for ...", "Share this story") are dropped, and a
    trailing comment section is cut at its heading ("12 thoughts on ...").
 7. Safety net against our own rules: when the text kept is short beside the page's text outside
@@ -34,6 +36,7 @@ import functools
 import logging
 import re
 from collections import Counter
+from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
 import lxml.html
@@ -70,6 +73,10 @@ class Rules:
     furniture: bool = True  # leading lines repeating the headline are dropped
     recover: bool = True  # prose blocks trafilatura dropped beside blocks it kept come back
     loose_text: bool = True  # for the recovery, prose lying loose in a container (beside its blocks) is a block
+    # For the recovery, a link to the page itself (a permalinked title) or one whose text is its own address
+    # (a cited URL) is text, not a link away.
+    own_links: bool = True
+    colon: bool = True  # for the recovery, a block after a kept block ending in a colon continues it
     # Safety net: plain trafilatura wins when our text is under `net_ratio` of its length (0: no net). It is
     # consulted only when it could: when ours is under `net_ratio` of the page's text outside navigation,
     # footers and links, which bounds what trafilatura keeps.
@@ -444,7 +451,30 @@ def wrap_loose_text(tree: lxml.html.HtmlElement) -> None:
             run, lead, holder = [], child.tail, child
 
 
-def recover_dropped_blocks(tree: lxml.html.HtmlElement, lines: list[str]) -> list[str]:
+def _normal_address(url: str) -> tuple[str, str, str]:
+    parts = urlsplit(url.strip())
+    return (parts.netloc.lower().removeprefix("www."), parts.path.rstrip("/"), parts.query)
+
+
+def is_own_link(link: lxml.html.HtmlElement, page_url: str | None) -> bool:
+    """Whether a link is part of the text rather than a way elsewhere: its text is its own address (a cited
+    URL), or it points to the page itself (a title permalinked to its own page)."""
+    href = (link.get("href") or "").strip()
+    if not href or href.startswith("#"):
+        return False
+    text = " ".join(link.text_content().split())
+    if text and text.rstrip("/") == href.rstrip("/"):
+        return True
+    if not page_url:
+        return False
+    try:
+        return _normal_address(urljoin(page_url, href)) == _normal_address(page_url)
+    except ValueError:
+        return False
+
+
+def recover_dropped_blocks(tree: lxml.html.HtmlElement, lines: list[str], page_url: str | None = None,
+                           rules: Rules = DEFAULT_RULES) -> list[str]:
     """`lines` (an extraction of `tree`) with the prose blocks it dropped from beside blocks it kept put back
     in place: a heading over a kept block, a block between two kept ones, a long paragraph next to a kept one
     (trafilatura's precision mode drops such blocks one at a time: a question heading, a lead paragraph).
@@ -483,10 +513,13 @@ def recover_dropped_blocks(tree: lxml.html.HtmlElement, lines: list[str]) -> lis
         if not (kept_before or kept_after):
             continue
         written = _block_text(element)
-        if sum(len(_block_text(link)) for link in element.iter("a")) > RECOVER_MAX_LINK_SHARE * len(written):
+        link_chars = sum(len(_block_text(link)) for link in element.iter("a")
+                         if not (rules.own_links and is_own_link(link, page_url)))
+        if link_chars > RECOVER_MAX_LINK_SHARE * len(written):
             continue
         heading = element.tag in _HEADINGS
-        if ((kept_before and kept_after) or (heading and kept_after)
+        announced = rules.colon and kept_before and _block_text(before).endswith((":", "\uff1a"))
+        if ((kept_before and kept_after) or (heading and kept_after) or announced
                 or (not heading and len(written) >= RECOVER_PROSE_CHARS)):
             recovered.append((text_of(before) if kept_before else None, text_of(after) if kept_after else None,
                               written, text))
@@ -562,7 +595,7 @@ def extract_from_tree(tree: lxml.html.HtmlElement, url: str | None = None, html:
     if recover:
         if rules.loose_text:
             wrap_loose_text(tree)
-        main = "\n".join(recover_dropped_blocks(tree, _plain_lines(main)))
+        main = "\n".join(recover_dropped_blocks(tree, _plain_lines(main), url, rules))
     lines = tidy_lines(main) if rules.tidy else _plain_lines(main)
     text = "\n\n".join(drop_leading_furniture(lines, furniture))
     if len(text) < rules.net_ratio * max(NET_TRIGGER_SHARE * net_bound, pruned_chars):

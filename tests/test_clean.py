@@ -20,7 +20,7 @@ from tasks.clean import (
     split_title,
 )
 from tasks.cleaners import CleanerPool, TimeLimitedCleaner, clean_documents
-from tasks.extract import DEFAULT_RULES, extract_text, parse_html, recover_dropped_blocks, wrap_loose_text
+from tasks.extract import DEFAULT_RULES, extract_text, is_own_link, parse_html, recover_dropped_blocks, wrap_loose_text
 from tasks.metadata import clean_authors, extract_metadata, parse_datetime
 from tasks.records import Article, Document, Rejection
 from tasks.settings import PROJECT_ROOT, get_settings
@@ -619,6 +619,43 @@ def test_recovery_puts_back_prose_blocks_dropped_beside_kept_ones_and_never_link
     # Without the rule the extraction keeps what trafilatura kept: switching it off changes nothing else.
     html = page(f"<article><p>{STORY[0]}</p><p>{STORY[1]}</p></article>")
     assert extract_text(html) == extract_text(html, rules=dataclasses.replace(DEFAULT_RULES, recover=False))
+
+
+def test_links_that_are_part_of_the_text_are_told_from_links_elsewhere():
+    url = "https://blog.example.org/2024/05/harbour-vote/"
+    tree = parse_html(page(
+        "<p><a id='title' href='/2024/05/harbour-vote'>Harbour vote</a>"
+        "<a id='cited' href='https://petition.example/sign'>https://petition.example/sign</a>"
+        "<a id='same' href='http://www.blog.example.org/2024/05/harbour-vote/#top'>again</a>"
+        "<a id='away' href='/2024/05/other-story/'>Other story</a>"
+        "<a id='anchor' href='#comments'>12 comments</a></p>"))
+    verdicts = {link.get("id"): is_own_link(link, url) for link in tree.iter("a")}
+    assert verdicts == {"title": True, "cited": True, "same": True, "away": False, "anchor": False}
+    # Without the page's address only a cited address is text.
+    assert [is_own_link(link, None) for link in tree.iter("a")] == [False, True, False, False, False]
+
+
+def test_recovery_brings_back_a_permalinked_title_and_an_announced_address_not_other_links():
+    url = "https://reviews.example.com/reviews/5f1c"
+    title = "Changed how we cook on weeknights"
+    address = "https://petition.example.org/sign/keep-the-quay"
+    announcing = "The harbour board asks everyone who wants the old quay kept open to sign the petition:"
+    tree = parse_html(page(
+        f"<div><h2><a href='/reviews/5f1c'>{title}</a></h2><p>{STORY[0]}</p><p>{announcing}</p>"
+        f"<p><a href='{address}'>{address}</a></p></div>"
+        f"<div><h2><a href='/reviews/other'>Another review</a></h2><p>{STORY[1]}</p></div>"))
+    kept = [STORY[0], announcing, STORY[1]]
+    recovered = recover_dropped_blocks(tree, kept, url)
+    assert recovered == [title, STORY[0], announcing, address, STORY[1]]
+    # Each mechanism can be switched off, and without the page's address the title is a link away again.
+    assert recover_dropped_blocks(parse_html(page(f"<div><p>{announcing}</p><p><a href='{address}'>{address}</a>"
+                                                  "</p></div>")), [announcing], url,
+                                  dataclasses.replace(DEFAULT_RULES, colon=False)) == [announcing]
+    no_own = dataclasses.replace(DEFAULT_RULES, own_links=False)
+    assert title not in recover_dropped_blocks(parse_html(page(f"<div><h2><a href='/reviews/5f1c'>{title}</a></h2>"
+                                                               f"<p>{STORY[0]}</p></div>")), [STORY[0]], url, no_own)
+    assert title not in recover_dropped_blocks(parse_html(page(f"<div><h2><a href='/reviews/5f1c'>{title}</a></h2>"
+                                                               f"<p>{STORY[0]}</p></div>")), [STORY[0]], None)
 
 
 def test_prose_lying_loose_in_a_container_comes_back_beside_kept_paragraphs_and_short_labels_do_not():
