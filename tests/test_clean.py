@@ -628,11 +628,13 @@ def test_links_that_are_part_of_the_text_are_told_from_links_elsewhere():
         "<a id='cited' href='https://petition.example/sign'>https://petition.example/sign</a>"
         "<a id='same' href='http://www.blog.example.org/2024/05/harbour-vote/#top'>again</a>"
         "<a id='away' href='/2024/05/other-story/'>Other story</a>"
-        "<a id='anchor' href='#comments'>12 comments</a></p>"))
+        "<a id='anchor' href='#comments'>12 comments</a>"
+        "<a id='broken' href='http://[::1/x'>a broken address</a></p>"))
     verdicts = {link.get("id"): is_own_link(link, url) for link in tree.iter("a")}
-    assert verdicts == {"title": True, "cited": True, "same": True, "away": False, "anchor": False}
+    # A broken address (urljoin raises on it) is a link like any other, not a crash.
+    assert verdicts == {"title": True, "cited": True, "same": True, "away": False, "anchor": False, "broken": False}
     # Without the page's address only a cited address is text.
-    assert [is_own_link(link, None) for link in tree.iter("a")] == [False, True, False, False, False]
+    assert [is_own_link(link, None) for link in tree.iter("a")] == [False, True, False, False, False, False]
 
 
 def test_recovery_brings_back_a_permalinked_title_and_an_announced_address_not_other_links():
